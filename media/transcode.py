@@ -1,0 +1,203 @@
+"""Transcode a probed upload to a streamable H.264/AAC MP4 plus a JPEG thumbnail, in one ffmpeg run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+
+import msgspec
+
+from clipstream.config.settings import MediaSettings
+from clipstream.media._proc import run_tool
+from clipstream.media.errors import MediaFailure, MediaRejected
+from clipstream.media.probe import PROBE_TIMEOUT, ProbeResult, demuxers_for, read_probe
+
+__all__ = [
+    "AUDIO_BITRATE",
+    "CRF",
+    "MAX_FPS",
+    "THUMBNAIL_WIDTH",
+    "TranscodeResult",
+    "default_threads",
+    "default_timeout",
+    "ffmpeg_command",
+    "output_size",
+    "thumbnail_size",
+    "transcode",
+]
+
+CRF = 23
+AUDIO_BITRATE = "128k"
+MAX_FPS = 60  # slow-motion phone footage (120/240 fps) would cost 2-4x the encode for no visible gain
+THUMBNAIL_WIDTH = 540
+
+# ffmpeg's words for a stream it cannot decode: the upload's fault, not ours, so no retry.
+_INPUT_FAULTS = ("Invalid data found", "corrupt", "Error while decoding", "moov atom not found")
+
+
+class TranscodeResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The files written and what they contain."""
+
+    video_path: str
+    thumbnail_path: str
+    duration: float
+    """seconds, as probed from the written MP4"""
+    width: int
+    height: int
+    has_audio: bool
+    video_size: int
+    """bytes"""
+    thumbnail_width: int
+    thumbnail_height: int
+    thumbnail_size: int
+    """bytes"""
+    elapsed: float
+    """wall-clock seconds of the ffmpeg run"""
+
+
+def _even(n: int) -> int:
+    return max(2, n - n % 2)
+
+
+def output_size(display_width: int, display_height: int, max_long_side: int) -> tuple[int, int]:
+    """Output frame size: aspect kept, long side ≤ ``max_long_side``, never upscaled, both even."""
+    long_side = max(display_width, display_height)
+    if long_side > max_long_side:
+        # Integer floor: rounding up could upscale an odd dimension by a pixel.
+        display_width = display_width * max_long_side // long_side
+        display_height = display_height * max_long_side // long_side
+    return _even(display_width), _even(display_height)
+
+
+def thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    """Thumbnail size from the output size: width ≤ THUMBNAIL_WIDTH, aspect kept, never upscaled."""
+    thumb_w = min(THUMBNAIL_WIDTH, width)
+    return _even(thumb_w), _even(height * thumb_w // width)
+
+
+def default_threads(settings: MediaSettings) -> int:
+    """Encoder threads: the machine's cores shared among the process's concurrent transcodes."""
+    return max(1, (os.cpu_count() or 1) // settings.workers)
+
+
+def default_timeout(probe: ProbeResult) -> float:
+    """A deadline that only a hung ffmpeg misses: a minute plus ten times the video's length."""
+    return 60.0 + 10.0 * probe.duration
+
+
+def ffmpeg_command(
+    src: str | os.PathLike[str],
+    out_mp4: str | os.PathLike[str],
+    out_jpg: str | os.PathLike[str],
+    probe: ProbeResult,
+    settings: MediaSettings,
+    *,
+    threads: int,
+) -> list[str]:
+    """The ffmpeg argv that writes both outputs from a single decode of ``src``."""
+    width, height = output_size(probe.display_width, probe.display_height, settings.max_height)
+    thumb_w, thumb_h = thumbnail_size(width, height)
+    thumb_at = min(1.0, probe.duration / 2)
+    fps = f"fps={MAX_FPS}," if probe.frame_rate and probe.frame_rate > MAX_FPS + 0.5 else ""
+    # ffmpeg rotates the decoded frames itself (autorotate), so scaling targets the display size;
+    # the thumbnail branch keeps the first frame at thumb_at and scales only that one.
+    graph = (
+        f"[0:v:0]{fps}scale={width}:{height},setsar=1,format=yuv420p,split=2[v][t];"
+        f"[t]setpts=PTS-STARTPTS,trim=start={thumb_at:.3f},trim=end_frame=1,scale={thumb_w}:{thumb_h}[thumb]"
+    )
+    if probe.has_audio:
+        audio = ["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE]
+        if probe.audio_channels > 2:
+            audio += ["-ac", "2"]
+        if probe.audio_sample_rate > 48000:
+            audio += ["-ar", "48000"]
+    else:
+        # No silent track is invented: players handle video-only MP4 and it saves the bytes.
+        audio = ["-an"]
+    return [
+        settings.ffmpeg,
+        "-nostdin", "-hide_banner", "-v", "error", "-y",
+        # Same input hardening as ffprobe: accepted demuxers only, local file only.
+        "-format_whitelist", ",".join(demuxers_for(settings.format_set)),
+        "-protocol_whitelist", "file",
+        "-i", "file:" + os.fspath(src),
+        "-filter_complex", graph,
+        "-map", "[v]",
+        "-c:v", "libx264", "-preset", settings.preset, "-crf", str(CRF), "-profile:v", "high",
+        "-threads", str(threads),
+        *audio,
+        "-sn", "-dn",
+        # Phone videos carry GPS position and device data in metadata: never republish it.
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-movflags", "+faststart",
+        "-max_muxing_queue_size", "1024",
+        "-f", "mp4", "file:" + os.fspath(out_mp4),
+        "-map", "[thumb]", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3", "-update", "1",
+        "-f", "image2", "file:" + os.fspath(out_jpg),
+    ]  # fmt: skip
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+async def transcode(
+    src: str | os.PathLike[str],
+    out_mp4: str | os.PathLike[str],
+    out_jpg: str | os.PathLike[str],
+    probe: ProbeResult,
+    settings: MediaSettings,
+    *,
+    threads: int | None = None,
+    timeout: float | None = None,
+) -> TranscodeResult:
+    """Write the feed MP4 and the thumbnail; MediaRejected if the input cannot be decoded."""
+    out_mp4, out_jpg = os.fspath(out_mp4), os.fspath(out_jpg)
+    argv: Sequence[str] = ffmpeg_command(
+        src, out_mp4, out_jpg, probe, settings, threads=threads or default_threads(settings)
+    )
+    done = False
+    try:
+        started = time.perf_counter()
+        res = await run_tool(argv, default_timeout(probe) if timeout is None else timeout)
+        elapsed = time.perf_counter() - started
+        if res.returncode != 0:
+            if any(marker in res.stderr for marker in _INPUT_FAULTS):
+                raise MediaRejected("the video could not be decoded")
+            raise MediaFailure(f"ffmpeg exited with status {res.returncode}: {res.stderr[-500:]}")
+        video_size, thumb_size = _size(out_mp4), _size(out_jpg)
+        if not video_size or not thumb_size:
+            raise MediaFailure(f"ffmpeg wrote no {'video' if not video_size else 'thumbnail'}: {res.stderr[-500:]}")
+        # Check what was written rather than trusting the plan: a bad file must never be published.
+        mp4_only = msgspec.structs.replace(settings, formats="mp4")
+        try:
+            written = await read_probe(out_mp4, mp4_only, timeout=PROBE_TIMEOUT)
+        except MediaRejected as exc:
+            raise MediaFailure(f"ffmpeg wrote an unreadable MP4: {exc.reason}") from None
+        if written.video_codec != "h264":
+            raise MediaFailure(f"ffmpeg wrote {written.video_codec}, not h264")
+        thumb_w, thumb_h = thumbnail_size(written.width, written.height)
+        done = True
+        return TranscodeResult(
+            video_path=out_mp4,
+            thumbnail_path=out_jpg,
+            duration=written.duration,
+            width=written.width,
+            height=written.height,
+            has_audio=written.has_audio,
+            video_size=video_size,
+            thumbnail_width=thumb_w,
+            thumbnail_height=thumb_h,
+            thumbnail_size=thumb_size,
+            elapsed=elapsed,
+        )
+    finally:
+        if not done:  # never leave half-written outputs behind for a caller to upload by mistake
+            for path in (out_mp4, out_jpg):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
