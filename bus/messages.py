@@ -16,6 +16,7 @@ __all__ = [
     "BusMessage",
     "DeadLetter",
     "Follow",
+    "FollowDelta",
     "LikeDelta",
     "LikeRequest",
     "NewVideo",
@@ -73,6 +74,15 @@ class LikeDelta(_Msg, tag="like_delta.v1"):
     """A like (+1) or unlike (-1) that changed a user's like state of a video."""
 
     video_id: Id
+    user_id: Id
+    delta: Annotated[int, Meta(ge=-1, le=1)]
+    at: Millis
+
+
+class FollowDelta(_Msg, tag="follow_delta.v1"):
+    """A follow (+1) or unfollow (-1) that changed a creator's follower count."""
+
+    author_id: Id
     user_id: Id
     delta: Annotated[int, Meta(ge=-1, le=1)]
     at: Millis
@@ -137,6 +147,7 @@ BusMessage = Union[
     Follow,
     NewVideo,
     LikeDelta,
+    FollowDelta,
     ViewDelta,
     UploadCompleted,
     VideoReady,

@@ -95,7 +95,7 @@ async def ensure_streams(js: JetStreamContext, topology: Topology, replicas: int
             max_age=spec.max_age_s,
             max_msg_size=spec.max_msg_size,
             num_replicas=replicas,
-            duplicate_window=120.0,
+            duplicate_window=600.0,  # covers ack_wait plus a shard restart: replays de-duplicate
             discard=DiscardPolicy.OLD,
         )
         try:

@@ -1,0 +1,140 @@
+"""A durable JetStream pull consumer that never stops on a bad message.
+
+Each message is decoded with the one bus decoder and handed to the handler; it is acked only after
+the handler returns. A message that does not decode, or whose handler raises :class:`Reject`, is
+published to the dead-letter subject with the reason and acked. Any other exception is treated as
+transient: the message is nak'ed with a delay and redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Awaitable, Callable
+
+import structlog
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from clipstream.bus.codec import DecodeError, decode, encode
+from clipstream.bus.messages import BusMessage, DeadLetter
+from clipstream.bus.topology import Topology
+
+__all__ = ["Consumer", "Reject", "dead_letter"]
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Any, Msg], Awaitable[None]]
+
+
+class Reject(Exception):
+    """The message is valid JSON of a known type but can never be handled: dead-letter it."""
+
+
+async def dead_letter(js: JetStreamContext, topology: Topology, origin: str, msg: Msg, reason: str) -> None:
+    """Publish a DeadLetter record of ``msg`` (its payload as text, never re-decoded)."""
+    payload = msg.data[:65536].decode("utf-8", errors="replace")
+    seq = msg.metadata.sequence.stream if msg.reply else 0
+    record = DeadLetter(origin_subject=msg.subject, reason=reason[:2000], payload=payload, stream_seq=seq,
+                        at=int(time.time() * 1000))
+    await js.publish(topology.dlq_subject(origin), encode(record))
+
+
+class Consumer:
+    """One durable pull consumer bound to a stream and subject filter, run as a task."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        topology: Topology,
+        durable: str,
+        subject: str,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        ack_wait: float = 60.0,
+        max_ack_pending: int = 1024,
+        retry_delay: float = 2.0,
+        concurrency: int = 1,
+        decoder: Callable[[bytes], Any] = decode,
+    ) -> None:
+        self.js = js
+        self.topology = topology
+        self.durable = durable
+        self.subject = subject
+        self.handler = handler
+        self.batch = batch
+        self.ack_wait = ack_wait
+        self.max_ack_pending = max_ack_pending
+        self.retry_delay = retry_delay
+        self.concurrency = concurrency
+        self.decoder = decoder
+        self.handled = 0
+        self.dead_lettered = 0
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        """Fetch and handle until :meth:`stop`."""
+        stream = self.topology.stream_for(self.subject)
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_ack_pending=self.max_ack_pending,
+            filter_subject=self.subject,
+        )
+        sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=stream, config=config)
+        sem = asyncio.Semaphore(self.concurrency)
+        try:
+            while not self._stop.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                except (NatsTimeout, asyncio.TimeoutError):
+                    continue
+                except Exception as exc:  # connection trouble: nats-py reconnects; keep trying
+                    log.warning("fetch failed", durable=self.durable, error=repr(exc))
+                    await asyncio.sleep(self.retry_delay)
+                    continue
+                if self.concurrency == 1:
+                    for m in msgs:
+                        await self._one(m)
+                else:
+                    async def guarded(m: Msg) -> None:
+                        async with sem:
+                            await self._one(m)
+
+                    await asyncio.gather(*(guarded(m) for m in msgs))
+        finally:
+            await sub.unsubscribe()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _one(self, m: Msg) -> None:
+        try:
+            message = self.decoder(m.data)
+        except DecodeError as exc:
+            await self._dead(m, f"undecodable: {exc}")
+            return
+        try:
+            await self.handler(message, m)
+        except Reject as exc:
+            await self._dead(m, f"rejected: {exc}")
+            return
+        except Exception as exc:
+            log.warning("handler failed; will retry", durable=self.durable, error=repr(exc))
+            await m.nak(delay=self.retry_delay)
+            return
+        await m.ack()
+        self.handled += 1
+
+    async def _dead(self, m: Msg, reason: str) -> None:
+        log.warning("dead-lettered", durable=self.durable, subject=m.subject, reason=reason)
+        await dead_letter(self.js, self.topology, self.durable, m, reason)
+        await m.ack()
+        self.dead_lettered += 1
+
+

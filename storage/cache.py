@@ -1,0 +1,114 @@
+"""Redis: derived, rebuildable data only — video cards, counts, and the global candidate lists.
+
+Keys (``<ns>`` is the namespace, default ``cs``):
+
+    <ns>:v:<id>    VideoCard of a ready video (msgspec JSON array), absent once deleted
+    <ns>:l:<id>    like count of a video (written by its counter entity's flush)
+    <ns>:fresh     ZSET video_id -> ready time (ms): newest uploads, trimmed
+    <ns>:popular   ZSET video_id -> like count: most liked ready videos, trimmed
+    <ns>:authors   HASH video_id -> author_id of the videos in those lists
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import msgspec
+from redis.asyncio import Redis
+
+from clipstream.storage.models import VideoCard
+
+__all__ = ["Cache"]
+
+_card_decoder = msgspec.json.Decoder(VideoCard)
+_encoder = msgspec.json.Encoder()
+
+FRESH_KEEP = 20_000
+POPULAR_KEEP = 20_000
+
+
+class Cache:
+    """Typed access to clipstream's Redis keys, handed its client."""
+
+    __slots__ = ("redis", "ns")
+
+    def __init__(self, redis: Redis, namespace: str = "cs") -> None:
+        self.redis = redis
+        self.ns = namespace
+
+    def _card(self, video_id: int) -> str:
+        return f"{self.ns}:v:{video_id}"
+
+    def _likes(self, video_id: int) -> str:
+        return f"{self.ns}:l:{video_id}"
+
+    async def cards_and_likes(self, video_ids: Sequence[int]) -> list[tuple[VideoCard | None, int | None]]:
+        """Cards and like counts of many videos in one MGET; None where Redis has nothing."""
+        if not video_ids:
+            return []
+        keys: list[str] = []
+        for vid in video_ids:
+            keys.append(self._card(vid))
+            keys.append(self._likes(vid))
+        values = await self.redis.mget(keys)
+        out = []
+        for i in range(0, len(values), 2):
+            raw_card, raw_likes = values[i], values[i + 1]
+            out.append(
+                (
+                    _card_decoder.decode(raw_card) if raw_card is not None else None,
+                    int(raw_likes) if raw_likes is not None else None,
+                )
+            )
+        return out
+
+    async def put_cards(self, cards: Iterable[VideoCard]) -> None:
+        cards = list(cards)
+        if cards:
+            await self.redis.mset({self._card(c.video_id): _encoder.encode(c) for c in cards})
+
+    async def put_likes(self, counts: Iterable[tuple[int, int]]) -> None:
+        """Like counts of videos; also re-ranks those already in the popular list."""
+        counts = list(counts)
+        if not counts:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.mset({self._likes(vid): n for vid, n in counts})
+        pipe.zadd(f"{self.ns}:popular", {str(vid): n for vid, n in counts}, xx=True)
+        await pipe.execute()
+
+    async def publish_video(self, card: VideoCard, likes: int = 0) -> None:
+        """A video became ready: cache its card and make it a candidate everywhere."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self._card(card.video_id), _encoder.encode(card))
+        pipe.set(self._likes(card.video_id), likes, nx=True)
+        pipe.zadd(f"{self.ns}:fresh", {str(card.video_id): card.created_at})
+        pipe.zremrangebyrank(f"{self.ns}:fresh", 0, -FRESH_KEEP - 1)
+        pipe.zadd(f"{self.ns}:popular", {str(card.video_id): likes})
+        pipe.zremrangebyrank(f"{self.ns}:popular", 0, -POPULAR_KEEP - 1)
+        pipe.hset(f"{self.ns}:authors", str(card.video_id), card.author_id)
+        await pipe.execute()
+
+    async def unpublish_video(self, video_id: int) -> None:
+        """A video was deleted: drop it from the cache and the candidate lists."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(self._card(video_id))
+        pipe.zrem(f"{self.ns}:fresh", str(video_id))
+        pipe.zrem(f"{self.ns}:popular", str(video_id))
+        pipe.hdel(f"{self.ns}:authors", str(video_id))
+        await pipe.execute()
+
+    async def candidates(self, fresh: int, popular: int) -> list[tuple[int, int, int]]:
+        """(video_id, author_id, like count) of the newest ``fresh`` and most liked ``popular`` videos."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrange(f"{self.ns}:fresh", 0, fresh - 1)
+        pipe.zrevrange(f"{self.ns}:popular", 0, popular - 1, withscores=True)
+        new, pop = await pipe.execute()
+        likes = {int(v): int(s) for v, s in pop}
+        for v in new:
+            likes.setdefault(int(v), 0)
+        if not likes:
+            return []
+        ids = list(likes)
+        authors = await self.redis.hmget(f"{self.ns}:authors", [str(v) for v in ids])
+        return [(v, int(a), likes[v]) for v, a in zip(ids, authors) if a is not None]

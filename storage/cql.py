@@ -1,0 +1,170 @@
+"""CQL access for asyncio code: one session, prepared statements, awaitable execution, migrations.
+
+The scylla-driver runs its own I/O thread (libev); :meth:`Cql.execute` bridges its ResponseFuture
+into the caller's event loop, so many statements can be in flight from one coroutine with
+:meth:`Cql.execute_many`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from importlib import resources
+from typing import Any, Iterable, Sequence
+
+from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement
+
+from clipstream.config.settings import CqlSettings
+from clipstream.storage.errors import StorageUnavailable
+
+__all__ = ["Cql", "apply_migrations", "connect_cql", "migrations"]
+
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.cql$")
+
+
+def connect_cql(settings: CqlSettings, keyspace: str | None = None) -> "Cql":
+    """Connect to the cluster (blocking; call once at process start)."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        request_timeout=settings.timeout,
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+    )
+    auth = (
+        PlainTextAuthProvider(settings.username, settings.password) if settings.username else None
+    )
+    cluster = Cluster(
+        settings.contact_points,
+        port=settings.port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        auth_provider=auth,
+        protocol_version=4,
+        connect_timeout=settings.timeout,
+        control_connection_timeout=settings.timeout,
+    )
+    try:
+        session = cluster.connect(keyspace)
+    except Exception as exc:  # the driver raises NoHostAvailable and friends
+        cluster.shutdown()
+        raise StorageUnavailable(f"CQL at {settings.hosts}:{settings.port}: {exc}") from exc
+    return Cql(cluster, session)
+
+
+class Cql:
+    """An open session with a prepared-statement cache and asyncio-friendly execution."""
+
+    __slots__ = ("cluster", "session", "_prepared")
+
+    def __init__(self, cluster: Cluster, session: Session) -> None:
+        self.cluster = cluster
+        self.session = session
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def prepare(self, cql: str) -> PreparedStatement:
+        stmt = self._prepared.get(cql)
+        if stmt is None:
+            stmt = self._prepared[cql] = self.session.prepare(cql)
+        return stmt
+
+    async def execute(self, cql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one prepared statement; all rows of its first page."""
+        return await _await(self.session.execute_async(self.prepare(cql), params))
+
+    async def execute_many(self, cql: str, param_list: Iterable[Sequence[Any]], concurrency: int = 256) -> list[list[Any]]:
+        """Run one statement for many parameter tuples, ``concurrency`` in flight at a time."""
+        stmt = self.prepare(cql)
+        params = list(param_list)
+        results: list[list[Any]] = []
+        for start in range(0, len(params), concurrency):
+            chunk = params[start : start + concurrency]
+            results.extend(
+                await asyncio.gather(*(_await(self.session.execute_async(stmt, p)) for p in chunk))
+            )
+        return results
+
+    def execute_sync(self, cql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Blocking execution, for tools and start-up code."""
+        try:
+            return list(self.session.execute(cql, params))
+        except Exception as exc:
+            raise StorageUnavailable(str(exc)) from exc
+
+    def close(self) -> None:
+        self.cluster.shutdown()
+
+
+def _await(future: ResponseFuture) -> asyncio.Future[list[Any]]:
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[list[Any]] = loop.create_future()
+
+    def ok(rows: Any) -> None:
+        loop.call_soon_threadsafe(_set, result, list(rows) if rows is not None else [])
+
+    def err(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(_fail, result, exc)
+
+    future.add_callbacks(ok, err)
+    return result
+
+
+def _set(fut: asyncio.Future[list[Any]], rows: list[Any]) -> None:
+    if not fut.done():
+        fut.set_result(rows)
+
+
+def _fail(fut: asyncio.Future[list[Any]], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(StorageUnavailable(f"{type(exc).__name__}: {exc}"))
+
+
+def migrations() -> list[tuple[int, str, list[str]]]:
+    """The packaged migrations in order: (version, name, statements)."""
+    out = []
+    for entry in resources.files("clipstream.storage").joinpath("migrations").iterdir():
+        m = _MIGRATION_FILE.match(entry.name)
+        if not m:
+            continue
+        text = "\n".join(line for line in entry.read_text().splitlines() if not line.strip().startswith("--"))
+        statements = [s.strip() for s in text.split(";") if s.strip()]
+        out.append((int(m.group(1)), m.group(2), statements))
+    return sorted(out)
+
+
+def apply_migrations(settings: CqlSettings) -> list[int]:
+    """Create the keyspace and apply every migration not yet recorded; returns versions applied.
+
+    Run once per deployment step (``clipstream migrate``), not by every process at start: concurrent
+    schema changes from many clients are what CQL clusters handle worst.
+    """
+    cql = connect_cql(settings)
+    try:
+        ks = settings.keyspace
+        cql.execute_sync(
+            f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
+            f"{{'class': 'SimpleStrategy', 'replication_factor': {settings.replication_factor}}}"
+        )
+        cql.execute_sync(
+            f"CREATE TABLE IF NOT EXISTS {ks}.schema_migrations "
+            "(version int PRIMARY KEY, name text, applied_at timestamp)"
+        )
+        done = {row.version for row in cql.execute_sync(f"SELECT version FROM {ks}.schema_migrations")}
+        applied = []
+        cql.session.set_keyspace(ks)
+        for version, name, statements in migrations():
+            if version in done:
+                continue
+            for stmt in statements:
+                cql.execute_sync(stmt)
+            cql.execute_sync(
+                f"INSERT INTO {ks}.schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                (version, name, int(time.time() * 1000)),
+            )
+            applied.append(version)
+        cql.cluster.control_connection.wait_for_schema_agreement()
+        return applied
+    finally:
+        cql.close()

@@ -1,0 +1,58 @@
+"""Records of the data model, as stored and as cached."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["User", "Video", "VideoCard", "VideoStatus"]
+
+VideoStatus = Literal["uploading", "processing", "ready", "failed"]
+
+
+class User(msgspec.Struct, frozen=True, kw_only=True):
+    """An account."""
+
+    user_id: int
+    username: str
+    email: str
+    password_hash: str
+    is_admin: bool = False
+    created_at: int = 0  # unix ms
+
+
+class Video(msgspec.Struct, frozen=True, kw_only=True):
+    """A video and its processing state."""
+
+    video_id: int
+    author_id: int
+    status: VideoStatus
+    file_size: int
+    file_format: str
+    upload_key: str
+    media_key: str | None = None
+    thumb_key: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    failure_reason: str | None = None
+    created_at: int = 0
+    ready_at: int | None = None
+    deleted: bool = False
+
+    @property
+    def servable(self) -> bool:
+        return self.status == "ready" and not self.deleted
+
+
+class VideoCard(msgspec.Struct, frozen=True, array_like=True):
+    """What a feed item needs of a ready video, cached in Redis (array-encoded: compact)."""
+
+    video_id: int
+    author_id: int
+    username: str
+    media_key: str
+    thumb_key: str
+    duration: float
+    created_at: int

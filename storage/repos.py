@@ -1,0 +1,314 @@
+"""CQL repositories: the source of truth for users, videos, likes, follows, counts and feeds.
+
+Each repository is handed an open :class:`~clipstream.storage.cql.Cql` and never reads settings.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Any, Iterable
+
+from clipstream.storage.cql import Cql
+from clipstream.storage.errors import Conflict, NotFound
+from clipstream.storage.models import User, Video
+
+__all__ = ["FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "now_ms"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class UserRepo:
+    """Accounts, with usernames and emails claimed uniquely through lightweight transactions."""
+
+    def __init__(self, cql: Cql) -> None:
+        self.cql = cql
+
+    async def create(self, user: User) -> None:
+        """Insert a user; raises Conflict("username"/"email") if either is taken."""
+        claimed = await self.cql.execute(
+            "INSERT INTO users_by_username (username, user_id) VALUES (?, ?) IF NOT EXISTS",
+            (user.username, user.user_id),
+        )
+        if not claimed[0].applied:
+            raise Conflict("username")
+        claimed = await self.cql.execute(
+            "INSERT INTO users_by_email (email, user_id) VALUES (?, ?) IF NOT EXISTS",
+            (user.email, user.user_id),
+        )
+        if not claimed[0].applied:
+            await self.cql.execute("DELETE FROM users_by_username WHERE username = ?", (user.username,))
+            raise Conflict("email")
+        await self.cql.execute(
+            "INSERT INTO users (user_id, username, email, password_hash, is_admin, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (user.user_id, user.username, user.email, user.password_hash, user.is_admin, user.created_at),
+        )
+
+    async def get(self, user_id: int) -> User:
+        rows = await self.cql.execute(
+            "SELECT user_id, username, email, password_hash, is_admin, created_at FROM users WHERE user_id = ?",
+            (user_id,),
+        )
+        if not rows:
+            raise NotFound(f"user {user_id}")
+        return _user(rows[0])
+
+    async def get_many(self, user_ids: Iterable[int]) -> dict[int, User]:
+        results = await self.cql.execute_many(
+            "SELECT user_id, username, email, password_hash, is_admin, created_at FROM users WHERE user_id = ?",
+            [(u,) for u in set(user_ids)],
+        )
+        return {rows[0].user_id: _user(rows[0]) for rows in results if rows}
+
+    async def by_username(self, username: str) -> User:
+        rows = await self.cql.execute("SELECT user_id FROM users_by_username WHERE username = ?", (username,))
+        if not rows:
+            raise NotFound(f"user {username!r}")
+        return await self.get(rows[0].user_id)
+
+
+def _user(row: Any) -> User:
+    return User(
+        user_id=row.user_id,
+        username=row.username,
+        email=row.email,
+        password_hash=row.password_hash,
+        is_admin=bool(row.is_admin),
+        created_at=_ms(row.created_at),
+    )
+
+
+def _ms(value: Any) -> int:
+    """Unix ms of a CQL timestamp (the driver returns naive UTC datetimes)."""
+    if value is None:
+        return 0
+    return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
+
+
+_VIDEO_COLS = (
+    "video_id, author_id, status, file_size, file_format, upload_key, media_key, thumb_key, duration, "
+    "width, height, failure_reason, created_at, ready_at, deleted"
+)
+
+
+class VideoRepo:
+    """Videos and the per-creator index of ready ones."""
+
+    def __init__(self, cql: Cql) -> None:
+        self.cql = cql
+
+    async def create(self, video: Video) -> None:
+        await self.cql.execute(
+            "INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, created_at, deleted) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, false)",
+            (video.video_id, video.author_id, video.status, video.file_size, video.file_format,
+             video.upload_key, video.created_at),
+        )
+
+    async def get(self, video_id: int) -> Video:
+        rows = await self.cql.execute(f"SELECT {_VIDEO_COLS} FROM videos WHERE video_id = ?", (video_id,))
+        if not rows:
+            raise NotFound(f"video {video_id}")
+        return _video(rows[0])
+
+    async def get_many(self, video_ids: Iterable[int]) -> dict[int, Video]:
+        results = await self.cql.execute_many(
+            f"SELECT {_VIDEO_COLS} FROM videos WHERE video_id = ?", [(v,) for v in set(video_ids)]
+        )
+        return {rows[0].video_id: _video(rows[0]) for rows in results if rows}
+
+    async def claim_processing(self, video_id: int) -> bool:
+        """Move uploading -> processing; False if another worker (or an earlier delivery) has it."""
+        rows = await self.cql.execute(
+            "UPDATE videos SET status = 'processing' WHERE video_id = ? IF status = 'uploading'", (video_id,)
+        )
+        return bool(rows and rows[0].applied)
+
+    async def release_processing(self, video_id: int) -> None:
+        """Hand a video back (transient failure) so a redelivered event processes it again."""
+        await self.cql.execute(
+            "UPDATE videos SET status = 'uploading' WHERE video_id = ? IF status = 'processing'", (video_id,)
+        )
+
+    async def mark_ready(self, video: Video, media_key: str, thumb_key: str, duration: float,
+                         width: int, height: int) -> int:
+        ready_at = now_ms()
+        await self.cql.execute(
+            "UPDATE videos SET status = 'ready', media_key = ?, thumb_key = ?, duration = ?, width = ?, "
+            "height = ?, ready_at = ? WHERE video_id = ?",
+            (media_key, thumb_key, duration, width, height, ready_at, video.video_id),
+        )
+        await self.cql.execute(
+            "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", (video.author_id, video.video_id)
+        )
+        return ready_at
+
+    async def mark_failed(self, video_id: int, reason: str) -> None:
+        await self.cql.execute(
+            "UPDATE videos SET status = 'failed', failure_reason = ? WHERE video_id = ?", (reason, video_id)
+        )
+
+    async def mark_deleted(self, video: Video) -> None:
+        await self.cql.execute("UPDATE videos SET deleted = true WHERE video_id = ?", (video.video_id,))
+        await self.cql.execute(
+            "DELETE FROM videos_by_author WHERE author_id = ? AND video_id = ?", (video.author_id, video.video_id)
+        )
+
+    async def by_author(self, author_id: int, before: int | None, limit: int) -> list[int]:
+        """Ids of a creator's ready videos, newest first, strictly older than ``before``."""
+        if before is None:
+            rows = await self.cql.execute(
+                "SELECT video_id FROM videos_by_author WHERE author_id = ? LIMIT ?", (author_id, limit)
+            )
+        else:
+            rows = await self.cql.execute(
+                "SELECT video_id FROM videos_by_author WHERE author_id = ? AND video_id < ? LIMIT ?",
+                (author_id, before, limit),
+            )
+        return [r.video_id for r in rows]
+
+    async def count_by_author(self, author_id: int) -> int:
+        rows = await self.cql.execute("SELECT COUNT(*) AS n FROM videos_by_author WHERE author_id = ?", (author_id,))
+        return int(rows[0].n) if rows else 0
+
+
+def _video(row: Any) -> Video:
+    return Video(
+        video_id=row.video_id,
+        author_id=row.author_id,
+        status=row.status,
+        file_size=row.file_size or 0,
+        file_format=row.file_format or "",
+        upload_key=row.upload_key or "",
+        media_key=row.media_key,
+        thumb_key=row.thumb_key,
+        duration=row.duration,
+        width=row.width,
+        height=row.height,
+        failure_reason=row.failure_reason,
+        created_at=_ms(row.created_at),
+        ready_at=_ms(row.ready_at) if row.ready_at else None,
+        deleted=bool(row.deleted),
+    )
+
+
+class StatsRepo:
+    """Absolute counts per id with the last applied stream sequence (exact under redelivery)."""
+
+    def __init__(self, cql: Cql) -> None:
+        self.cql = cql
+
+    async def get_many(self, ids: Iterable[int]) -> dict[int, tuple[int, int, int, int]]:
+        """id -> (likes, views, followers, applied_seq); missing ids are absent."""
+        results = await self.cql.execute_many(
+            "SELECT id, likes, views, followers, applied_seq FROM stats WHERE id = ?", [(i,) for i in set(ids)]
+        )
+        return {
+            r[0].id: (r[0].likes or 0, r[0].views or 0, r[0].followers or 0, r[0].applied_seq or 0)
+            for r in results
+            if r
+        }
+
+    async def put_many(self, rows: Iterable[tuple[int, int, int, int, int]]) -> None:
+        """Write (id, likes, views, followers, applied_seq) rows."""
+        await self.cql.execute_many(
+            "INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (?, ?, ?, ?, ?)", list(rows)
+        )
+
+
+class LikeRepo:
+    """Like state per (user, video)."""
+
+    def __init__(self, cql: Cql) -> None:
+        self.cql = cql
+
+    async def liked_by(self, user_id: int) -> dict[int, int]:
+        """video_id -> author_id of every video the user likes."""
+        rows = await self.cql.execute(
+            "SELECT video_id, author_id FROM likes_by_user WHERE user_id = ?", (user_id,)
+        )
+        return {r.video_id: r.author_id for r in rows}
+
+    async def apply(self, changes: Iterable[tuple[int, int, int, bool, int]]) -> None:
+        """(user_id, video_id, author_id, liked, at_ms) -> rows inserted or deleted."""
+        adds, removes = [], []
+        for user_id, video_id, author_id, liked, at in changes:
+            (adds if liked else removes).append((user_id, video_id, author_id, at) if liked else (user_id, video_id))
+        if adds:
+            await self.cql.execute_many(
+                "INSERT INTO likes_by_user (user_id, video_id, author_id, liked_at) VALUES (?, ?, ?, ?)", adds
+            )
+        if removes:
+            await self.cql.execute_many("DELETE FROM likes_by_user WHERE user_id = ? AND video_id = ?", removes)
+
+
+class FollowRepo:
+    """The follow graph, written in both directions."""
+
+    def __init__(self, cql: Cql) -> None:
+        self.cql = cql
+
+    async def following(self, user_id: int) -> set[int]:
+        rows = await self.cql.execute("SELECT author_id FROM follows WHERE user_id = ?", (user_id,))
+        return {r.author_id for r in rows}
+
+    async def followers(self, author_id: int, limit: int = 100_000) -> list[int]:
+        rows = await self.cql.execute(
+            "SELECT user_id FROM followers WHERE author_id = ? LIMIT ?", (author_id, limit)
+        )
+        return [r.user_id for r in rows]
+
+    async def apply(self, changes: Iterable[tuple[int, int, bool]]) -> None:
+        """(user_id, author_id, follows) -> both directions written or removed."""
+        adds, removes = [], []
+        for user_id, author_id, follows in changes:
+            (adds if follows else removes).append((user_id, author_id))
+        if adds:
+            await self.cql.execute_many("INSERT INTO follows (user_id, author_id) VALUES (?, ?)", adds)
+            await self.cql.execute_many(
+                "INSERT INTO followers (author_id, user_id) VALUES (?, ?)", [(a, u) for u, a in adds]
+            )
+        if removes:
+            await self.cql.execute_many("DELETE FROM follows WHERE user_id = ? AND author_id = ?", removes)
+            await self.cql.execute_many(
+                "DELETE FROM followers WHERE author_id = ? AND user_id = ?", [(a, u) for u, a in removes]
+            )
+
+
+class FeedRepo:
+    """A user's feed state: applied sequence, page counter, inbox, served videos, recent pages."""
+
+    def __init__(self, cql: Cql) -> None:
+        self.cql = cql
+
+    async def load(self, user_id: int) -> tuple[int, int, list[int], set[int], dict[int, list[int]]]:
+        """(applied_seq, next_page, inbox, served, recent pages) of a user; zeros for a new one."""
+        state = await self.cql.execute(
+            "SELECT applied_seq, next_page, inbox FROM feed_state WHERE user_id = ?", (user_id,)
+        )
+        served = await self.cql.execute("SELECT video_id FROM feed_served WHERE user_id = ?", (user_id,))
+        pages = await self.cql.execute(
+            "SELECT page, video_ids FROM feed_pages WHERE user_id = ? LIMIT 8", (user_id,)
+        )
+        seq, next_page, inbox = (0, 0, [])
+        if state:
+            seq, next_page, inbox = state[0].applied_seq or 0, state[0].next_page or 0, list(state[0].inbox or [])
+        return seq, next_page, inbox, {r.video_id for r in served}, {r.page: list(r.video_ids or []) for r in pages}
+
+    async def save(
+        self,
+        states: Iterable[tuple[int, int, int, list[int]]],
+        served: Iterable[tuple[int, int]],
+        pages: Iterable[tuple[int, int, list[int]]],
+    ) -> None:
+        """Write (user, seq, next_page, inbox) states, new (user, video) served rows and new pages."""
+        await self.cql.execute_many(
+            "INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)", list(states)
+        )
+        await self.cql.execute_many("INSERT INTO feed_served (user_id, video_id) VALUES (?, ?)", list(served))
+        await self.cql.execute_many(
+            "INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", list(pages)
+        )

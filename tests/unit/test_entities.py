@@ -1,0 +1,127 @@
+"""Entity logic without runtime or storage: dedupe, exact counts under redelivery, feed ranking."""
+
+from __future__ import annotations
+
+import msgspec
+
+from clipstream.actors.entities.counter import Counter, CounterKind
+from clipstream.actors.entities.feed import CandidatePool, FeedKind, UserFeed
+from clipstream.actors.entity import Outbox
+from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta
+from clipstream.bus.rpc import FeedPage, FeedQuery
+from clipstream.storage.ids import IdGenerator
+
+ids = IdGenerator(salt=7)
+
+
+def feed_kind() -> FeedKind:
+    return FeedKind(None, None, None, None, subject_for=lambda m: f"subj.{type(m).__name__}")  # type: ignore[arg-type]
+
+
+class TestCounter:
+    def test_like_deltas_are_applied_once_per_sequence(self) -> None:
+        kind, c = CounterKind(None, None), Counter(5)  # type: ignore[arg-type]
+        like = LikeDelta(video_id=5, user_id=1, delta=1, at=0)
+        assert kind.handle(c, like, 10, Outbox())
+        assert not kind.handle(c, like, 10, Outbox())  # redelivery of the same stream message
+        assert not kind.handle(c, like, 9, Outbox())
+        assert kind.handle(c, like, 11, Outbox())
+        assert c.likes == 2 and c.seq == 11
+
+    def test_counts_never_go_negative(self) -> None:
+        kind, c = CounterKind(None, None), Counter(5)  # type: ignore[arg-type]
+        kind.handle(c, LikeDelta(video_id=5, user_id=1, delta=-1, at=0), 1, Outbox())
+        kind.handle(c, FollowDelta(author_id=5, user_id=1, delta=-1, at=0), 2, Outbox())
+        assert (c.likes, c.followers) == (0, 0)
+
+    def test_views_and_followers(self) -> None:
+        kind, c = CounterKind(None, None), Counter(5)  # type: ignore[arg-type]
+        kind.handle(c, ViewDelta(video_id=5, user_id=1, at=0), 1, Outbox())
+        kind.handle(c, FollowDelta(author_id=5, user_id=2, delta=1, at=0), 2, Outbox())
+        assert (c.views, c.followers) == (1, 1)
+
+    def test_snapshot_carries_the_applied_sequence(self) -> None:
+        kind, c = CounterKind(None, None), Counter(5, likes=3, seq=40)  # type: ignore[arg-type]
+        kind.handle(c, LikeDelta(video_id=5, user_id=1, delta=1, at=0), 41, Outbox())
+        assert kind.snapshot(c) == (5, 4, 0, 0, 41, True)
+        assert kind.snapshot(c)[5] is False
+
+
+class TestFeedLikes:
+    def test_second_like_and_stray_unlike_change_nothing(self) -> None:
+        kind, f = feed_kind(), UserFeed(1)
+        out = Outbox()
+        like = LikeRequest(user_id=1, video_id=9, author_id=2, like=True, at=0)
+        kind.handle(f, like, 1, out)
+        kind.handle(f, like, 2, out)
+        kind.handle(f, LikeRequest(user_id=1, video_id=8, author_id=2, like=False, at=0), 3, out)
+        assert [p.message.delta for p in out.publishes] == [1]
+        kind.handle(f, LikeRequest(user_id=1, video_id=9, author_id=2, like=False, at=0), 4, out)
+        assert [p.message.delta for p in out.publishes] == [1, -1]
+        assert len({p.msg_id for p in out.publishes}) == 2
+
+    def test_redelivered_like_emits_the_same_message_id(self) -> None:
+        kind = feed_kind()
+        like = LikeRequest(user_id=1, video_id=9, author_id=2, like=True, at=0)
+        first, second = Outbox(), Outbox()
+        kind.handle(UserFeed(1), like, 7, first)
+        kind.handle(UserFeed(1), like, 7, second)  # state lost before the flush: replayed
+        assert first.publishes[0].msg_id == second.publishes[0].msg_id
+
+    def test_follow_self_is_ignored_and_follow_is_idempotent(self) -> None:
+        kind, f, out = feed_kind(), UserFeed(1), Outbox()
+        kind.handle(f, Follow(user_id=1, author_id=1, follow=True, at=0), 1, out)
+        kind.handle(f, Follow(user_id=1, author_id=2, follow=True, at=0), 2, out)
+        kind.handle(f, Follow(user_id=1, author_id=2, follow=True, at=0), 3, out)
+        assert f.following == {2} and len(out.publishes) == 1
+
+
+def page(kind: FeedKind, f: UserFeed, limit: int = 5, at: int | None = None) -> FeedPage:
+    raw, _ = kind.query(f, msgspec.json.encode(FeedQuery(limit=limit, page=at)))
+    return msgspec.json.decode(raw, type=FeedPage)
+
+
+class TestFeedPages:
+    def setup_method(self) -> None:
+        self.videos = [(ids(), author, likes) for author in range(100, 110) for likes in (0, 5, 50)]
+        self.kind = feed_kind()
+        self.kind.pool = CandidatePool(self.videos)
+
+    def test_paging_to_the_end_never_repeats(self) -> None:
+        f = UserFeed(1)
+        seen: list[int] = []
+        p = page(self.kind, f)
+        while p.next_page is not None:
+            seen.extend(p.video_ids)
+            p = page(self.kind, f, at=p.next_page)
+        assert sorted(seen) == sorted(v for v, _, _ in self.videos)
+        assert p.video_ids == []
+
+    def test_same_cursor_same_page(self) -> None:
+        f = UserFeed(1)
+        first = page(self.kind, f)
+        second = page(self.kind, f, at=first.next_page)
+        again = page(self.kind, f, at=first.next_page)
+        assert again == second and set(second.video_ids).isdisjoint(first.video_ids)
+
+    def test_one_video_per_author_while_possible(self) -> None:
+        p = page(self.kind, UserFeed(1), limit=10)
+        authors = [a for v, a, _ in self.videos if v in p.video_ids]
+        assert len(set(authors)) == 10
+
+    def test_own_videos_are_not_served(self) -> None:
+        p = page(self.kind, UserFeed(100), limit=50)
+        own = {v for v, a, _ in self.videos if a == 100}
+        assert own.isdisjoint(p.video_ids)
+
+    def test_followed_creators_new_video_comes_first(self) -> None:
+        f, kind = UserFeed(1), self.kind
+        new = ids()
+        kind.handle(f, Follow(user_id=1, author_id=555, follow=True, at=0), 1, Outbox())
+        kind.handle(f, NewVideo(user_id=1, video_id=new, author_id=555, at=0), 2, Outbox())
+        assert page(kind, f).video_ids[0] == new
+
+    def test_empty_pool_answers_an_empty_last_page(self) -> None:
+        kind = feed_kind()
+        p = page(kind, UserFeed(1))
+        assert p.video_ids == [] and p.next_page is None
