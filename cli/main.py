@@ -7,7 +7,19 @@ import click
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns a bad setting into one clear line naming the variable, not a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        from clipstream.config import SettingsError
+
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            raise click.UsageError(f"invalid setting: {exc}") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """clipstream: actor-based real-time backend for short-video platforms."""
 
@@ -20,6 +32,39 @@ def config_cmd() -> None:
     get_settings()  # fail here, naming the variable, if the environment holds a bad value
     for name, typ, default, desc in env_variables():
         click.echo(f"{name:<40} {typ:<6} {default!s:<40} {desc}")
+
+
+@main.command("doctor")
+def doctor_cmd() -> None:
+    """Print where key modules load from and check the settings (operators' first look)."""
+    import http
+
+    import clipstream.http
+    from clipstream.config import get_settings
+
+    get_settings()
+    click.echo(f"http={http.__file__}")
+    click.echo(f"clipstream.http={clipstream.http.__file__}")
+    click.echo("settings=ok")
+
+
+@main.command("migrate")
+def migrate_cmd() -> None:
+    """Create the keyspace and apply CQL migrations not applied yet."""
+    from clipstream.config import get_settings
+    from clipstream.storage.cql import apply_migrations
+
+    applied = apply_migrations(get_settings().cql)
+    click.echo(f"migrations applied: {applied or 'none (up to date)'}")
+
+
+@main.command("worker")
+def worker_cmd() -> None:
+    """Run the media processing and follower fan-out consumers."""
+    from clipstream.config import get_settings
+    from clipstream.workers.service import run_worker
+
+    run_worker(get_settings())
 
 
 def _register() -> None:

@@ -56,3 +56,10 @@ class VideoCard(msgspec.Struct, frozen=True, array_like=True):
     thumb_key: str
     duration: float
     created_at: int
+
+    @classmethod
+    def of(cls, video: Video, username: str) -> "VideoCard":
+        """The card of a ready video (its media keys must be set)."""
+        assert video.media_key and video.thumb_key, "only processed videos have cards"
+        return cls(video.video_id, video.author_id, username, video.media_key, video.thumb_key,
+                   video.duration or 0.0, video.created_at)

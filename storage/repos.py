@@ -120,10 +120,25 @@ class VideoRepo:
         )
         return {rows[0].video_id: _video(rows[0]) for rows in results if rows}
 
-    async def claim_processing(self, video_id: int) -> bool:
-        """Move uploading -> processing; False if another worker (or an earlier delivery) has it."""
+    async def claim_processing(self, video_id: int, lease_ms: int) -> bool:
+        """Take a video for processing: uploading -> processing, or a processing claim whose worker
+        went silent for ``lease_ms``; False if it is ready, failed, deleted or being processed."""
+        now = now_ms()
         rows = await self.cql.execute(
-            "UPDATE videos SET status = 'processing' WHERE video_id = ? IF status = 'uploading'", (video_id,)
+            "UPDATE videos SET status = 'processing', claimed_at = ? WHERE video_id = ? IF status = 'uploading'",
+            (now, video_id),
+        )
+        if not rows or rows[0].applied:
+            return bool(rows)
+        if rows[0].status != "processing":
+            return False
+        current = await self.cql.execute("SELECT claimed_at FROM videos WHERE video_id = ?", (video_id,))
+        claimed = _ms(current[0].claimed_at) if current else 0
+        if now - claimed < lease_ms:
+            return False
+        rows = await self.cql.execute(
+            "UPDATE videos SET claimed_at = ? WHERE video_id = ? IF status = 'processing' AND claimed_at = ?",
+            (now, video_id, claimed),
         )
         return bool(rows and rows[0].applied)
 

@@ -1,0 +1,78 @@
+"""Project-wide fixtures: isolated settings and clients of the real services.
+
+Integration tests talk to the real Redis, NATS JetStream, CQL and MinIO started by
+``clipstream stack up`` (the README's test command starts it first). Test data goes to its own
+keyspace and Redis database so a developer's running system is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Before anything reads settings (get_settings is cached): isolate test data.
+os.environ.setdefault("CLIPSTREAM_CQL_KEYSPACE", "clipstream_test")
+os.environ.setdefault("CLIPSTREAM_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from clipstream.config import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def migrated(settings):
+    """The test keyspace with every migration applied."""
+    from clipstream.storage.cql import apply_migrations
+
+    apply_migrations(settings.cql)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def cql(migrated):
+    from clipstream.storage.cql import connect_cql
+
+    session = connect_cql(migrated.cql, migrated.cql.keyspace)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+async def redis(settings):
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.redis.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def nc(settings):
+    import nats
+
+    conn = await nats.connect(settings.nats.url, max_reconnect_attempts=2, connect_timeout=5)
+    try:
+        yield conn
+    finally:
+        await conn.drain()
+
+
+@pytest.fixture
+async def js(nc, settings):
+    from clipstream.bus.topology import Topology, ensure_streams
+
+    context = nc.jetstream()
+    await ensure_streams(context, Topology.from_settings(settings.nats))
+    return context

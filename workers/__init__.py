@@ -1,0 +1,1 @@
+"""Background services on the bus: media processing and follower fan-out."""
