@@ -164,7 +164,7 @@ def apply_migrations(settings: CqlSettings) -> list[int]:
                 (version, name, int(time.time() * 1000)),
             )
             applied.append(version)
-        cql.cluster.control_connection.wait_for_schema_agreement()
+        cql.session.wait_for_schema_agreement()
         return applied
     finally:
         cql.close()
