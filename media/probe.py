@@ -60,7 +60,9 @@ class ProbeResult(msgspec.Struct, frozen=True, kw_only=True):
     """What ffprobe found in a file, reduced to what validation and transcoding need."""
 
     duration: float
-    """seconds"""
+    """seconds, of the whole file (the longest stream), as a player shows it"""
+    video_duration: float | None
+    """seconds of the video track alone, when the container says (WebM does not)"""
     width: int
     """stored frame width, before sample aspect ratio and rotation"""
     height: int
@@ -198,7 +200,8 @@ def _parse(raw: bytes, size_bytes: int) -> ProbeResult:
     if video.codec_name in _IMAGE_CODECS and (video.disposition.still_image or video.nb_frames in (None, "0", "1")):
         raise MediaRejected("the file is an image, not a video")
 
-    duration = _ratio(out.format.duration if out.format else None) or _ratio(video.duration)
+    video_duration = _ratio(video.duration)
+    duration = _ratio(out.format.duration if out.format else None) or video_duration
     sar = _ratio(video.sample_aspect_ratio) or Fraction(1)
     rotation = _rotation(video)
     # Display width follows the sample aspect ratio; a quarter turn then swaps the axes.
@@ -209,6 +212,7 @@ def _parse(raw: bytes, size_bytes: int) -> ProbeResult:
     audio = audios[0] if audios else None
     return ProbeResult(
         duration=float(duration) if duration else 0.0,
+        video_duration=float(video_duration) if video_duration else None,
         width=video.width,
         height=video.height,
         rotation=rotation,

@@ -37,14 +37,18 @@ async def make_test_video(
     audio: bool = True,
     *,
     fps: int = 30,
+    audio_seconds: float | None = None,
     ffmpeg: str = "ffmpeg",
 ) -> None:
-    """Write a moving test pattern (testsrc2) with a sine tone as an mp4, mov, mkv or webm file."""
+    """Write a moving test pattern (testsrc2) with a sine tone as an mp4, mov, mkv or webm file.
+
+    ``audio_seconds`` makes the tone last longer or shorter than the picture, as in real uploads.
+    """
     if fmt not in _MUXERS:
         raise ValueError(f"fmt must be one of {sorted(_MUXERS)}, not {fmt!r}")
     args = ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
     if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={audio_seconds or seconds}"]
     args += _VIDEO_CODECS[fmt]
     args += ["-c:a", _AUDIO_CODECS[fmt]] if audio else ["-an"]
     await _ffmpeg([*args, "-f", _MUXERS[fmt], "file:" + os.fspath(path)], ffmpeg)

@@ -99,7 +99,8 @@ def ffmpeg_command(
     """The ffmpeg argv that writes both outputs from a single decode of ``src``."""
     width, height = output_size(probe.display_width, probe.display_height, settings.max_height)
     thumb_w, thumb_h = thumbnail_size(width, height)
-    thumb_at = min(1.0, probe.duration / 2)
+    # The video track can end long before the audio; a time past its last frame yields no thumbnail.
+    thumb_at = min(1.0, (probe.video_duration or probe.duration) / 2)
     fps = f"fps={MAX_FPS}," if probe.frame_rate and probe.frame_rate > MAX_FPS + 0.5 else ""
     # ffmpeg rotates the decoded frames itself (autorotate), so scaling targets the display size;
     # the thumbnail branch keeps the first frame at thumb_at and scales only that one.
@@ -146,6 +147,21 @@ def _size(path: str) -> int:
         return 0
 
 
+async def _first_frame(mp4: str, jpg: str, size: tuple[int, int], settings: MediaSettings) -> int:
+    """Write the first frame of the transcoded ``mp4`` as the thumbnail; returns its size in bytes."""
+    argv = [
+        settings.ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-y",
+        "-i", "file:" + mp4,
+        "-frames:v", "1", "-vf", f"scale={size[0]}:{size[1]}",
+        "-c:v", "mjpeg", "-q:v", "3", "-update", "1", "-f", "image2", "file:" + jpg,
+    ]  # fmt: skip
+    res = await run_tool(argv, PROBE_TIMEOUT)
+    size = _size(jpg)
+    if res.returncode != 0 or not size:
+        raise MediaFailure(f"ffmpeg wrote no thumbnail: {res.stderr[-500:]}")
+    return size
+
+
 async def transcode(
     src: str | os.PathLike[str],
     out_mp4: str | os.PathLike[str],
@@ -158,6 +174,7 @@ async def transcode(
 ) -> TranscodeResult:
     """Write the feed MP4 and the thumbnail; MediaRejected if the input cannot be decoded."""
     out_mp4, out_jpg = os.fspath(out_mp4), os.fspath(out_jpg)
+    planned = output_size(probe.display_width, probe.display_height, settings.max_height)
     argv: Sequence[str] = ffmpeg_command(
         src, out_mp4, out_jpg, probe, settings, threads=threads or default_threads(settings)
     )
@@ -171,8 +188,12 @@ async def transcode(
                 raise MediaRejected("the video could not be decoded")
             raise MediaFailure(f"ffmpeg exited with status {res.returncode}: {res.stderr[-500:]}")
         video_size, thumb_size = _size(out_mp4), _size(out_jpg)
-        if not video_size or not thumb_size:
-            raise MediaFailure(f"ffmpeg wrote no {'video' if not video_size else 'thumbnail'}: {res.stderr[-500:]}")
+        if not video_size:
+            raise MediaFailure(f"ffmpeg wrote no video: {res.stderr[-500:]}")
+        if not thumb_size:
+            # Only when the video track ended before the thumbnail time (e.g. WebM, which does not
+            # state the track's length): fall back to the first frame of the small output.
+            thumb_size = await _first_frame(out_mp4, out_jpg, thumbnail_size(*planned), settings)
         # Check what was written rather than trusting the plan: a bad file must never be published.
         mp4_only = msgspec.structs.replace(settings, formats="mp4")
         try:

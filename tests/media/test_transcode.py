@@ -148,6 +148,15 @@ class TestTranscodeInputs:
         assert (out.video_codec, out.audio_codec) == ("h264", "aac")
         assert res.has_audio and res.duration == pytest.approx(1.0, abs=0.1)
 
+    @pytest.mark.parametrize("fmt", ["mp4", "webm"])
+    async def test_video_track_shorter_than_audio(self, tmp_path: Path, settings: MediaSettings, fmt: str) -> None:
+        # 0.6 s of picture under 3 s of sound: the 1 s thumbnail time is past the last frame.
+        # MP4 states the track length; WebM does not, which exercises the first-frame fallback.
+        path, probed = await source(tmp_path, settings, 320, 568, seconds=0.6, audio_seconds=3.0, fmt=fmt)
+        assert probed.duration == pytest.approx(3.0, abs=0.1)
+        res = await transcode(path, tmp_path / "o.mp4", tmp_path / "o.jpg", probed, settings)
+        assert jpeg_size(tmp_path / "o.jpg") == (res.thumbnail_width, res.thumbnail_height) == (320, 568)
+
     async def test_silent_source_gives_video_only_mp4(self, tmp_path: Path, settings: MediaSettings) -> None:
         path, probed = await source(tmp_path, settings, 320, 568, audio=False)
         res = await transcode(path, tmp_path / "o.mp4", tmp_path / "o.jpg", probed, settings)

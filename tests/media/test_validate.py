@@ -15,6 +15,7 @@ MP4_NAMES = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2")
 def probed(**changes: object) -> ProbeResult:
     base = ProbeResult(
         duration=5.0,
+        video_duration=5.0,
         width=720,
         height=1280,
         rotation=0,
