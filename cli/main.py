@@ -69,11 +69,13 @@ def worker_cmd() -> None:
 
 def _register() -> None:
     # Subcommand groups live beside the code they drive; imported here so `clipstream --help` lists them.
+    from clipstream.cli.demo import demo_cmd
     from clipstream.cli.run import run_cmd
     from clipstream.stack.cli import stack
 
     main.add_command(stack)
     main.add_command(run_cmd)
+    main.add_command(demo_cmd)
 
 
 _register()
