@@ -1,0 +1,198 @@
+"""The Guardian: creates the node's shard actors, restarts crashed ones, answers :class:`Status`.
+
+Thespian reports a child's death (``ChildActorExited``, also after a SIGKILL) and leaves restart
+policy to the parent; the policy is :class:`clipstream.actors.supervision.RestartPolicy`. The
+delay is waited with ``wakeupAfter`` so the Guardian keeps answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from thespian.actors import (
+    ActorExitRequest,
+    ActorTypeDispatcher,
+    ChildActorExited,
+    PoisonMessage,
+    WakeupMessage,
+)
+
+from clipstream.actors.messages import (
+    GuardianStatus,
+    NodeStatus,
+    OwnPartitions,
+    ShardStats,
+    ShardStatus,
+    StartShards,
+    Status,
+)
+from clipstream.actors.shard import Shard
+from clipstream.actors.supervision import RestartPolicy
+
+__all__ = ["GUARDIAN_NAME", "Guardian", "split_partitions"]
+
+log = structlog.get_logger("clipstream.actors.guardian")
+
+#: Thespian global name of the node's Guardian (one per actor system)
+GUARDIAN_NAME = "clipstream-guardian"
+
+
+def split_partitions(partitions: int, shards: int) -> list[tuple[int, ...]]:
+    """A static split of ``range(partitions)`` among ``shards`` shards (round robin); shards left
+    without a partition get none."""
+    return [tuple(range(i, partitions, shards)) for i in range(shards)]
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One supervised shard position: survives the shard processes that fill it."""
+
+    kind: str
+    index: int
+    factory: str
+    partitions: tuple[int, ...]
+    address: Any = None
+    state: str = "starting"
+    restarts: int = 0
+    stats: ShardStats | None = None
+    stats_at: float = 0.0
+    error: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.kind, self.index)
+
+
+class Guardian(ActorTypeDispatcher):
+    """Supervises the shard actors of one node."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._start: StartShards | None = None
+        self._slots: list[_Slot] = []
+        self._policy: RestartPolicy | None = None
+        self._exiting = False
+        self._poison = 0
+
+    def receiveMsg_StartShards(self, msg: StartShards, sender: Any) -> None:
+        if self._start is not None:
+            log.warning("guardian already started; ignoring", node=msg.node)
+            return
+        self._start = msg
+        actors = msg.settings.actors
+        self._policy = RestartPolicy(actors.restart_backoff, actors.restart_budget, msg.options.restart_backoff_max)
+        for name, factory in sorted(msg.kinds.items()):
+            for index, partitions in enumerate(split_partitions(actors.partitions, actors.shards)):
+                if partitions:
+                    slot = _Slot(name, index, factory, partitions)
+                    self._slots.append(slot)
+                    self._spawn(slot)
+        log.info("guardian started shards", node=msg.node, shards=len(self._slots))
+
+    def _spawn(self, slot: _Slot) -> None:
+        assert self._start is not None
+        slot.address = self.createActor(Shard)
+        slot.state = "starting"
+        slot.stats = None
+        self.send(
+            slot.address,
+            OwnPartitions(
+                kind=slot.kind,
+                factory=slot.factory,
+                partitions=slot.partitions,
+                settings=self._start.settings,
+                options=self._start.options,
+            ),
+        )
+
+    def _slot_of(self, address: Any) -> _Slot | None:
+        for slot in self._slots:
+            if slot.address is not None and slot.address == address:
+                return slot
+        return None
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        slot = self._slot_of(msg.childAddress)
+        if slot is None or self._exiting or self._policy is None:
+            return
+        slot.address = None
+        delay = self._policy.on_exit(slot.key, time.monotonic())
+        if delay is None:
+            slot.state = "failed"
+            log.error("shard over its restart budget; not restarting", kind=slot.kind, index=slot.index,
+                      restarts=slot.restarts, error=slot.error)
+            return
+        slot.state = "restarting"
+        slot.restarts += 1
+        log.warning("shard exited; restarting", kind=slot.kind, index=slot.index, delay=delay, restarts=slot.restarts)
+        self.wakeupAfter(timedelta(seconds=delay), payload=("restart", slot.kind, slot.index))
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        payload = msg.payload
+        if self._exiting or not (isinstance(payload, tuple) and payload[0] == "restart"):
+            return
+        for slot in self._slots:
+            if slot.key == (payload[1], payload[2]) and slot.state == "restarting":
+                self._spawn(slot)
+
+    def receiveMsg_ShardStats(self, msg: ShardStats, sender: Any) -> None:
+        slot = self._slot_of(sender)
+        if slot is None:
+            return
+        slot.stats = msg
+        slot.stats_at = time.monotonic()
+        slot.error = msg.error
+        if slot.state == "starting" and msg.ready:
+            slot.state = "running"
+
+    def receiveMsg_Status(self, msg: Status, sender: Any) -> None:
+        self.send(sender, self.status())
+
+    def status(self) -> NodeStatus:
+        now = time.monotonic()
+        shards = []
+        for slot in self._slots:
+            s = slot.stats
+            shards.append(
+                ShardStatus(
+                    kind=slot.kind,
+                    index=slot.index,
+                    partitions=slot.partitions,
+                    state=slot.state,
+                    address=str(slot.address) if slot.address is not None else "",
+                    pid=s.pid if s else 0,
+                    restarts=slot.restarts,
+                    entities=s.entities if s else 0,
+                    dirty=s.dirty if s else 0,
+                    backlog=s.backlog if s else 0,
+                    processed=s.processed if s else 0,
+                    dead_letters=s.dead_letters if s else 0,
+                    flush_failures=s.flush_failures if s else 0,
+                    last_flush_age=s.last_flush_age if s else -1.0,
+                    stats_age=round(now - slot.stats_at, 3) if s else -1.0,
+                    error=slot.error,
+                )
+            )
+        return NodeStatus(
+            node=self._start.node if self._start else "",
+            guardian=GuardianStatus(address=str(self.myAddress), pid=os.getpid(), session=os.getsid(0),
+                                    poison=self._poison),
+            shards=shards,
+        )
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        # Thespian stops the children itself; their exits must not be taken for crashes.
+        self._exiting = True
+
+    def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
+        self._poison += 1
+        log.error("poison message returned", to=str(sender), message=repr(msg.poisonMessage)[:200],
+                  details=str(msg.details)[:500])
+
+    def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
+        log.warning("guardian ignored a message", message=type(msg).__name__)

@@ -1,0 +1,131 @@
+"""Messages between the node, the Guardian and the shard actors (Thespian pickles them).
+
+These never travel on NATS: they are the supervision plane, a few per second at most. The data
+plane (bus messages, queries) goes from NATS straight into a shard's I/O thread.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from clipstream.config.settings import Settings
+
+__all__ = [
+    "GuardianStatus",
+    "NodeStatus",
+    "OwnPartitions",
+    "RuntimeOptions",
+    "ShardStats",
+    "ShardStatus",
+    "StartShards",
+    "Status",
+]
+
+
+class RuntimeOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Tuning of the shard runtime that is not (yet) in :class:`ActorSettings`."""
+
+    #: most messages one pull request returns; bigger batches amortise the hop to the actor thread
+    fetch_batch: int = 500
+    #: seconds a pull request lingers on an idle partition; also the worst added latency of a
+    #: lone message, because nats-py waits out the request once the first message arrived
+    fetch_timeout: float = 0.25
+    #: JetStream ack wait; messages are acked only after their flush, so this bounds a flush stall
+    ack_wait: float = 30.0
+    #: unacked messages a partition consumer may have out: the back-pressure bound of a shard
+    max_ack_pending: int = 20_000
+    #: seconds between the stats a shard pushes to its Guardian
+    stats_interval: float = 1.0
+    #: seconds between the consumer-info calls that measure the backlog
+    backlog_interval: float = 2.0
+    #: longest pause between retries of a failing flush
+    flush_retry_max: float = 5.0
+    #: seconds a stopping shard spends on its last flush and on draining NATS
+    stop_timeout: float = 10.0
+    #: longest delay before a crashed shard is restarted
+    restart_backoff_max: float = 60.0
+    #: entities passivated per flush tick at most (spreads the work of a mass passivation)
+    passivate_batch: int = 10_000
+
+
+class StartShards(msgspec.Struct, frozen=True, kw_only=True):
+    """Node → Guardian: run ``shards`` shard actors per kind; ``kinds`` maps name → factory path."""
+
+    node: str
+    settings: Settings
+    kinds: dict[str, str]
+    options: RuntimeOptions = RuntimeOptions()
+
+
+class OwnPartitions(msgspec.Struct, frozen=True, kw_only=True):
+    """Guardian → shard: the partitions of one kind this shard owns (a value, so that leases can
+    later hand out the same message)."""
+
+    kind: str
+    factory: str
+    partitions: tuple[int, ...]
+    settings: Settings
+    options: RuntimeOptions = RuntimeOptions()
+
+
+class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Shard → Guardian, every ``stats_interval``: what the status page shows."""
+
+    pid: int
+    kind: str
+    partitions: tuple[int, ...]
+    entities: int = 0
+    dirty: int = 0
+    #: messages waiting: not yet delivered by the consumers plus queued for the actor thread
+    backlog: int = 0
+    processed: int = 0
+    dead_letters: int = 0
+    flushes: int = 0
+    flush_failures: int = 0
+    #: seconds since the last successful flush (-1: none yet)
+    last_flush_age: float = -1.0
+    poison: int = 0
+    ready: bool = False
+    error: str = ""
+
+
+class Status(msgspec.Struct, frozen=True):
+    """Ask the Guardian for the supervision tree; answered with :class:`NodeStatus`."""
+
+
+class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One shard slot of the tree."""
+
+    kind: str
+    index: int
+    partitions: tuple[int, ...]
+    #: "starting", "running", "restarting" or "failed"
+    state: str
+    address: str = ""
+    pid: int = 0
+    restarts: int = 0
+    entities: int = 0
+    dirty: int = 0
+    backlog: int = 0
+    processed: int = 0
+    dead_letters: int = 0
+    flush_failures: int = 0
+    last_flush_age: float = -1.0
+    stats_age: float = -1.0
+    error: str = ""
+
+
+class GuardianStatus(msgspec.Struct, frozen=True, kw_only=True):
+    address: str
+    pid: int
+    #: session of the actor system's processes (Thespian's admin daemonizes with setsid)
+    session: int
+    poison: int = 0
+
+
+class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The supervision tree of one node."""
+
+    node: str
+    guardian: GuardianStatus
+    shards: list[ShardStatus]

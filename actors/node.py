@@ -1,0 +1,302 @@
+"""An actor node: the Thespian actor system, its Guardian and shards, started and stopped cleanly.
+
+    node = Node(settings, kinds={"counter": "clipstream.actors.counter:make_counter_kind"})
+    node.start()
+    node.status()      # NodeStatus: the supervision tree
+    node.shutdown()    # leaves no Thespian process behind
+
+:func:`run_node` does the same until SIGINT/SIGTERM and answers status requests on NATS
+(``<prefix>.node.status`` and ``<prefix>.node.<name>.status``) for operators and tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from datetime import timedelta
+from typing import Mapping
+
+import msgspec
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from thespian.actors import ActorSystem
+
+from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
+from clipstream.actors.kinds import KINDS
+from clipstream.actors.messages import NodeStatus, RuntimeOptions, StartShards, Status
+from clipstream.bus.topology import Topology
+from clipstream.config.settings import Settings, get_settings
+
+__all__ = ["Node", "NodeError", "main", "request_status", "run_node", "session_processes", "status_subject"]
+
+log = structlog.get_logger("clipstream.actors.node")
+
+_status_encoder = msgspec.json.Encoder()
+_status_decoder = msgspec.json.Decoder(NodeStatus)
+
+
+class NodeError(RuntimeError):
+    """The node could not start, answer or stop as asked."""
+
+
+def status_subject(topology: Topology, node: str | None = None) -> str:
+    """Where a node answers status requests: every node on the shared one, one node on its own."""
+    return f"{topology.prefix}.node.status" if node is None else f"{topology.prefix}.node.{node}.status"
+
+
+def _bind_loopback() -> None:
+    """Make every Thespian socket of this process and of the processes it forks listen on
+    127.0.0.1 only.
+
+    Thespian's TCP transport unpickles whatever reaches its ports, so an admin port open on all
+    interfaces lets anyone on the network run code as the node. Thespian advertises
+    ``THESPIAN_BASE_IPADDR`` but always binds its listening sockets to ``''`` (every interface);
+    there is no capability for the bind address, hence this patch of ``IPActorAddress``. Thespian
+    forks its admin and actors from here, so they inherit it.
+    """
+    from thespian.system.transport import IPBase
+
+    os.environ["THESPIAN_BASE_IPADDR"] = "127.0.0.1"
+    cls = IPBase.IPActorAddress
+    if getattr(cls, "_clipstream_loopback", False):
+        return
+    original = cls.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        if self.bindname and self.bindname[0] in ("", "0.0.0.0"):
+            self.bindname = ("127.0.0.1", self.bindname[1])
+
+    cls.__init__ = __init__
+    cls._clipstream_loopback = True
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields and fields[1] == pid:
+                out.add(int(entry))
+    return out
+
+
+def _stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, pgrp, session) of a process, None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    rest = raw.rpartition(")")[2].split()
+    return rest[0], int(rest[1]), int(rest[2]), int(rest[3])
+
+
+def session_processes(session: int) -> list[int]:
+    """Live (non-zombie) processes of a session: Thespian's admin calls setsid, so every process of
+    an actor system shares the admin's session, whoever their parent is now."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields and fields[3] == session and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+class Node:
+    """One actor system running the shards of the given kinds (default: :data:`KINDS`)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kinds: Mapping[str, str] | None = None,
+        options: RuntimeOptions | None = None,
+        *,
+        loopback: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.kinds = dict(KINDS if kinds is None else kinds)
+        self.options = options or RuntimeOptions()
+        self.name = settings.actors.node_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.loopback = loopback
+        self._asys: ActorSystem | None = None
+        self._guardian = None
+        self._session: int | None = None
+
+    @property
+    def admin_port(self) -> int:
+        return self.settings.actors.admin_port
+
+    def start(self) -> None:
+        """Start the actor system and the Guardian, and hand the Guardian its shards."""
+        if not self.kinds:
+            raise NodeError("no entity kinds to run: register them in clipstream.actors.kinds.KINDS")
+        if _port_open(self.admin_port):
+            # Thespian would silently join whatever system listens there, stale Guardian included.
+            raise NodeError(f"Thespian admin port {self.admin_port} is in use: another node (or a stale one) runs")
+        if self.loopback:
+            _bind_loopback()
+        before = _children(os.getpid())
+        self._asys = ActorSystem(
+            "multiprocTCPBase", capabilities={"Admin Port": self.admin_port}, transientUnique=True
+        )
+        self._reap(_children(os.getpid()) - before)
+        self._guardian = self._asys.createActor(Guardian, globalName=GUARDIAN_NAME)
+        self._asys.tell(
+            self._guardian,
+            StartShards(node=self.name, settings=self.settings, kinds=self.kinds, options=self.options),
+        )
+        self._session = self.status().guardian.session
+        log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))
+
+    @staticmethod
+    def _reap(pids: set[int]) -> None:
+        # Thespian's admin daemonizes (fork, setsid, fork): the first child exits at once and nobody
+        # waits for it, so without this it stays a zombie of ours.
+        deadline = time.monotonic() + 2.0
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done:
+                    break
+                time.sleep(0.01)
+
+    def status(self, timeout: float = 5.0) -> NodeStatus:
+        """The supervision tree, from the Guardian (an ActorSystem.ask: not for hot paths)."""
+        if self._asys is None:
+            raise NodeError("node not started")
+        reply = self._asys.ask(self._guardian, Status(), timedelta(seconds=timeout))
+        if not isinstance(reply, NodeStatus):
+            raise NodeError(f"guardian did not answer the status request (got {reply!r})")
+        return reply
+
+    def wait_ready(self, timeout: float = 30.0) -> NodeStatus:
+        """Wait until every shard is running (consumers bound); returns the status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status.shards and all(s.state == "running" for s in status.shards):
+                return status
+            if time.monotonic() > deadline:
+                raise NodeError(f"shards not ready after {timeout}s: {status}")
+            time.sleep(0.1)
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Stop every actor (shards flush and close NATS), then make sure no process is left."""
+        asys, self._asys = self._asys, None
+        if asys is None:
+            return
+        asys.shutdown()
+        session = self._session
+        if session is None or session == os.getsid(0):
+            return
+        deadline = time.monotonic() + timeout
+        while session_processes(session) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = session_processes(session)
+        if left:
+            log.error("actor processes still running after shutdown; killing them", pids=left)
+            try:
+                os.killpg(session, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while _port_open(self.admin_port) and time.monotonic() < deadline + 2.0:
+            time.sleep(0.05)
+        log.info("node stopped", node=self.name)
+
+    def __enter__(self) -> "Node":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+async def request_status(nc: NATS, topology: Topology, node: str | None = None, timeout: float = 5.0) -> NodeStatus:
+    """Ask a running node (any node, or the named one) for its supervision tree over NATS."""
+    reply = await nc.request(status_subject(topology, node), b"", timeout=timeout)
+    return _status_decoder.decode(reply.data)
+
+
+async def _serve(node: Node, stop: threading.Event) -> None:
+    """Wait for SIGINT/SIGTERM while answering status requests over NATS."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    if stop.is_set():
+        return
+    topology = Topology.from_settings(node.settings.nats)
+
+    async def answer(msg: nats.aio.msg.Msg) -> None:
+        try:
+            status = await loop.run_in_executor(None, node.status)
+            await msg.respond(_status_encoder.encode(status))
+        except Exception as exc:
+            log.warning("status request failed", error=repr(exc))
+
+    nc = None
+    try:
+        nc = await nats.connect(
+            servers=[s.strip() for s in node.settings.nats.url.split(",")],
+            name=f"clipstream-node-{node.name}",
+            max_reconnect_attempts=-1,
+        )
+        await nc.subscribe(status_subject(topology), cb=answer)
+        await nc.subscribe(status_subject(topology, node.name), cb=answer)
+    except Exception as exc:  # status over NATS is a convenience; the node runs without it
+        log.warning("status endpoint unavailable", error=repr(exc))
+    try:
+        await done.wait()
+    finally:
+        if nc is not None:
+            await nc.close()
+
+
+def run_node(settings: Settings, kinds: Mapping[str, str] | None = None, options: RuntimeOptions | None = None) -> None:
+    """Run a node until SIGINT or SIGTERM, then shut it down cleanly."""
+    stop = threading.Event()
+    # Until the loop takes over, a signal must not kill us mid-start and orphan the actor system.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    node = Node(settings, kinds, options)
+    try:
+        node.start()
+        asyncio.run(_serve(node, stop))
+    finally:
+        node.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m clipstream.actors.node [--kind name=package.module:factory ...]``"""
+    parser = argparse.ArgumentParser(prog="clipstream-node", description=run_node.__doc__)
+    parser.add_argument("--kind", action="append", default=[], metavar="NAME=FACTORY",
+                        help="run this kind (default: the registered KINDS)")
+    args = parser.parse_args(argv)
+    kinds = dict(k.split("=", 1) for k in args.kind) if args.kind else None
+    try:
+        run_node(get_settings(), kinds)
+    except NodeError as exc:
+        sys.exit(f"clipstream node: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The shard actor: one Thespian actor (one process) hosting many entities of one kind.
+
+Its handlers are thin: work arrives from the I/O thread (:mod:`clipstream.actors.bridge`) through a
+queue, announced by a byte on a socketpair that Thespian watches (``ThespianWatch``, multiprocTCPBase
+only); the entity logic is in :class:`clipstream.actors.host.EntityHost`. Timers
+(``wakeupAfter``) drive write-behind flushes, passivation and the stats pushed to the Guardian.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import time
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from thespian.actors import (
+    ActorExitRequest,
+    ActorTypeDispatcher,
+    PoisonMessage,
+    ThespianWatch,
+    WakeupMessage,
+    WatchMessage,
+)
+
+from clipstream.actors.bridge import Bridge
+from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Inbound, QueryItem
+from clipstream.actors.host import EntityHost
+from clipstream.actors.kinds import load_kind
+from clipstream.actors.messages import OwnPartitions, ShardStats
+from clipstream.bus.topology import Topology
+
+__all__ = ["Shard"]
+
+log = structlog.get_logger("clipstream.actors.shard")
+
+_FLUSH = "flush"
+_STATS = "stats"
+#: inbox items handled per WatchMessage, so that timers and exit requests are not starved
+_DRAIN_LIMIT = 64
+
+
+class Shard(ActorTypeDispatcher):
+    """Hosts the entities of the partitions in its :class:`OwnPartitions` assignment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._assignment: OwnPartitions | None = None
+        self._host: EntityHost[Any] | None = None
+        self._bridge: Bridge | None = None
+        self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._rsock: socket.socket | None = None
+        self._wsock: socket.socket | None = None
+        self._guardian: Any = None
+        self._poison = 0
+        self._error = ""
+        self._exiting = False
+
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        # Thespian resets the watched sockets after every message to whatever this returns, and to
+        # nothing when a handler raises, so every path must return the watch.
+        try:
+            super().receiveMessage(message, sender)
+        except Exception as exc:
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.exception("shard handler failed", message=type(message).__name__)
+        return self._watch()
+
+    def _watch(self) -> ThespianWatch | None:
+        if self._rsock is None or self._exiting:
+            return None
+        return ThespianWatch([self._rsock.fileno()])
+
+    # --- assignment ---------------------------------------------------------------------------
+
+    def receiveMsg_OwnPartitions(self, msg: OwnPartitions, sender: Any) -> None:
+        self._guardian = sender
+        if self._assignment is not None:
+            log.warning("shard already assigned; ignoring", kind=msg.kind)
+            return
+        self._assignment = msg
+        try:
+            kind = load_kind(msg.kind, msg.factory, msg.settings)
+        except Exception as exc:
+            # A kind that cannot be built will not be built by a restart either; the Guardian's
+            # budget turns the crash loop into a 'failed' shard with this error in the status.
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.error("kind failed to load", kind=msg.kind, error=self._error)
+            self._send_stats()
+            self.send(self.myAddress, ActorExitRequest())
+            return
+        actors = msg.settings.actors
+        self._host = EntityHost(
+            kind,
+            Topology.from_settings(msg.settings.nats).dlq_subject(kind.name),
+            idle_passivate=actors.idle_passivate,
+            max_entities=actors.max_entities,
+            passivate_batch=msg.options.passivate_batch,
+        )
+        self._rsock, self._wsock = socket.socketpair()
+        self._rsock.setblocking(False)
+        self._bridge = Bridge(kind, msg.partitions, msg.settings, msg.options, self._inbox, self._wsock)
+        self._bridge.start()
+        self.wakeupAfter(timedelta(seconds=actors.flush_interval), payload=_FLUSH)
+        self.wakeupAfter(timedelta(seconds=msg.options.stats_interval), payload=_STATS)
+        self._send_stats()
+
+    # --- data plane ---------------------------------------------------------------------------
+
+    def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
+        self._drain(_DRAIN_LIMIT)
+
+    def _drain(self, limit: int | None) -> None:
+        host, bridge, rsock = self._host, self._bridge, self._rsock
+        if host is None or bridge is None or rsock is None:
+            return
+        try:
+            while rsock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        handled = 0
+        while limit is None or handled < limit:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            handled += 1
+            if isinstance(item, Batch):
+                host.apply(item)
+            elif isinstance(item, QueryItem):
+                host.query(item)
+            elif isinstance(item, FlushDone):
+                host.flush_done(item)
+            elif isinstance(item, Evict):
+                kept = host.evict(item)
+                if kept:
+                    bridge.mark_active(kept)
+            elif isinstance(item, BridgeFailed):
+                self._error = f"I/O thread failed: {item.reason}"
+                log.error("shard exiting: I/O thread failed", reason=item.reason)
+                self._send_stats()
+                self.send(self.myAddress, ActorExitRequest())
+                break
+        else:
+            self._wake_self()  # more queued than one turn takes: come back after the mailbox
+        replies = host.take_replies()
+        if replies:
+            bridge.send_replies(replies)
+
+    def _wake_self(self) -> None:
+        if self._wsock is not None:
+            try:
+                self._wsock.send(b"\0")
+            except OSError:
+                pass
+
+    # --- timers -------------------------------------------------------------------------------
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if self._assignment is None or self._exiting:
+            return
+        if msg.payload == _FLUSH:
+            self._flush_tick()
+            self.wakeupAfter(timedelta(seconds=self._assignment.settings.actors.flush_interval), payload=_FLUSH)
+        elif msg.payload == _STATS:
+            self._send_stats()
+            self.wakeupAfter(timedelta(seconds=self._assignment.options.stats_interval), payload=_STATS)
+
+    def _flush_tick(self) -> None:
+        host, bridge = self._host, self._bridge
+        if host is None or bridge is None:
+            return
+        job = host.take_flush_job()
+        if job is not None:
+            bridge.submit_flush(job)
+        candidates = host.passivation_candidates()
+        if candidates:
+            bridge.passivate(candidates, time.monotonic())
+
+    def _send_stats(self) -> None:
+        msg, host, bridge = self._assignment, self._host, self._bridge
+        if msg is None or self._guardian is None:
+            return
+        age = -1.0
+        if host is not None and host.last_flush_at is not None:
+            age = round(time.monotonic() - host.last_flush_at, 3)
+        stats = ShardStats(
+            pid=os.getpid(),
+            kind=msg.kind,
+            partitions=msg.partitions,
+            entities=len(host.entities) if host else 0,
+            dirty=len(host.dirty) if host else 0,
+            backlog=(bridge.backlog + self._inbox.qsize()) if bridge else 0,
+            processed=host.processed if host else 0,
+            dead_letters=(host.dead_letters if host else 0) + (bridge.dead_letters if bridge else 0),
+            flushes=host.flushes if host else 0,
+            flush_failures=bridge.flush_failures if bridge else 0,
+            last_flush_age=age,
+            poison=self._poison,
+            ready=bool(bridge and bridge.ready),
+            error=self._error or (bridge.error if bridge else ""),
+        )
+        self.send(self._guardian, stats)
+
+    # --- supervision --------------------------------------------------------------------------
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        if self._exiting:
+            return
+        self._exiting = True
+        host, bridge = self._host, self._bridge
+        if host is not None and bridge is not None:
+            self._drain(None)
+            job = host.take_flush_job()
+            bridge.stop(job)
+            log.info("shard stopped", kind=host.kind.name, processed=host.processed)
+        for sock in (self._rsock, self._wsock):
+            if sock is not None:
+                sock.close()
+        self._rsock = self._wsock = None
+
+    def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
+        # Something we sent made its receiver fail twice; count it and go on.
+        self._poison += 1
+        log.error("poison message returned", to=str(sender), message=repr(msg.poisonMessage)[:200],
+                  details=str(msg.details)[:500])
+
+    def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
+        log.warning("shard ignored a message", message=type(msg).__name__)
