@@ -84,7 +84,8 @@ async def _run(rounds: int, seconds: float) -> None:
         for name, values in times.items():
             print(f"  {name:45s} median {statistics.median(values):.3f} s  min {min(values):.3f} s")
         for name, values in over.items():
-            print(f"  {name + ' time outside ffmpeg':45s} median {statistics.median(values):.3f} s  max {max(values):.3f} s")
+            label = f"{name} time outside ffmpeg"
+            print(f"  {label:45s} median {statistics.median(values):.3f} s  max {max(values):.3f} s")
 
 
 async def _timed_probe(src: Path, settings: MediaSettings) -> float:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,9 +62,12 @@ def ffmpeg_children(needle: str) -> list[int]:
     return pids
 
 
-async def source(tmp_path: Path, settings: MediaSettings, width: int, height: int, **kw: object) -> tuple[Path, ProbeResult]:
+async def source(
+    tmp_path: Path, settings: MediaSettings, width: int, height: int, *, seconds: float = 1.0, **kw: Any
+) -> tuple[Path, ProbeResult]:
+    """Generate a clip in ``tmp_path`` and probe it."""
     path = tmp_path / f"src-{width}x{height}.{kw.get('fmt', 'mp4')}"
-    await make_test_video(path, seconds=kw.pop("seconds", 1.0), width=width, height=height, **kw)  # type: ignore[arg-type]
+    await make_test_video(path, seconds=seconds, width=width, height=height, **kw)
     return path, await probe(path, settings)
 
 
@@ -180,8 +184,9 @@ class TestTranscodeInputs:
 class TestTranscodeDeadline:
     async def test_timeout_kills_ffmpeg(self, portrait_mp4: Path, tmp_path: Path, settings: MediaSettings) -> None:
         out = tmp_path / "timeout-out.mp4"
+        probed = await probe(portrait_mp4, settings)
         with pytest.raises(MediaTimeout):
-            await transcode(portrait_mp4, out, tmp_path / "t.jpg", await probe(portrait_mp4, settings), settings, timeout=0.3)
+            await transcode(portrait_mp4, out, tmp_path / "t.jpg", probed, settings, timeout=0.2)
         assert ffmpeg_children(str(out)) == []
         assert not out.exists() and not (tmp_path / "t.jpg").exists()
 
