@@ -1,0 +1,99 @@
+"""The Litestar application: routes, auth, OpenAPI and the error edge, made by one factory.
+
+``create_app`` is what granian calls in each worker (``clipstream.http.app:create_app``, factory
+mode); connections are opened in the app's lifespan, so nothing touches the network at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncContextManager, AsyncIterator, Callable
+
+from litestar import Litestar, Router, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from clipstream import __version__
+from clipstream.config.settings import Settings, get_settings
+from clipstream.http.auth import AUTH_HANDLERS, BearerAuthMiddleware, current_user
+from clipstream.http.bootstrap import Security, Services, build_security, open_services
+from clipstream.http.errors import exception_handlers
+from clipstream.http.feed import FEED_HANDLERS
+from clipstream.http.schemas import StatusResponse
+from clipstream.http.uploads import UPLOAD_HANDLERS
+from clipstream.http.users import USER_HANDLERS
+from clipstream.http.videos import VIDEO_HANDLERS
+
+__all__ = ["ServicesFactory", "create_app"]
+
+ServicesFactory = Callable[[Settings, Security], AsyncContextManager[Services]]
+"""Opens a worker's services; tests pass their own to run handlers without some outside system."""
+
+_SCHEMA_PATH = "/schema"
+
+
+@get("/health", exclude_from_auth=True, tags=["ops"])
+async def health() -> StatusResponse:
+    """Liveness: the worker answers (touches no backing service, so it is safe to poll often)."""
+    return StatusResponse(status="ok")
+
+
+def _services(state: State) -> Services:
+    return state.services  # type: ignore[no-any-return]
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="clipstream API",
+        version=__version__,
+        description="Short-video platform: uploads, the For You feed, likes, follows and profiles. "
+        "Ids are decimal strings. Authenticate with `Authorization: Bearer <access_token>` from "
+        "`POST /v1/auth/login`.",
+        path=_SCHEMA_PATH,
+        # /schema serves Swagger UI (interactive), /schema/openapi.json and .yaml the document.
+        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin(), YamlRenderPlugin()],
+        components=Components(
+            security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        ),
+        use_handler_docstrings=True,
+    )
+
+
+def create_app(settings: Settings | None = None, services: ServicesFactory | None = None) -> Litestar:
+    """Build the API; ``services`` defaults to connecting to the real backing services."""
+    settings = settings or get_settings()
+    security = build_security(settings)
+    open_fn: ServicesFactory = services or open_services
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_fn(settings, security) as svc:
+            app.state.services = svc
+            yield
+
+    return Litestar(
+        route_handlers=[
+            health,
+            *AUTH_HANDLERS,
+            # Everything else needs the bearer token; the router says so in the OpenAPI document.
+            Router(
+                "/",
+                route_handlers=[*USER_HANDLERS, *UPLOAD_HANDLERS, *VIDEO_HANDLERS, *FEED_HANDLERS],
+                security=[{"BearerAuth": []}],
+            ),
+        ],
+        dependencies={
+            "svc": Provide(_services, sync_to_thread=False),
+            "me": Provide(current_user, sync_to_thread=False),
+        },
+        middleware=[DefineMiddleware(BearerAuthMiddleware, tokens=security.tokens, exclude=[f"^{_SCHEMA_PATH}"])],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers(),
+        openapi_config=_openapi(),
+        request_max_body_size=settings.http.max_body_bytes,  # larger bodies: 413
+        debug=False,
+    )

@@ -1,0 +1,88 @@
+"""Accounts and authentication: register, log in, and the bearer-token check on every request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp
+
+from clipstream.http.bootstrap import Services
+from clipstream.http.errors import errors
+from clipstream.http.schemas import LoginRequest, RegisterRequest, RegisterResponse, TokenResponse
+from clipstream.http.security import InvalidToken, Principal, Tokens
+from clipstream.storage.errors import NotFound
+from clipstream.storage.ids import new_id
+from clipstream.storage.models import User
+from clipstream.storage.repos import now_ms
+
+__all__ = ["AUTH_HANDLERS", "BearerAuthMiddleware", "current_user", "login", "register"]
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clipstream"'}
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Verifies ``Authorization: Bearer <jwt>``; handlers with ``exclude_from_auth=True`` skip it."""
+
+    def __init__(self, app: ASGIApp, tokens: Tokens, exclude: str | list[str] | None = None) -> None:
+        super().__init__(app, exclude=exclude)
+        self.tokens = tokens
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get("authorization")
+        if not header:
+            raise NotAuthorizedException("missing bearer token", headers=_CHALLENGE)
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise NotAuthorizedException("expected 'Authorization: Bearer <token>'", headers=_CHALLENGE)
+        try:
+            principal = self.tokens.verify(token.strip())
+        except InvalidToken as exc:
+            raise NotAuthorizedException(str(exc), headers=_CHALLENGE) from None
+        return AuthenticationResult(user=principal, auth=token)
+
+
+def current_user(request: Request[Principal, str, Any]) -> Principal:
+    """Dependency: the authenticated caller (set by the middleware)."""
+    return request.user
+
+
+@post("/v1/auth/register", status_code=201, exclude_from_auth=True, tags=["auth"], responses=errors(400, 409, 503))
+async def register(data: RegisterRequest, svc: Services) -> RegisterResponse:
+    """Create an account; 409 if the username or email is taken."""
+    password_hash = await svc.security.passwords.hash(data.password)
+    tokens = svc.security.tokens
+    user = User(
+        user_id=new_id(),
+        username=data.username,
+        email=data.email.strip().lower(),
+        password_hash=password_hash,
+        is_admin=tokens.role_of(data.username) == "admin",
+        created_at=now_ms(),
+    )
+    await svc.users.create(user)  # Conflict -> 409 at the edge
+    return RegisterResponse(user_id=str(user.user_id), username=user.username)
+
+
+@post("/v1/auth/login", status_code=200, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 503))
+async def login(data: LoginRequest, svc: Services) -> TokenResponse:
+    """Exchange username and password for a bearer token; 401 on bad credentials."""
+    try:
+        user: User | None = await svc.users.by_username(data.username)
+    except NotFound:
+        user = None
+    ok = await svc.security.passwords.verify(user.password_hash if user else None, data.password)
+    if user is None or not ok:
+        raise NotAuthorizedException("invalid username or password")
+    tokens = svc.security.tokens
+    return TokenResponse(
+        access_token=tokens.issue(user.user_id, user.username),
+        expires_in=tokens.ttl,
+        user_id=str(user.user_id),
+    )
+
+
+AUTH_HANDLERS = [register, login]

@@ -1,0 +1,172 @@
+"""The one place where an API worker builds its parts from settings and wires them together.
+
+:func:`build_security` makes the pure parts (password hashing, tokens, cursor signers) when the app
+is created; :func:`open_services` opens the connections to the outside systems in the Litestar
+lifespan of each worker and closes them, in reverse order, when the worker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import certifi
+import nats
+import structlog
+import urllib3
+from minio import Minio
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from clipstream.bus.publisher import Publisher
+from clipstream.bus.topology import Topology
+from clipstream.config.settings import MinioSettings, Settings
+from clipstream.http.cards import Cards, MediaUrls
+from clipstream.http.cursors import CursorSigner
+from clipstream.http.feed_client import FeedClient
+from clipstream.http.probe import ObjectStoreProbe
+from clipstream.http.security import Passwords, Tokens
+from clipstream.storage.cache import Cache
+from clipstream.storage.cql import Cql, connect_cql
+from clipstream.storage.objects import ObjectStore
+from clipstream.storage.repos import FollowRepo, StatsRepo, UserRepo, VideoRepo
+
+__all__ = ["Security", "Services", "build_security", "open_services"]
+
+log = structlog.get_logger("clipstream.http")
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """Pure computation built from settings: no connections, safe to build at import of the app."""
+
+    passwords: Passwords
+    tokens: Tokens
+    feed_cursors: CursorSigner
+    profile_cursors: CursorSigner
+
+
+def build_security(settings: Settings) -> Security:
+    h = settings.http
+    return Security(
+        passwords=Passwords(),
+        tokens=Tokens(h.jwt_secret, h.token_ttl, h.admin_usernames),
+        feed_cursors=CursorSigner(h.jwt_secret, "feed"),
+        profile_cursors=CursorSigner(h.jwt_secret, "profile"),
+    )
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a request handler uses, opened once per worker."""
+
+    settings: Settings
+    security: Security
+    cache: Cache
+    objects: ObjectStore
+    objects_probe: ObjectStoreProbe
+    publisher: Publisher
+    feed: FeedClient
+    cards: Cards
+    users: UserRepo
+    videos: VideoRepo
+    stats: StatsRepo
+    follows: FollowRepo
+    # Raw clients, kept for closing and for health checks.
+    cql: Cql | None = None
+    redis: Redis | None = None
+    nc: NatsClient | None = None
+    js: JetStreamContext | None = None
+
+
+def make_bounded_minio(settings: MinioSettings, timeout: float) -> Minio:
+    """A MinIO client whose calls give up after ``timeout`` (the library default waits 5 minutes)."""
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        maxsize=16,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
+    )
+    return Minio(
+        settings.endpoint,
+        access_key=settings.access_key,
+        secret_key=settings.secret_key,
+        secure=settings.secure,
+        region=settings.region,  # known region: presigning never calls the server
+        http_client=http,
+    )
+
+
+async def _connect_nats(settings: Settings) -> NatsClient:
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error", error=repr(exc))
+
+    async def on_disconnect() -> None:
+        log.warning("nats disconnected; reconnecting")
+
+    async def on_reconnect() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        servers=[s.strip() for s in settings.nats.url.split(",") if s.strip()],
+        name=f"clipstream-api-{os.getpid()}",
+        connect_timeout=max(1, int(settings.nats.timeout)),
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,  # forever: a restarted NATS must not need an API restart
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings, security: Security | None = None) -> AsyncIterator[Services]:
+    """Connect to CQL, Redis, NATS and MinIO; everything opened is closed on exit, even on failure."""
+    security = security or build_security(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        # The CQL driver connects synchronously: keep the event loop free while it does.
+        cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
+        stack.callback(cql.close)
+
+        redis = Redis.from_url(
+            settings.redis.url,
+            socket_timeout=settings.redis.timeout,
+            socket_connect_timeout=settings.redis.timeout,
+            health_check_interval=30,
+        )
+        stack.push_async_callback(redis.aclose)
+
+        nc = await _connect_nats(settings)
+        stack.push_async_callback(nc.close)
+        js = nc.jetstream(timeout=settings.nats.timeout)
+
+        objects = ObjectStore.from_settings(settings.minio, make_bounded_minio(settings.minio, settings.nats.timeout))
+        cache = Cache(redis)
+        users, videos, stats = UserRepo(cql), VideoRepo(cql), StatsRepo(cql)
+        urls = MediaUrls(objects, keep_seconds=settings.minio.media_url_ttl / 2)
+        yield Services(
+            settings=settings,
+            security=security,
+            cache=cache,
+            objects=objects,
+            objects_probe=ObjectStoreProbe(objects, timeout=min(2.0, settings.nats.timeout)),
+            publisher=Publisher(
+                js, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
+            ),
+            feed=FeedClient(nc, settings.nats.subject_prefix, settings.actors.partitions, settings.nats.timeout),
+            cards=Cards(cache, videos, users, stats, urls),
+            users=users,
+            videos=videos,
+            stats=stats,
+            follows=FollowRepo(cql),
+            cql=cql,
+            redis=redis,
+            nc=nc,
+            js=js,
+        )

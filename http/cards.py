@@ -1,0 +1,155 @@
+"""Video cards: built once here for the feed, the profile grid and the video page.
+
+A card (:class:`~clipstream.storage.models.VideoCard`) is what a list item needs of a ready video;
+Redis holds one per servable video. :class:`Cards` reads cards and like counts for a page of ids in
+ONE Redis MGET and falls back to Scylla only for what Redis lacks (re-caching those cards), dropping
+videos that are deleted or not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Iterable, Sequence
+
+from clipstream.http.schemas import FeedItem, VideoDetail
+from clipstream.storage.cache import Cache
+from clipstream.storage.models import Video, VideoCard
+from clipstream.storage.objects import ObjectStore
+from clipstream.storage.repos import StatsRepo, UserRepo, VideoRepo
+
+__all__ = ["Cards", "MediaUrls", "card_of", "utc"]
+
+
+def utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def card_of(video: Video, username: str) -> VideoCard:
+    """The card of a ready video (its media and thumbnail keys are set once it is ready)."""
+    return VideoCard(
+        video.video_id,
+        video.author_id,
+        username,
+        video.media_key or "",
+        video.thumb_key or "",
+        float(video.duration or 0.0),
+        video.created_at,
+    )
+
+
+class MediaUrls:
+    """URLs of processed objects, remembered for half their lifetime.
+
+    With a public/CDN base a URL is a string join; presigned GETs cost an HMAC chain each, and a
+    feed page needs two per item, so the same key is signed once per worker per half-TTL.
+    """
+
+    __slots__ = ("objects", "_urls", "_keep", "_max")
+
+    def __init__(self, objects: ObjectStore, keep_seconds: float, max_entries: int = 100_000) -> None:
+        self.objects = objects
+        self._urls: dict[str, tuple[str, float]] = {}
+        self._keep = keep_seconds
+        self._max = max_entries
+
+    def url(self, key: str) -> str:
+        now = time.monotonic()
+        hit = self._urls.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        url = self.objects.media_url(key)
+        if len(self._urls) >= self._max:
+            self._urls.clear()
+        self._urls[key] = (url, now + self._keep)
+        return url
+
+
+class Cards:
+    """Hydrates video ids into API items: Redis first, Scylla for what is missing."""
+
+    __slots__ = ("cache", "videos", "users", "stats", "urls")
+
+    def __init__(self, cache: Cache, videos: VideoRepo, users: UserRepo, stats: StatsRepo, urls: MediaUrls) -> None:
+        self.cache = cache
+        self.videos = videos
+        self.users = users
+        self.stats = stats
+        self.urls = urls
+
+    def item(self, card: VideoCard, likes: int) -> FeedItem:
+        """The API item of a card."""
+        return FeedItem(
+            video_id=str(card.video_id),
+            author_id=str(card.author_id),
+            username=card.username,
+            video_url=self.urls.url(card.media_key),
+            thumbnail_url=self.urls.url(card.thumb_key),
+            like_count=max(likes, 0),
+            duration=card.duration,
+            created_at=utc(card.created_at),
+        )
+
+    def detail(self, video: Video, username: str, likes: int, views: int) -> VideoDetail:
+        """The video page; URLs only for a servable video (a creator sees its own unready ones)."""
+        servable = video.servable and bool(video.media_key)
+        return VideoDetail(
+            video_id=str(video.video_id),
+            author_id=str(video.author_id),
+            username=username,
+            status=video.status,
+            failure_reason=video.failure_reason,
+            duration=video.duration,
+            video_url=self.urls.url(video.media_key) if servable and video.media_key else None,
+            thumbnail_url=self.urls.url(video.thumb_key) if servable and video.thumb_key else None,
+            like_count=max(likes, 0),
+            view_count=max(views, 0),
+            created_at=utc(video.created_at),
+        )
+
+    async def items(self, video_ids: Sequence[int]) -> list[FeedItem]:
+        """Items of servable videos in the given order; the others are dropped."""
+        found = await self.cache.cards_and_likes(video_ids)
+        missing_cards = [vid for vid, (card, _) in zip(video_ids, found) if card is None]
+        missing_likes = [vid for vid, (_, likes) in zip(video_ids, found) if likes is None]
+        loaded: dict[int, VideoCard] = {}
+        counts: dict[int, int] = {}
+        if missing_cards or missing_likes:
+            loaded, counts = await asyncio.gather(self._load_cards(missing_cards), self._load_likes(missing_likes))
+        out = []
+        for vid, (card, likes) in zip(video_ids, found):
+            card = card or loaded.get(vid)
+            if card is not None:
+                out.append(self.item(card, likes if likes is not None else counts.get(vid, 0)))
+        return out
+
+    async def card(self, video_id: int) -> VideoCard | None:
+        """The card of a servable video (Redis, else Scylla and re-cached); None if not servable."""
+        found = await self.cache.cards_and_likes([video_id])
+        card = found[0][0]
+        if card is None:
+            card = (await self._load_cards([video_id])).get(video_id)
+        return card
+
+    async def _load_cards(self, video_ids: Iterable[int]) -> dict[int, VideoCard]:
+        ids = list(video_ids)
+        if not ids:
+            return {}
+        videos = [v for v in (await self.videos.get_many(ids)).values() if v.servable and v.media_key]
+        if not videos:
+            return {}
+        users = await self.users.get_many(v.author_id for v in videos)
+        cards = {
+            v.video_id: card_of(v, users[v.author_id].username) for v in videos if v.author_id in users
+        }
+        await self.cache.put_cards(cards.values())
+        return cards
+
+    async def _load_likes(self, video_ids: Iterable[int]) -> dict[int, int]:
+        # Not written back: the counter entity owns the Redis count, and a value read here could
+        # overwrite a newer one it flushes meanwhile.
+        ids = list(video_ids)
+        if not ids:
+            return {}
+        return {vid: row[0] for vid, row in (await self.stats.get_many(ids)).items()}

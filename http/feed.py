@@ -1,0 +1,38 @@
+"""The "For You" feed: one NATS request to the user's feed entity, one Redis MGET to hydrate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get
+from litestar.params import Parameter
+
+from clipstream.http.bootstrap import Services
+from clipstream.http.errors import errors
+from clipstream.http.schemas import FeedResponse
+from clipstream.http.security import Principal
+
+__all__ = ["FEED_HANDLERS", "MAX_LIMIT"]
+
+MAX_LIMIT = 50
+
+
+@get("/v1/feed", tags=["feed"], responses=errors(400, 401, 503))
+async def feed(
+    svc: Services,
+    me: Principal,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="videos per page")] = 10,
+    cursor: Annotated[
+        str | None, Parameter(max_length=64, description="next_cursor of the previous page; absent: a new page")
+    ] = None,
+) -> FeedResponse:
+    """A page of the caller's personalised feed. The same cursor returns the same page again."""
+    signer = svc.security.feed_cursors
+    page = signer.verify(me.user_id, cursor) if cursor else None  # forged/foreign -> 400
+    result = await svc.feed.page(me.user_id, limit, page)  # no shard in time -> 503
+    items = await svc.cards.items(result.video_ids)
+    next_cursor = signer.sign(me.user_id, result.next_page) if result.next_page is not None else None
+    return FeedResponse(next_cursor=next_cursor, videos=items)
+
+
+FEED_HANDLERS = [feed]

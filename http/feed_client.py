@@ -1,0 +1,57 @@
+"""Asks a user's UserFeed entity for a page over NATS request/reply (one round trip per feed call).
+
+The request goes to ``<prefix>.rpc.feed.<partition of user_id>``, answered by whichever feed shard
+owns that partition. No owner, a slow owner or a garbled reply is a :class:`BusUnavailable` (503 at
+the edge): the API never waits longer than the configured timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import structlog
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+
+from clipstream.bus.codec import partition_of
+from clipstream.bus.publisher import BusUnavailable
+from clipstream.bus.rpc import FeedPage, FeedQuery, Query, rpc_subject
+
+__all__ = ["FeedClient"]
+
+log = structlog.get_logger("clipstream.http.feed")
+
+_encoder = msgspec.json.Encoder()
+_page_decoder = msgspec.json.Decoder(FeedPage)
+
+
+class FeedClient:
+    """Request/reply client of the feed shards."""
+
+    __slots__ = ("nc", "prefix", "partitions", "timeout", "_subjects")
+
+    def __init__(self, nc: NatsClient, prefix: str, partitions: int, timeout: float) -> None:
+        self.nc = nc
+        self.prefix = prefix
+        self.partitions = partitions
+        self.timeout = timeout
+        # Subjects are computed once per partition, not per request.
+        self._subjects = [rpc_subject(prefix, "feed", p) for p in range(partitions)]
+
+    def subject_for(self, user_id: int) -> str:
+        return self._subjects[partition_of(user_id, self.partitions)]
+
+    async def page(self, user_id: int, limit: int, page: int | None) -> FeedPage:
+        """The page ``page`` (None: a new one) of ``limit`` video ids for a user."""
+        body = msgspec.Raw(_encoder.encode(FeedQuery(limit=limit, page=page)))
+        payload = _encoder.encode(Query(key=user_id, body=body))
+        try:
+            reply = await self.nc.request(self.subject_for(user_id), payload, timeout=self.timeout)
+        except (NatsError, asyncio.TimeoutError) as exc:
+            raise BusUnavailable(f"feed shard did not answer: {type(exc).__name__}") from exc
+        try:
+            return _page_decoder.decode(reply.data)
+        except msgspec.DecodeError as exc:
+            log.error("feed shard sent an undecodable reply", error=str(exc), reply=reply.data[:200])
+            raise BusUnavailable("feed shard sent an undecodable reply") from exc

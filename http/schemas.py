@@ -1,0 +1,136 @@
+"""Request and response bodies of the public API (msgspec Structs: validated on the way in, fast out).
+
+Ids are 63-bit integers and travel as decimal strings: JavaScript clients lose precision above 2^53.
+Request bodies refuse unknown fields so a typo in a field name is a clear 400, not a silent default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "FeedItem",
+    "FeedResponse",
+    "FollowRequest",
+    "LikeRequestBody",
+    "LoginRequest",
+    "RegisterRequest",
+    "RegisterResponse",
+    "StatusResponse",
+    "SuccessResponse",
+    "TokenResponse",
+    "UploadUrlRequest",
+    "UploadUrlResponse",
+    "UserProfile",
+    "VideoDetail",
+    "VideoList",
+]
+
+IdStr = Annotated[str, Meta(pattern=r"^[0-9]{1,19}$", description="63-bit id as a decimal string", examples=["1234567890123"])]
+
+
+class _Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Base of request bodies."""
+
+
+class RegisterRequest(_Request):
+    username: Annotated[str, Meta(pattern=r"^[a-z0-9_]{3,30}$", description="3-30 of a-z, 0-9, _")]
+    email: Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+    password: Annotated[str, Meta(min_length=8, max_length=256)]
+
+
+class LoginRequest(_Request):
+    username: Annotated[str, Meta(min_length=1, max_length=64)]
+    password: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class UploadUrlRequest(_Request):
+    # Bounds against the configured limit are checked by the handler so the message can name it;
+    # the type bound only keeps the value inside a CQL bigint.
+    file_size_bytes: Annotated[int, Meta(le=2**62, description="size of the file to upload, bytes")]
+    file_format: Annotated[str, Meta(max_length=16, description="container: mp4, mov or webm")]
+
+
+class LikeRequestBody(_Request):
+    action: Literal["like", "unlike"]
+
+
+class FollowRequest(_Request):
+    action: Literal["follow", "unfollow"]
+
+
+class RegisterResponse(msgspec.Struct, frozen=True):
+    user_id: IdStr
+    username: str
+
+
+class TokenResponse(msgspec.Struct, frozen=True):
+    access_token: str
+    expires_in: int
+    user_id: IdStr
+    token_type: str = "bearer"
+
+
+class SuccessResponse(msgspec.Struct, frozen=True):
+    success: bool = True
+
+
+class StatusResponse(msgspec.Struct, frozen=True):
+    status: str
+
+
+class UploadUrlResponse(msgspec.Struct, frozen=True):
+    video_id: IdStr
+    upload_url: str
+    expires_in: int
+
+
+class UserProfile(msgspec.Struct, frozen=True):
+    user_id: IdStr
+    username: str
+    follower_count: int
+    following_count: int
+    video_count: int
+
+
+class FeedItem(msgspec.Struct, frozen=True):
+    """One ready video as shown in a feed or a profile grid."""
+
+    video_id: IdStr
+    author_id: IdStr
+    username: str
+    video_url: str
+    thumbnail_url: str
+    like_count: int
+    duration: float
+    created_at: datetime
+
+
+class FeedResponse(msgspec.Struct, frozen=True):
+    next_cursor: str | None
+    videos: list[FeedItem]
+
+
+class VideoList(msgspec.Struct, frozen=True):
+    videos: list[FeedItem]
+    next_cursor: str | None
+
+
+class VideoDetail(msgspec.Struct, frozen=True):
+    """A video as its page shows it; URLs are null until it is ready."""
+
+    video_id: IdStr
+    author_id: IdStr
+    username: str
+    status: str
+    failure_reason: str | None
+    duration: float | None
+    video_url: str | None
+    thumbnail_url: str | None
+    like_count: int
+    view_count: int
+    created_at: datetime

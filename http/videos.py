@@ -1,0 +1,99 @@
+"""A video's page, deletion by its creator, likes and views."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import structlog
+from litestar import delete, get, post
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import Parameter
+
+from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta
+from clipstream.http.bootstrap import Services
+from clipstream.http.errors import errors, parse_id
+from clipstream.http.schemas import LikeRequestBody, SuccessResponse, VideoDetail
+from clipstream.http.security import Principal
+from clipstream.storage.models import VideoCard
+from clipstream.storage.repos import now_ms
+
+__all__ = ["VIDEO_HANDLERS"]
+
+log = structlog.get_logger("clipstream.http.videos")
+
+VideoIdPath = Annotated[str, Parameter(description="video id (decimal string)")]
+
+
+async def _servable_card(svc: Services, video_id: str) -> VideoCard:
+    """The card of a video that may be liked or viewed: 404 if missing, not ready or deleted."""
+    card = await svc.cards.card(parse_id(video_id, "video"))
+    if card is None:
+        raise NotFoundException("video not found")
+    return card
+
+
+@get("/v1/videos/{video_id:str}", tags=["videos"], responses=errors(401, 404, 503))
+async def video_detail(video_id: VideoIdPath, svc: Services, me: Principal) -> VideoDetail:
+    """A video; one that is not ready yet (or failed) is visible to its creator only."""
+    vid = parse_id(video_id, "video")
+    video = await svc.videos.get(vid)
+    if video.deleted or (not video.servable and video.author_id != me.user_id):
+        raise NotFoundException("video not found")
+    author, stats = await asyncio.gather(svc.users.get(video.author_id), svc.stats.get_many([vid]))
+    likes, views, _, _ = stats.get(vid, (0, 0, 0, 0))
+    return svc.cards.detail(video, author.username, likes, views)
+
+
+@delete("/v1/videos/{video_id:str}", status_code=204, tags=["videos"], responses=errors(401, 403, 404, 503))
+async def delete_video(video_id: VideoIdPath, svc: Services, me: Principal) -> None:
+    """Delete a video (its creator only): it leaves feeds and profiles, its files are removed."""
+    vid = parse_id(video_id, "video")
+    video = await svc.videos.get(vid)
+    if video.deleted:
+        raise NotFoundException("video not found")
+    if video.author_id != me.user_id:
+        raise PermissionDeniedException("only the creator can delete a video")
+    # Source of truth first, so a concurrent cache miss cannot re-cache the card after it is dropped.
+    await svc.videos.mark_deleted(video)
+    await svc.cache.unpublish_video(vid)
+    await svc.publisher.publish(
+        VideoDeleted(video_id=vid, author_id=video.author_id, at=now_ms()), msg_id=f"delete:{vid}"
+    )
+    objects = svc.objects
+    try:
+        await objects.remove(objects.uploads, [video.upload_key])
+        media_keys = [k for k in (video.media_key, video.thumb_key) if k]
+        if media_keys:
+            await objects.remove(objects.media, media_keys)
+    except Exception as exc:
+        # The video is already hidden everywhere; files left behind are garbage, not a user-visible
+        # error. VideoDeleted stays on the bus for a janitor to finish the job.
+        log.warning("could not remove the objects of a deleted video", video_id=vid, error=repr(exc))
+
+
+@post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 503))
+async def like_video(video_id: VideoIdPath, data: LikeRequestBody, svc: Services, me: Principal) -> SuccessResponse:
+    """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers."""
+    card = await _servable_card(svc, video_id)
+    await svc.publisher.publish(
+        LikeRequest(
+            user_id=me.user_id,
+            video_id=card.video_id,
+            author_id=card.author_id,
+            like=data.action == "like",
+            at=now_ms(),
+        )
+    )
+    return SuccessResponse()
+
+
+@post("/v1/videos/{video_id:str}/view", status_code=202, tags=["videos"], responses=errors(401, 404, 503))
+async def view_video(video_id: VideoIdPath, svc: Services, me: Principal) -> SuccessResponse:
+    """Count a view of a ready video."""
+    card = await _servable_card(svc, video_id)
+    await svc.publisher.publish(ViewDelta(video_id=card.video_id, user_id=me.user_id, at=now_ms()))
+    return SuccessResponse()
+
+
+VIDEO_HANDLERS = [video_detail, delete_video, like_video, view_video]
