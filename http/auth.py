@@ -8,9 +8,10 @@ from litestar import Request, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.params import JSONBody
 from litestar.types import ASGIApp
 
-from clipstream.http.bootstrap import Services
+from clipstream.http.bootstrap import ServicesDep
 from clipstream.http.errors import errors
 from clipstream.http.schemas import LoginRequest, RegisterRequest, RegisterResponse, TokenResponse
 from clipstream.http.security import InvalidToken, Principal, Tokens
@@ -51,7 +52,7 @@ def current_user(request: Request[Principal, str, Any]) -> Principal:
 
 
 @post("/v1/auth/register", status_code=201, exclude_from_auth=True, tags=["auth"], responses=errors(400, 409, 503))
-async def register(data: RegisterRequest, svc: Services) -> RegisterResponse:
+async def register(data: JSONBody[RegisterRequest], svc: ServicesDep) -> RegisterResponse:
     """Create an account; 409 if the username or email is taken."""
     password_hash = await svc.security.passwords.hash(data.password)
     tokens = svc.security.tokens
@@ -68,7 +69,7 @@ async def register(data: RegisterRequest, svc: Services) -> RegisterResponse:
 
 
 @post("/v1/auth/login", status_code=200, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 503))
-async def login(data: LoginRequest, svc: Services) -> TokenResponse:
+async def login(data: JSONBody[LoginRequest], svc: ServicesDep) -> TokenResponse:
     """Exchange username and password for a bearer token; 401 on bad credentials."""
     try:
         user: User | None = await svc.users.by_username(data.username)

@@ -17,6 +17,7 @@ import certifi
 import nats
 import structlog
 import urllib3
+from litestar.di import NamedDependency
 from minio import Minio
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -29,13 +30,13 @@ from clipstream.http.cards import Cards, MediaUrls
 from clipstream.http.cursors import CursorSigner
 from clipstream.http.feed_client import FeedClient
 from clipstream.http.probe import ObjectStoreProbe
-from clipstream.http.security import Passwords, Tokens
+from clipstream.http.security import Passwords, Principal, Tokens
 from clipstream.storage.cache import Cache
 from clipstream.storage.cql import Cql, connect_cql
 from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import FollowRepo, StatsRepo, UserRepo, VideoRepo
 
-__all__ = ["Security", "Services", "build_security", "open_services"]
+__all__ = ["CurrentUser", "Security", "Services", "ServicesDep", "build_security", "open_services"]
 
 log = structlog.get_logger("clipstream.http")
 
@@ -81,6 +82,13 @@ class Services:
     redis: Redis | None = None
     nc: NatsClient | None = None
     js: JetStreamContext | None = None
+
+
+ServicesDep = NamedDependency[Services]
+"""Handler parameter ``svc``: the worker's services (provided by the app)."""
+
+CurrentUser = NamedDependency[Principal]
+"""Handler parameter ``me``: the authenticated caller (provided by the app)."""
 
 
 def make_bounded_minio(settings: MinioSettings, timeout: float) -> Minio:

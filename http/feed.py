@@ -7,10 +7,9 @@ from typing import Annotated
 from litestar import get
 from litestar.params import Parameter
 
-from clipstream.http.bootstrap import Services
+from clipstream.http.bootstrap import CurrentUser, ServicesDep
 from clipstream.http.errors import errors
 from clipstream.http.schemas import FeedResponse
-from clipstream.http.security import Principal
 
 __all__ = ["FEED_HANDLERS", "MAX_LIMIT"]
 
@@ -19,8 +18,8 @@ MAX_LIMIT = 50
 
 @get("/v1/feed", tags=["feed"], responses=errors(400, 401, 503))
 async def feed(
-    svc: Services,
-    me: Principal,
+    svc: ServicesDep,
+    me: CurrentUser,
     limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="videos per page")] = 10,
     cursor: Annotated[
         str | None, Parameter(max_length=64, description="next_cursor of the previous page; absent: a new page")

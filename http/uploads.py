@@ -11,13 +11,12 @@ from typing import Annotated
 
 from litestar import post
 from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import UploadCompleted
-from clipstream.http.bootstrap import Services
+from clipstream.http.bootstrap import CurrentUser, ServicesDep
 from clipstream.http.errors import errors, parse_id
 from clipstream.http.schemas import StatusResponse, UploadUrlRequest, UploadUrlResponse
-from clipstream.http.security import Principal
 from clipstream.storage.errors import NotFound
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video
@@ -26,7 +25,7 @@ from clipstream.storage.repos import now_ms
 __all__ = ["UPLOAD_HANDLERS"]
 
 
-def _check_upload(data: UploadUrlRequest, formats: frozenset[str], max_bytes: int) -> str:
+def _check_upload(data: JSONBody[UploadUrlRequest], formats: frozenset[str], max_bytes: int) -> str:
     """The normalised format of a valid request; a 400 naming the problem otherwise."""
     fmt = data.file_format.strip().lower()
     if fmt not in formats:
@@ -41,7 +40,7 @@ def _check_upload(data: UploadUrlRequest, formats: frozenset[str], max_bytes: in
 
 
 @post("/v1/videos/upload-url", status_code=200, tags=["videos"], responses=errors(400, 401, 503))
-async def upload_url(data: UploadUrlRequest, svc: Services, me: Principal) -> UploadUrlResponse:
+async def upload_url(data: JSONBody[UploadUrlRequest], svc: ServicesDep, me: CurrentUser) -> UploadUrlResponse:
     """Create a video (status ``uploading``) and a presigned PUT URL for exactly its object key."""
     media = svc.settings.media
     fmt = _check_upload(data, media.format_set, media.max_upload_bytes)
@@ -66,7 +65,7 @@ async def upload_url(data: UploadUrlRequest, svc: Services, me: Principal) -> Up
 
 @post("/v1/videos/{video_id:str}/complete", status_code=202, tags=["videos"], responses=errors(401, 403, 404, 409, 503))
 async def complete_upload(
-    video_id: Annotated[str, Parameter(description="video id (decimal string)")], svc: Services, me: Principal
+    video_id: Annotated[str, Parameter(description="video id (decimal string)")], svc: ServicesDep, me: CurrentUser
 ) -> StatusResponse:
     """Tell the server the PUT finished (only needed without bucket notifications); idempotent."""
     vid = parse_id(video_id, "video")

@@ -7,13 +7,12 @@ from typing import Annotated
 
 from litestar import get, post
 from litestar.exceptions import ClientException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import Follow
-from clipstream.http.bootstrap import Services
+from clipstream.http.bootstrap import CurrentUser, ServicesDep
 from clipstream.http.errors import errors, parse_id
 from clipstream.http.schemas import FollowRequest, SuccessResponse, UserProfile, VideoList
-from clipstream.http.security import Principal
 from clipstream.storage.repos import now_ms
 
 __all__ = ["USER_HANDLERS"]
@@ -21,7 +20,7 @@ __all__ = ["USER_HANDLERS"]
 UserIdPath = Annotated[str, Parameter(description="user id (decimal string)")]
 
 
-async def _profile(svc: Services, user_id: int) -> UserProfile:
+async def _profile(svc: ServicesDep, user_id: int) -> UserProfile:
     # Four independent reads in flight together; a missing user raises NotFound (404).
     user, stats, following, video_count = await asyncio.gather(
         svc.users.get(user_id),
@@ -40,19 +39,19 @@ async def _profile(svc: Services, user_id: int) -> UserProfile:
 
 
 @get("/v1/users/me", tags=["users"], responses=errors(401, 404, 503))
-async def my_profile(svc: Services, me: Principal) -> UserProfile:
+async def my_profile(svc: ServicesDep, me: CurrentUser) -> UserProfile:
     """The caller's own profile."""
     return await _profile(svc, me.user_id)
 
 
 @get("/v1/users/{user_id:str}", tags=["users"], responses=errors(401, 404, 503))
-async def user_profile(user_id: UserIdPath, svc: Services) -> UserProfile:
+async def user_profile(user_id: UserIdPath, svc: ServicesDep) -> UserProfile:
     """A user's public profile; 404 if unknown."""
     return await _profile(svc, parse_id(user_id, "user"))
 
 
 @post("/v1/users/{user_id:str}/follow", status_code=200, tags=["users"], responses=errors(400, 401, 404, 503))
-async def follow(user_id: UserIdPath, data: FollowRequest, svc: Services, me: Principal) -> SuccessResponse:
+async def follow(user_id: UserIdPath, data: JSONBody[FollowRequest], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Follow or unfollow a creator (idempotent); durable before it answers."""
     author_id = parse_id(user_id, "user")
     if author_id == me.user_id:
@@ -67,7 +66,7 @@ async def follow(user_id: UserIdPath, data: FollowRequest, svc: Services, me: Pr
 @get("/v1/users/{user_id:str}/videos", tags=["users"], responses=errors(400, 401, 404, 503))
 async def user_videos(
     user_id: UserIdPath,
-    svc: Services,
+    svc: ServicesDep,
     limit: Annotated[int, Parameter(ge=1, le=50, description="videos per page")] = 20,
     cursor: Annotated[str | None, Parameter(max_length=64, description="next_cursor of the previous page")] = None,
 ) -> VideoList:

@@ -8,13 +8,12 @@ from typing import Annotated
 import structlog
 from litestar import delete, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta
-from clipstream.http.bootstrap import Services
+from clipstream.http.bootstrap import CurrentUser, ServicesDep
 from clipstream.http.errors import errors, parse_id
 from clipstream.http.schemas import LikeRequestBody, SuccessResponse, VideoDetail
-from clipstream.http.security import Principal
 from clipstream.storage.models import VideoCard
 from clipstream.storage.repos import now_ms
 
@@ -25,16 +24,17 @@ log = structlog.get_logger("clipstream.http.videos")
 VideoIdPath = Annotated[str, Parameter(description="video id (decimal string)")]
 
 
-async def _servable_card(svc: Services, video_id: str) -> VideoCard:
+async def _servable_card(svc: ServicesDep, video_id: str) -> VideoCard:
     """The card of a video that may be liked or viewed: 404 if missing, not ready or deleted."""
-    card = await svc.cards.card(parse_id(video_id, "video"))
+    vid = parse_id(video_id, "video")
+    card = await svc.cards.card(vid)
     if card is None:
         raise NotFoundException("video not found")
     return card
 
 
 @get("/v1/videos/{video_id:str}", tags=["videos"], responses=errors(401, 404, 503))
-async def video_detail(video_id: VideoIdPath, svc: Services, me: Principal) -> VideoDetail:
+async def video_detail(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -> VideoDetail:
     """A video; one that is not ready yet (or failed) is visible to its creator only."""
     vid = parse_id(video_id, "video")
     video = await svc.videos.get(vid)
@@ -46,7 +46,7 @@ async def video_detail(video_id: VideoIdPath, svc: Services, me: Principal) -> V
 
 
 @delete("/v1/videos/{video_id:str}", status_code=204, tags=["videos"], responses=errors(401, 403, 404, 503))
-async def delete_video(video_id: VideoIdPath, svc: Services, me: Principal) -> None:
+async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -> None:
     """Delete a video (its creator only): it leaves feeds and profiles, its files are removed."""
     vid = parse_id(video_id, "video")
     video = await svc.videos.get(vid)
@@ -73,7 +73,7 @@ async def delete_video(video_id: VideoIdPath, svc: Services, me: Principal) -> N
 
 
 @post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 503))
-async def like_video(video_id: VideoIdPath, data: LikeRequestBody, svc: Services, me: Principal) -> SuccessResponse:
+async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers."""
     card = await _servable_card(svc, video_id)
     await svc.publisher.publish(
@@ -89,7 +89,7 @@ async def like_video(video_id: VideoIdPath, data: LikeRequestBody, svc: Services
 
 
 @post("/v1/videos/{video_id:str}/view", status_code=202, tags=["videos"], responses=errors(401, 404, 503))
-async def view_video(video_id: VideoIdPath, svc: Services, me: Principal) -> SuccessResponse:
+async def view_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Count a view of a ready video."""
     card = await _servable_card(svc, video_id)
     await svc.publisher.publish(ViewDelta(video_id=card.video_id, user_id=me.user_id, at=now_ms()))
