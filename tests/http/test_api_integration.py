@@ -1,0 +1,344 @@
+"""The API against the real services (Redis, NATS JetStream, CQL, MinIO of `clipstream stack up`).
+
+Nothing is mocked: requests go through the Litestar app with its real services. The feed shard is
+not part of this suite, so a tiny responder on the real NATS stands in for it where a test needs
+pages; bus subjects use this suite's own prefix (see conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, AsyncIterator, Callable
+
+import httpx
+import msgspec
+import nats
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from clipstream.bus.codec import decode
+from clipstream.bus.messages import Follow, LikeRequest, UploadCompleted, VideoDeleted, ViewDelta
+from clipstream.bus.rpc import FeedPage, FeedQuery, Query
+from clipstream.bus.topology import Topology
+from clipstream.config.settings import Settings
+from clipstream.http.app import create_app
+from clipstream.http.bootstrap import Services, open_services
+from clipstream.http.cards import card_of
+from clipstream.storage.errors import NotFound
+from clipstream.storage.ids import new_id
+from clipstream.storage.models import Video
+from clipstream.storage.repos import now_ms
+from tests.http.conftest import unique_name, with_nats
+
+pytestmark = pytest.mark.integration
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture(scope="session")
+async def client(schema: None, streams: None, base_settings: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(base_settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def nc(live_stack: None, base_settings: Settings) -> AsyncIterator[nats.aio.client.Client]:
+    conn = await nats.connect(base_settings.nats.url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def svc(schema: None, streams: None, base_settings: Settings) -> AsyncIterator[Services]:
+    """Services of the test's own (the app runs its own in the test client's thread and loop)."""
+    async with open_services(base_settings) as services:
+        yield services
+
+
+class User:
+    def __init__(self, user_id: int, username: str, token: str) -> None:
+        self.id, self.username, self.token = user_id, username, token
+        self.h = {"Authorization": f"Bearer {token}"}
+
+
+async def new_user(client: Client) -> User:
+    name = unique_name()
+    r = await client.post(
+        "/v1/auth/register", json={"username": name, "email": f"{name}@example.com", "password": "pass-word-1"}
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/auth/login", json={"username": name, "password": "pass-word-1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return User(int(body["user_id"]), name, body["access_token"])
+
+
+async def make_video(svc: Services, user: User, *, ready: bool = True, cached: bool = True, likes: int | None = None) -> int:
+    """A video row (and, if ``cached``, its Redis card) as the media pipeline would leave it."""
+    vid = new_id()
+    video = Video(video_id=vid, author_id=user.id, status="uploading", file_size=100, file_format="mp4",
+                  upload_key=f"{user.id}/{vid}.mp4", created_at=now_ms())
+    await svc.videos.create(video)
+    if ready:
+        media, thumb = f"{user.id}/{vid}/video.mp4", f"{user.id}/{vid}/thumb.jpg"
+        await svc.videos.mark_ready(video, media, thumb, 5.0, 720, 1280)
+        if cached:
+            ready_video = msgspec.structs.replace(video, status="ready", media_key=media, thumb_key=thumb, duration=5.0)
+            await svc.cache.put_cards([card_of(ready_video, user.username)])
+    if likes is not None:
+        await svc.cache.put_likes([(vid, likes)])
+    return vid
+
+
+async def subject_count(settings: Settings, nc: Any, subject: str) -> int:
+    js = nc.jetstream()
+    stream = Topology.from_settings(settings.nats).stream_for(subject)
+    info = await js.stream_info(stream, subjects_filter=subject)
+    return (info.state.subjects or {}).get(subject, 0)
+
+
+async def last_message(settings: Settings, nc: Any, subject: str) -> Any:
+    js = nc.jetstream()
+    stream = Topology.from_settings(settings.nats).stream_for(subject)
+    return decode((await js.get_last_msg(stream, subject)).data)
+
+
+class TestAccounts:
+    async def test_register_login_me(self, client: Client) -> None:
+        user = await new_user(client)
+        r = await client.get("/v1/users/me", headers=user.h)
+        assert r.status_code == 200
+        assert r.json() == {"user_id": str(user.id), "username": user.username, "follower_count": 0,
+                            "following_count": 0, "video_count": 0}
+
+    async def test_taken_username_or_email_is_409(self, client: Client) -> None:
+        user = await new_user(client)
+        r = await client.post("/v1/auth/register", json={"username": user.username, "email": "x" + unique_name() + "@e.com",
+                                                         "password": "pass-word-1"})
+        assert r.status_code == 409 and "username" in r.json()["detail"]
+        r = await client.post("/v1/auth/register", json={"username": unique_name(), "email": f"{user.username}@example.com",
+                                                         "password": "pass-word-1"})
+        assert r.status_code == 409 and "email" in r.json()["detail"]
+
+    async def test_bad_credentials_are_401(self, client: Client) -> None:
+        user = await new_user(client)
+        r = await client.post("/v1/auth/login", json={"username": user.username, "password": "wrong-password"})
+        assert r.status_code == 401
+        r = await client.post("/v1/auth/login", json={"username": unique_name(), "password": "pass-word-1"})
+        assert r.status_code == 401
+        assert "password_hash" not in r.text
+
+    async def test_token_checks(self, client: Client) -> None:
+        assert (await client.get("/v1/users/me")).status_code == 401
+        assert (await client.get("/v1/users/me", headers={"Authorization": "Bearer x.y.z"})).status_code == 401
+
+    async def test_unknown_profile_is_404(self, client: Client) -> None:
+        user = await new_user(client)
+        assert (await client.get(f"/v1/users/{new_id()}", headers=user.h)).status_code == 404
+        assert (await client.get("/v1/users/nobody", headers=user.h)).status_code == 404
+
+
+class TestUpload:
+    async def test_presigned_put_then_complete(self, client: Client, svc: Services, nc: Any, base_settings: Settings) -> None:
+        user = await new_user(client)
+        r = await client.post("/v1/videos/upload-url", json={"file_size_bytes": 11, "file_format": "MP4"}, headers=user.h)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        vid = int(body["video_id"])
+        assert body["expires_in"] == base_settings.minio.upload_url_ttl
+        # Completing before the file is there is refused.
+        assert (await client.post(f"/v1/videos/{vid}/complete", headers=user.h)).status_code == 409
+        async with httpx.AsyncClient() as http:
+            put = await http.put(body["upload_url"], content=b"hello video")
+        assert put.status_code == 200, put.text
+        key = f"{user.id}/{vid}.mp4"
+        assert await svc.objects.upload_size(key) == 11
+        # The creator sees the uploading video; others do not.
+        r = await client.get(f"/v1/videos/{vid}", headers=user.h)
+        assert r.status_code == 200 and r.json()["status"] == "uploading" and r.json()["video_url"] is None
+        other = await new_user(client)
+        assert (await client.get(f"/v1/videos/{vid}", headers=other.h)).status_code == 404
+        assert (await client.post(f"/v1/videos/{vid}/complete", headers=other.h)).status_code == 403
+        # complete is idempotent: JetStream de-duplicates the repeated event by its message id.
+        subject = f"{base_settings.nats.subject_prefix}.video.upload_completed"
+        before = await subject_count(base_settings, nc, subject)
+        for _ in range(2):
+            r = await client.post(f"/v1/videos/{vid}/complete", headers=user.h)
+            assert r.status_code == 202 and r.json() == {"status": "processing"}
+        assert await subject_count(base_settings, nc, subject) == before + 1
+        msg = await last_message(base_settings, nc, subject)
+        assert msg == UploadCompleted(video_id=vid, object_key=key)
+
+    @pytest.mark.parametrize(
+        ("body", "fragment"),
+        [
+            ({"file_size_bytes": 10**12, "file_format": "mp4"}, "file too large"),
+            ({"file_size_bytes": 10, "file_format": "gif"}, "file_format"),
+            ({"file_size_bytes": -5, "file_format": "mp4"}, "positive"),
+        ],
+    )
+    async def test_bad_requests_are_400(self, client: Client, body: dict[str, Any], fragment: str) -> None:
+        user = await new_user(client)
+        r = await client.post("/v1/videos/upload-url", json=body, headers=user.h)
+        assert r.status_code == 400 and fragment in r.json()["detail"]
+
+
+class TestLikesViewsFollows:
+    async def test_like_missing_unready_or_bad_action(self, client: Client, svc: Services) -> None:
+        user = await new_user(client)
+        assert (await client.post(f"/v1/videos/{new_id()}/like", json={"action": "like"}, headers=user.h)).status_code == 404
+        unready = await make_video(svc, user, ready=False)
+        assert (await client.post(f"/v1/videos/{unready}/like", json={"action": "like"}, headers=user.h)).status_code == 404
+        ready = await make_video(svc, user)
+        assert (await client.post(f"/v1/videos/{ready}/like", json={"action": "adore"}, headers=user.h)).status_code == 400
+
+    async def test_like_and_view_are_published(self, client: Client, svc: Services, nc: Any, base_settings: Settings) -> None:
+        author, fan = await new_user(client), await new_user(client)
+        vid = await make_video(svc, author, cached=False)  # exercises the Scylla fallback + re-cache
+        r = await client.post(f"/v1/videos/{vid}/like", json={"action": "like"}, headers=fan.h)
+        assert r.status_code == 200 and r.json() == {"success": True}
+        assert (await svc.cache.cards_and_likes([vid]))[0][0] is not None  # card re-cached
+        subject = svc.publisher.subject_for(LikeRequest(user_id=fan.id, video_id=vid, author_id=author.id, like=True, at=0))
+        msg = await last_message(base_settings, nc, subject)
+        assert isinstance(msg, LikeRequest) and (msg.user_id, msg.video_id, msg.author_id, msg.like) == (fan.id, vid, author.id, True)
+        r = await client.post(f"/v1/videos/{vid}/view", headers=fan.h)
+        assert r.status_code == 202
+        msg = await last_message(base_settings, nc, svc.publisher.subject_for(ViewDelta(video_id=vid, user_id=fan.id, at=0)))
+        assert isinstance(msg, ViewDelta) and msg.video_id == vid
+
+    async def test_follow(self, client: Client, svc: Services, nc: Any, base_settings: Settings) -> None:
+        a, b = await new_user(client), await new_user(client)
+        r = await client.post(f"/v1/users/{a.id}/follow", json={"action": "follow"}, headers=a.h)
+        assert r.status_code == 400
+        r = await client.post(f"/v1/users/{new_id()}/follow", json={"action": "follow"}, headers=a.h)
+        assert r.status_code == 404
+        r = await client.post(f"/v1/users/{b.id}/follow", json={"action": "follow"}, headers=a.h)
+        assert r.status_code == 200 and r.json() == {"success": True}
+        msg = await last_message(base_settings, nc, svc.publisher.subject_for(Follow(user_id=a.id, author_id=b.id, follow=True, at=0)))
+        assert isinstance(msg, Follow) and (msg.user_id, msg.author_id, msg.follow) == (a.id, b.id, True)
+
+
+class TestDelete:
+    async def test_only_the_creator_deletes(self, client: Client, svc: Services, nc: Any, base_settings: Settings) -> None:
+        author, other = await new_user(client), await new_user(client)
+        vid = await make_video(svc, author)
+        assert (await client.delete(f"/v1/videos/{vid}", headers=other.h)).status_code == 403
+        assert (await client.get(f"/v1/videos/{vid}", headers=other.h)).status_code == 200
+        assert (await client.delete(f"/v1/videos/{vid}", headers=author.h)).status_code == 204
+        assert (await client.get(f"/v1/videos/{vid}", headers=author.h)).status_code == 404
+        assert (await client.post(f"/v1/videos/{vid}/like", json={"action": "like"}, headers=other.h)).status_code == 404
+        assert (await client.delete(f"/v1/videos/{vid}", headers=author.h)).status_code == 404
+        assert (await svc.cache.cards_and_likes([vid]))[0][0] is None
+        msg = await last_message(base_settings, nc, f"{base_settings.nats.subject_prefix}.video.video_deleted")
+        assert msg == VideoDeleted(video_id=vid, author_id=author.id, at=msg.at)
+
+    async def test_delete_removes_the_upload(self, client: Client, svc: Services) -> None:
+        user = await new_user(client)
+        r = await client.post("/v1/videos/upload-url", json={"file_size_bytes": 3, "file_format": "webm"}, headers=user.h)
+        vid = r.json()["video_id"]
+        async with httpx.AsyncClient() as http:
+            assert (await http.put(r.json()["upload_url"], content=b"abc")).status_code == 200
+        assert (await client.delete(f"/v1/videos/{vid}", headers=user.h)).status_code == 204
+        with pytest.raises(NotFound):
+            await svc.objects.upload_size(f"{user.id}/{vid}.webm")
+
+
+class TestProfileVideos:
+    async def test_newest_first_with_cursor(self, client: Client, svc: Services) -> None:
+        author, viewer = await new_user(client), await new_user(client)
+        ids = [await make_video(svc, author, cached=i % 2 == 0, likes=i) for i in range(3)]
+        await make_video(svc, author, ready=False)  # never listed
+        r = await client.get(f"/v1/users/{author.id}/videos", params={"limit": 2}, headers=viewer.h)
+        assert r.status_code == 200, r.text
+        page1 = r.json()
+        assert [v["video_id"] for v in page1["videos"]] == [str(ids[2]), str(ids[1])]
+        assert page1["videos"][0]["username"] == author.username and page1["videos"][0]["like_count"] == 2
+        r = await client.get(f"/v1/users/{author.id}/videos", params={"limit": 2, "cursor": page1["next_cursor"]},
+                             headers=viewer.h)
+        assert [v["video_id"] for v in r.json()["videos"]] == [str(ids[0])] and r.json()["next_cursor"] is None
+        # A cursor of another profile is refused.
+        other = await client.get(f"/v1/users/{viewer.id}/videos", params={"cursor": page1["next_cursor"]}, headers=viewer.h)
+        assert other.status_code == 400
+        profile = (await client.get(f"/v1/users/{author.id}", headers=viewer.h)).json()
+        assert profile["video_count"] == 3
+        assert (await client.get(f"/v1/users/{new_id()}/videos", headers=viewer.h)).status_code == 404
+
+
+@contextlib.asynccontextmanager
+async def feed_shard(nc: Any, prefix: str, answer: Callable[[int, FeedQuery], FeedPage | None]) -> AsyncIterator[list[tuple[str, int, FeedQuery]]]:
+    """A stand-in feed shard on the real NATS: answers ``answer(user, query)`` (None: stays silent)."""
+    seen: list[tuple[str, int, FeedQuery]] = []
+
+    async def on_request(msg: Any) -> None:
+        query = msgspec.json.decode(msg.data, type=Query)
+        body = msgspec.json.decode(query.body, type=FeedQuery)
+        seen.append((msg.subject, query.key, body))
+        page = answer(query.key, body)
+        if page is not None:
+            await msg.respond(msgspec.json.encode(page))
+
+    sub = await nc.subscribe(f"{prefix}.rpc.feed.*", cb=on_request)
+    await nc.flush()
+    try:
+        yield seen
+    finally:
+        await sub.unsubscribe()
+
+
+class TestFeed:
+    async def test_pages_are_hydrated_and_cursors_signed(self, client: Client, svc: Services, nc: Any, base_settings: Settings) -> None:
+        author, viewer = await new_user(client), await new_user(client)
+        cached = await make_video(svc, author, likes=7)
+        uncached = await make_video(svc, author, cached=False)  # card and count come from Scylla
+        unready = await make_video(svc, author, ready=False)
+        deleted = await make_video(svc, author)
+        assert (await client.delete(f"/v1/videos/{deleted}", headers=author.h)).status_code == 204
+        pages = {None: FeedPage(page=4, video_ids=[cached, unready, uncached, deleted], next_page=5),
+                 5: FeedPage(page=5, video_ids=[], next_page=None)}
+
+        async with feed_shard(nc, base_settings.nats.subject_prefix, lambda user, q: pages[q.page]) as seen:
+            r = await client.get("/v1/feed", params={"limit": 4}, headers=viewer.h)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert [v["video_id"] for v in body["videos"]] == [str(cached), str(uncached)]
+            first = body["videos"][0]
+            assert first["author_id"] == str(author.id) and first["username"] == author.username
+            assert first["like_count"] == 7 and body["videos"][1]["like_count"] == 0
+            assert f"{author.id}/{cached}/video.mp4" in first["video_url"]
+            assert f"{author.id}/{cached}/thumb.jpg" in first["thumbnail_url"]
+            assert set(first) == {"video_id", "author_id", "username", "video_url", "thumbnail_url", "like_count",
+                                  "duration", "created_at"}
+            subject, key, query = seen[-1]
+            assert key == viewer.id and query == FeedQuery(limit=4, page=None)
+            assert subject == svc.feed.subject_for(viewer.id)
+
+            cursor = body["next_cursor"]
+            assert cursor and "5" != cursor
+            r = await client.get("/v1/feed", params={"cursor": cursor}, headers=viewer.h)
+            assert r.status_code == 200 and r.json() == {"next_cursor": None, "videos": []}
+            assert seen[-1][2] == FeedQuery(limit=10, page=5)
+
+            # The viewer's cursor is worthless to anyone else, and a forged one is refused.
+            assert (await client.get("/v1/feed", params={"cursor": cursor}, headers=author.h)).status_code == 400
+            forged = await client.get("/v1/feed", params={"cursor": cursor[:-2] + "AA"}, headers=viewer.h)
+            assert forged.status_code == 400 and forged.json()["detail"] == "invalid cursor"
+
+    async def test_no_shard_is_503_not_a_hang(self, schema: None, streams: None, base_settings: Settings, nc: Any) -> None:
+        settings = with_nats(base_settings, timeout=0.5)
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            user = await new_user(client)
+            loop = asyncio.get_running_loop()
+            # Nobody subscribed: NATS answers "no responders" at once.
+            r = await client.get("/v1/feed", headers=user.h)
+            assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+            # A shard that never answers: the request gives up after the configured timeout.
+            async with feed_shard(nc, settings.nats.subject_prefix, lambda user, q: None):
+                started = loop.time()
+                r = await client.get("/v1/feed", headers=user.h)
+                elapsed = loop.time() - started
+            assert r.status_code == 503 and "retry-after" in r.headers
+            assert 0.4 <= elapsed < 3.0
