@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Callable
+import threading
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
 import msgspec
@@ -268,10 +269,17 @@ class TestProfileVideos:
         assert (await client.get(f"/v1/users/{new_id()}/videos", headers=viewer.h)).status_code == 404
 
 
-@contextlib.asynccontextmanager
-async def feed_shard(nc: Any, prefix: str, answer: Callable[[int, FeedQuery], FeedPage | None]) -> AsyncIterator[list[tuple[str, int, FeedQuery]]]:
-    """A stand-in feed shard on the real NATS: answers ``answer(user, query)`` (None: stays silent)."""
+@contextlib.contextmanager
+def feed_shard(url: str, prefix: str, answer: Callable[[int, FeedQuery], FeedPage | None]) -> Iterator[list[tuple[str, int, FeedQuery]]]:
+    """A stand-in feed shard on the real NATS: answers ``answer(user, query)`` (None: stays silent).
+
+    It runs on its own thread and event loop: Litestar's test client blocks the test's loop while
+    a request is in flight, so a responder on that loop could never answer.
+    """
     seen: list[tuple[str, int, FeedQuery]] = []
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
 
     async def on_request(msg: Any) -> None:
         query = msgspec.json.decode(msg.data, type=Query)
@@ -281,12 +289,25 @@ async def feed_shard(nc: Any, prefix: str, answer: Callable[[int, FeedQuery], Fe
         if page is not None:
             await msg.respond(msgspec.json.encode(page))
 
-    sub = await nc.subscribe(f"{prefix}.rpc.feed.*", cb=on_request)
-    await nc.flush()
+    async def serve() -> None:
+        conn = await nats.connect(url)
+        try:
+            await conn.subscribe(f"{prefix}.rpc.feed.*", cb=on_request)
+            await conn.flush()
+            ready.set()
+            await stop.wait()
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
     try:
+        assert ready.wait(10), "stand-in shard did not subscribe"
         yield seen
     finally:
-        await sub.unsubscribe()
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
 
 
 class TestFeed:
@@ -300,7 +321,7 @@ class TestFeed:
         pages = {None: FeedPage(page=4, video_ids=[cached, unready, uncached, deleted], next_page=5),
                  5: FeedPage(page=5, video_ids=[], next_page=None)}
 
-        async with feed_shard(nc, base_settings.nats.subject_prefix, lambda user, q: pages[q.page]) as seen:
+        with feed_shard(base_settings.nats.url, base_settings.nats.subject_prefix, lambda user, q: pages[q.page]) as seen:
             r = await client.get("/v1/feed", params={"limit": 4}, headers=viewer.h)
             assert r.status_code == 200, r.text
             body = r.json()
@@ -336,7 +357,7 @@ class TestFeed:
             r = await client.get("/v1/feed", headers=user.h)
             assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
             # A shard that never answers: the request gives up after the configured timeout.
-            async with feed_shard(nc, settings.nats.subject_prefix, lambda user, q: None):
+            with feed_shard(settings.nats.url, settings.nats.subject_prefix, lambda user, q: None):
                 started = loop.time()
                 r = await client.get("/v1/feed", headers=user.h)
                 elapsed = loop.time() - started
