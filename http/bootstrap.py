@@ -40,6 +40,10 @@ __all__ = ["CurrentUser", "Security", "Services", "ServicesDep", "build_security
 
 log = structlog.get_logger("clipstream.http")
 
+# MinioSettings has no timeout field yet; a MinIO call from a request must still give up quickly.
+MINIO_TIMEOUT = 5.0
+MINIO_PROBE_TIMEOUT = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class Security:
@@ -154,7 +158,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
         stack.push_async_callback(nc.close)
         js = nc.jetstream(timeout=settings.nats.timeout)
 
-        objects = ObjectStore.from_settings(settings.minio, make_bounded_minio(settings.minio, settings.nats.timeout))
+        objects = ObjectStore.from_settings(settings.minio, make_bounded_minio(settings.minio, MINIO_TIMEOUT))
         cache = Cache(redis)
         users, videos, stats = UserRepo(cql), VideoRepo(cql), StatsRepo(cql)
         urls = MediaUrls(objects, keep_seconds=settings.minio.media_url_ttl / 2)
@@ -163,7 +167,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
             security=security,
             cache=cache,
             objects=objects,
-            objects_probe=ObjectStoreProbe(objects, timeout=min(2.0, settings.nats.timeout)),
+            objects_probe=ObjectStoreProbe(objects, timeout=MINIO_PROBE_TIMEOUT),
             publisher=Publisher(
                 js, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
             ),

@@ -12,9 +12,11 @@ APP_FACTORY = "clipstream.http.app:create_app"
 
 
 def _import_root() -> Path:
-    # granian puts its working directory first on sys.path (the current directory by default).
-    # Started from the repository root, that would make the top-level `http/` folder shadow the
-    # standard library's `http`; the directory holding the installed `clipstream` package is safe.
+    # granian puts its working directory first on sys.path, and resolves the target's module name by
+    # walking up from the current directory while it finds __init__.py files. From the repository
+    # root both go wrong: the top-level `http/` folder would shadow the standard library's `http`, and
+    # the target would become `main.clipstream.http.app`. The directory holding the `clipstream`
+    # package is neither a package nor holds one named `http`.
     import clipstream
 
     return Path(clipstream.__file__).resolve().parent.parent
@@ -26,9 +28,13 @@ def run_api(settings: Settings) -> None:
     Host, port and worker count come from ``settings``; each worker process builds its app from the
     environment (``get_settings()``), so settings must come from ``CLIPSTREAM_*`` variables.
     """
+    import os
+
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
+    root = _import_root()
+    os.chdir(root)  # see _import_root
     Granian(
         APP_FACTORY,
         factory=True,
@@ -38,6 +44,6 @@ def run_api(settings: Settings) -> None:
         workers=settings.http.workers,
         loop=Loops.uvloop,
         respawn_failed_workers=True,  # a crashed worker comes back without an operator
-        working_dir=_import_root(),
+        working_dir=root,
         log_access=False,
     ).serve()

@@ -188,6 +188,18 @@ class TestUpload:
         assert r.status_code == 400 and fragment in r.json()["detail"]
 
 
+class TestObjectStoreDown:
+    async def test_upload_url_is_503(self, schema: None, streams: None, base_settings: Settings) -> None:
+        # A MinIO endpoint where nothing listens: the presign would succeed, the probe must not.
+        minio = msgspec.structs.replace(base_settings.minio, endpoint="127.0.0.1:9")
+        settings = msgspec.structs.replace(base_settings, minio=minio)
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            user = await new_user(client)
+            r = await client.post("/v1/videos/upload-url", json={"file_size_bytes": 10, "file_format": "mp4"},
+                                  headers=user.h)
+            assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+
+
 class TestLikesViewsFollows:
     async def test_like_missing_unready_or_bad_action(self, client: Client, svc: Services) -> None:
         user = await new_user(client)
