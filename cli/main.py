@@ -70,12 +70,14 @@ def worker_cmd() -> None:
 def _register() -> None:
     # Subcommand groups live beside the code they drive; imported here so `clipstream --help` lists them.
     from clipstream.cli.demo import demo_cmd
+    from clipstream.http.cli import api
     from clipstream.cli.run import run_cmd
     from clipstream.stack.cli import stack
 
     main.add_command(stack)
     main.add_command(run_cmd)
     main.add_command(demo_cmd)
+    main.add_command(api)
 
 
 _register()
