@@ -115,11 +115,13 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     host: Annotated[str, _doc("address the API listens on")] = "127.0.0.1"
     port: Port = 8000
     workers: Annotated[int, _doc("API worker processes", ge=1, le=64)] = 2
-    jwt_secret: Annotated[str, _doc("HMAC secret signing tokens and cursors (set a real one)", min_length=16)] = (
+    jwt_secret: Annotated[str, _doc("HMAC secret signing tokens and cursors (set a real one)", min_length=32)] = (
         "clipstream-local-dev-secret-change-me"
     )
     token_ttl: Annotated[int, _doc("seconds an access token stays valid", ge=60)] = 3600
-    admin_usernames: Annotated[str, _doc("comma separated usernames given the admin role")] = "admin"
+    admin_usernames: Annotated[
+        str, _doc("comma separated usernames given the admin role (empty: nobody is admin)")
+    ] = ""
     max_body_bytes: Annotated[int, _doc("largest request body accepted", ge=1024)] = 64 * 1024
 
 

@@ -70,13 +70,22 @@ class Cql:
             stmt = self._prepared[cql] = self.session.prepare(cql)
         return stmt
 
+    async def _prepared_async(self, cql: str) -> PreparedStatement:
+        stmt = self._prepared.get(cql)
+        if stmt is None:  # first use: the driver's prepare blocks on a round trip, keep it off the loop
+            try:
+                stmt = await asyncio.to_thread(self.prepare, cql)
+            except Exception as exc:
+                raise StorageUnavailable(f"prepare failed: {exc}") from exc
+        return stmt
+
     async def execute(self, cql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one prepared statement; all rows of its first page."""
-        return await _await(self.session.execute_async(self.prepare(cql), params))
+        return await _await(self.session.execute_async(await self._prepared_async(cql), params))
 
     async def execute_many(self, cql: str, param_list: Iterable[Sequence[Any]], concurrency: int = 256) -> list[list[Any]]:
         """Run one statement for many parameter tuples, ``concurrency`` in flight at a time."""
-        stmt = self.prepare(cql)
+        stmt = await self._prepared_async(cql)
         params = list(param_list)
         results: list[list[Any]] = []
         for start in range(0, len(params), concurrency):
