@@ -27,9 +27,11 @@ from clipstream.actors.messages import (
     NodeStatus,
     OwnPartitions,
     ShardStats,
+    ShardsStopped,
     ShardStatus,
     StartShards,
     Status,
+    StopShards,
 )
 from clipstream.actors.shard import Shard
 from clipstream.actors.supervision import RestartPolicy
@@ -78,6 +80,8 @@ class Guardian(ActorTypeDispatcher):
         self._policy: RestartPolicy | None = None
         self._exiting = False
         self._poison = 0
+        #: who asked for StopShards, answered when the last shard exited
+        self._stop_waiters: list[Any] = []
 
     def receiveMsg_StartShards(self, msg: StartShards, sender: Any) -> None:
         if self._start is not None:
@@ -116,9 +120,35 @@ class Guardian(ActorTypeDispatcher):
                 return slot
         return None
 
+    def receiveMsg_StopShards(self, msg: StopShards, sender: Any) -> None:
+        self._exiting = True
+        self._stop_waiters.append(sender)
+        for slot in self._slots:
+            if slot.address is not None:
+                slot.state = "stopping"
+                self.send(slot.address, ActorExitRequest())
+            elif slot.state == "restarting":
+                slot.state = "stopped"
+        self.wakeupAfter(timedelta(seconds=msg.timeout), payload=("stop-timeout",))
+        self._answer_stop_if_done(force=False)
+
+    def _answer_stop_if_done(self, force: bool) -> None:
+        remaining = sum(1 for slot in self._slots if slot.address is not None)
+        if self._stop_waiters and (remaining == 0 or force):
+            if remaining:
+                log.warning("shards still running at the stop timeout", remaining=remaining)
+            for waiter in self._stop_waiters:
+                self.send(waiter, ShardsStopped(remaining))
+            self._stop_waiters = []
+
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         slot = self._slot_of(msg.childAddress)
-        if slot is None or self._exiting or self._policy is None:
+        if slot is not None and self._exiting:
+            slot.address = None
+            slot.state = "stopped"
+            self._answer_stop_if_done(force=False)
+            return
+        if slot is None or self._policy is None:
             return
         slot.address = None
         delay = self._policy.on_exit(slot.key, time.monotonic())
@@ -134,6 +164,9 @@ class Guardian(ActorTypeDispatcher):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
+        if payload == ("stop-timeout",):
+            self._answer_stop_if_done(force=True)
+            return
         if self._exiting or not (isinstance(payload, tuple) and payload[0] == "restart"):
             return
         for slot in self._slots:

@@ -17,8 +17,10 @@ __all__ = [
     "RuntimeOptions",
     "ShardStats",
     "ShardStatus",
+    "ShardsStopped",
     "StartShards",
     "Status",
+    "StopShards",
 ]
 
 
@@ -89,6 +91,22 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     error: str = ""
 
 
+class StopShards(msgspec.Struct, frozen=True):
+    """Node → Guardian before the actor system shuts down: stop restarting, stop every shard and
+    answer :class:`ShardsStopped` once they all exited (or after ``timeout`` seconds).
+
+    Thespian's own shutdown races with a shard being (re)created at that moment, and a child whose
+    parent is gone before it connected stays running forever; stopping the shards first avoids it.
+    """
+
+    timeout: float = 15.0
+
+
+class ShardsStopped(msgspec.Struct, frozen=True):
+    #: shards that had not exited when the timeout came
+    remaining: int = 0
+
+
 class Status(msgspec.Struct, frozen=True):
     """Ask the Guardian for the supervision tree; answered with :class:`NodeStatus`."""
 
@@ -99,7 +117,7 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     index: int
     partitions: tuple[int, ...]
-    #: "starting", "running", "restarting" or "failed"
+    #: "starting", "running", "restarting", "failed", "stopping" or "stopped"
     state: str
     address: str = ""
     pid: int = 0

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from typing import Mapping
+from typing import Any, Mapping
 
 import msgspec
 import nats
@@ -30,7 +30,7 @@ from thespian.actors import ActorSystem
 
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
-from clipstream.actors.messages import NodeStatus, RuntimeOptions, StartShards, Status
+from clipstream.actors.messages import NodeStatus, RuntimeOptions, ShardsStopped, StartShards, Status, StopShards
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings, get_settings
 
@@ -127,12 +127,16 @@ class Node:
         options: RuntimeOptions | None = None,
         *,
         loopback: bool = True,
+        system_base: str = "multiprocTCPBase",
     ) -> None:
         self.settings = settings
         self.kinds = dict(KINDS if kinds is None else kinds)
         self.options = options or RuntimeOptions()
         self.name = settings.actors.node_name or f"{socket.gethostname()}-{os.getpid()}"
         self.loopback = loopback
+        #: "multiprocTCPBase" in production; "simpleSystemBase" runs the supervision logic in this
+        #: process (tests), but shards cannot consume there: it has no ThespianWatch
+        self.system_base = system_base
         self._asys: ActorSystem | None = None
         self._guardian = None
         self._session: int | None = None
@@ -145,14 +149,15 @@ class Node:
         """Start the actor system and the Guardian, and hand the Guardian its shards."""
         if not self.kinds:
             raise NodeError("no entity kinds to run: register them in clipstream.actors.kinds.KINDS")
-        if _port_open(self.admin_port):
+        multiproc = self.system_base != "simpleSystemBase"
+        if multiproc and _port_open(self.admin_port):
             # Thespian would silently join whatever system listens there, stale Guardian included.
             raise NodeError(f"Thespian admin port {self.admin_port} is in use: another node (or a stale one) runs")
-        if self.loopback:
+        if self.loopback and multiproc:
             _bind_loopback()
         before = _children(os.getpid())
         self._asys = ActorSystem(
-            "multiprocTCPBase", capabilities={"Admin Port": self.admin_port}, transientUnique=True
+            self.system_base, capabilities={"Admin Port": self.admin_port}, transientUnique=True
         )
         self._reap(_children(os.getpid()) - before)
         self._guardian = self._asys.createActor(Guardian, globalName=GUARDIAN_NAME)
@@ -177,6 +182,18 @@ class Node:
                 if done:
                     break
                 time.sleep(0.01)
+
+    @property
+    def actor_system(self) -> ActorSystem:
+        """The running ActorSystem (for tools and tests: tell/ask the Guardian directly)."""
+        if self._asys is None:
+            raise NodeError("node not started")
+        return self._asys
+
+    @property
+    def guardian(self) -> Any:
+        """The Guardian's ActorAddress."""
+        return self._guardian
 
     def status(self, timeout: float = 5.0) -> NodeStatus:
         """The supervision tree, from the Guardian (an ActorSystem.ask: not for hot paths)."""
@@ -203,6 +220,13 @@ class Node:
         asys, self._asys = self._asys, None
         if asys is None:
             return
+        stop_timeout = self.options.stop_timeout + 5.0
+        try:
+            stopped = asys.ask(self._guardian, StopShards(stop_timeout), timedelta(seconds=stop_timeout + 2.0))
+            if not isinstance(stopped, ShardsStopped) or stopped.remaining:
+                log.warning("shards did not all stop before the actor system shutdown", answer=repr(stopped))
+        except Exception as exc:  # the system shutdown below still stops them, less gently
+            log.warning("stopping the shards failed", error=repr(exc))
         asys.shutdown()
         session = self._session
         if session is None or session == os.getsid(0):
@@ -212,11 +236,15 @@ class Node:
             time.sleep(0.05)
         left = session_processes(session)
         if left:
-            log.error("actor processes still running after shutdown; killing them", pids=left)
+            log.error("actor processes still running after shutdown; killing them",
+                      processes={pid: _stat(pid) for pid in left})
             try:
                 os.killpg(session, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            kill_deadline = time.monotonic() + 5.0
+            while session_processes(session) and time.monotonic() < kill_deadline:
+                time.sleep(0.02)
         while _port_open(self.admin_port) and time.monotonic() < deadline + 2.0:
             time.sleep(0.05)
         log.info("node stopped", node=self.name)

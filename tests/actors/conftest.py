@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -91,6 +92,13 @@ def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def helpers() -> SimpleNamespace:
+    """Helpers for test modules (with --import-mode=importlib they cannot import this file)."""
+    return SimpleNamespace(echo_factory=ECHO_FACTORY, fast=FAST, free_port=free_port, port_open=port_open,
+                           wait_for=wait_for)
 
 
 @pytest.fixture

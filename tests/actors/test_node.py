@@ -1,0 +1,152 @@
+"""The node process: run_node until SIGTERM, no Thespian process or port left behind, Thespian
+sockets on 127.0.0.1 only, status over NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import nats
+import pytest
+
+from clipstream.actors.messages import NodeStatus
+from clipstream.actors.node import Node, NodeError, request_status, session_processes
+from clipstream.bus.topology import Topology
+from clipstream.config.settings import Settings
+
+ECHO_FACTORY = "clipstream.actors.testing:make_echo_kind"
+
+
+def listening(port: int) -> set[str]:
+    """Local addresses listening on ``port`` (from /proc/net/tcp, IPv4)."""
+    out = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, _, hexport = local.partition(":")
+        if state == "0A" and int(hexport, 16) == port:
+            out.add(".".join(str(int(addr[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return out
+
+
+def descendants(root: int, zombies: bool = False) -> set[int]:
+    """Processes whose parent chain leads to ``root`` (zombies too if asked)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if zombies or fields[0] != "Z":
+                parents[int(entry)] = int(fields[1])
+    out: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - out
+        out |= frontier
+    return out
+
+
+def env_for(settings: Settings, db: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSTREAM_")}
+    env.update(
+        CLIPSTREAM_NATS_URL=settings.nats.url,
+        CLIPSTREAM_NATS_SUBJECT_PREFIX=settings.nats.subject_prefix,
+        CLIPSTREAM_NATS_MINIO_SUBJECT=settings.nats.minio_subject,
+        CLIPSTREAM_ACTORS_PARTITIONS=str(settings.actors.partitions),
+        CLIPSTREAM_ACTORS_SHARDS=str(settings.actors.shards),
+        CLIPSTREAM_ACTORS_ADMIN_PORT=str(settings.actors.admin_port),
+        CLIPSTREAM_ACTORS_NODE_NAME="proc-node",
+        ECHO_KIND_DB=db,
+        PYTHONSAFEPATH="1",
+    )
+    return env
+
+
+class TestRunNode:
+    def test_sigterm_stops_everything(self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
+            env=env_for(actor_settings, str(tmp_path / "echo.db")),
+            cwd=tmp_path,
+        )
+        session = 0
+        try:
+            status = asyncio.run(self._status_when_running(actor_settings))
+            assert status.node == "proc-node"
+            session = status.guardian.session
+            pids = {status.guardian.pid, *(s.pid for s in status.shards)}
+            assert set(session_processes(session)) >= pids
+            # Every Thespian socket of the node listens on loopback only.
+            ports = [actor_settings.actors.admin_port]
+            ports += [int(m) for s in status.shards for m in re.findall(r":(\d+)\)", s.address)]
+            for port in ports:
+                assert listening(port) == {"127.0.0.1"}, port
+
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert session_processes(session) == []
+        assert descendants(proc.pid) == set()
+        assert not helpers.port_open(actor_settings.actors.admin_port)
+
+    @staticmethod
+    async def _status_when_running(settings: Settings) -> NodeStatus:
+        nc = await nats.connect(settings.nats.url)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    status = await request_status(nc, Topology.from_settings(settings.nats), "proc-node", timeout=1)
+                    if status.shards and all(s.state == "running" for s in status.shards):
+                        return status
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("node did not come up")
+                await asyncio.sleep(0.1)
+        finally:
+            await nc.close()
+
+
+class TestNodeInProcess:
+    def test_shutdown_leaves_no_process(self, actor_settings: Settings, echo_store: object, helpers: SimpleNamespace) -> None:
+        node = Node(actor_settings, kinds={"counter": ECHO_FACTORY})
+        node.start()
+        try:
+            status = node.wait_ready(30)
+            assert len(status.shards) == 2
+            actor_pids = {status.guardian.pid, *(s.pid for s in status.shards)}
+            assert all(Path(f"/proc/{pid}").exists() for pid in actor_pids)
+        finally:
+            node.shutdown()
+        assert session_processes(status.guardian.session) == []
+        helpers.wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in actor_pids), 5, what="pids gone")
+        assert not helpers.port_open(actor_settings.actors.admin_port)
+        # No zombie or stray child of the test process either (the nats-server fixture aside).
+        strays = [p for p in descendants(os.getpid(), zombies=True) if "nats-server" not in Path(f"/proc/{p}/cmdline").read_text()]
+        assert strays == []
+
+    def test_refuses_a_busy_admin_port(self, actor_settings: Settings, echo_store: object) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", actor_settings.actors.admin_port))
+            s.listen()
+            with pytest.raises(NodeError, match="in use"):
+                Node(actor_settings, kinds={"counter": ECHO_FACTORY}).start()
+
+    def test_no_kinds_is_an_error(self, actor_settings: Settings) -> None:
+        with pytest.raises(NodeError, match="no entity kinds"):
+            Node(actor_settings, kinds={}).start()
