@@ -100,6 +100,8 @@ class Bridge:
         self.backlog = 0
         self.flush_failures = 0
         self.dead_letters = 0
+        self.fetches = 0
+        self.fetched = 0
 
     # --- actor-thread API ---------------------------------------------------------------------
 
@@ -200,7 +202,11 @@ class Bridge:
         async def error(exc: Exception) -> None:
             log.warning("nats error", kind=self.kind.name, error=repr(exc))
 
-        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=5.0), reraise=True):
+        def failed(rs: Any) -> None:
+            self.error = f"cannot reach NATS at {self.settings.nats.url}: {rs.outcome.exception()!r}"
+            log.warning("nats connect failed; retrying", kind=self.kind.name, error=self.error)
+
+        async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=5.0), before_sleep=failed):
             with attempt:
                 self._nc = await nats.connect(
                     servers=[s.strip() for s in self.settings.nats.url.split(",")],
@@ -213,6 +219,7 @@ class Bridge:
                 )
                 self._js = self._nc.jetstream(timeout=self.settings.nats.timeout)
                 await ensure_streams(self._js, self.topology, self.settings.nats.replicas)
+        self.error = ""
 
     async def _bind(self, partition: int) -> JetStreamContext.PullSubscription:
         """(Re)create the partition's durable consumer so that delivery restarts, in order, just
@@ -260,6 +267,8 @@ class Bridge:
                 log.warning("fetch failed", kind=self.kind.name, partition=partition, error=repr(exc))
                 await asyncio.sleep(0.5)
                 continue
+            self.fetches += 1
+            self.fetched += len(msgs)
             await self._ingest(partition, msgs)
 
     async def _ingest(self, partition: int, msgs: list[Msg]) -> None:

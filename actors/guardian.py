@@ -204,6 +204,7 @@ class Guardian(ActorTypeDispatcher):
                     dirty=s.dirty if s else 0,
                     backlog=s.backlog if s else 0,
                     processed=s.processed if s else 0,
+                    avg_fetch=round(s.fetched / s.fetches, 1) if s and s.fetches else 0.0,
                     dead_letters=s.dead_letters if s else 0,
                     flush_failures=s.flush_failures if s else 0,
                     last_flush_age=s.last_flush_age if s else -1.0,

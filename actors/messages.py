@@ -81,6 +81,9 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     #: messages waiting: not yet delivered by the consumers plus queued for the actor thread
     backlog: int = 0
     processed: int = 0
+    #: pull requests that returned messages, and the messages they returned
+    fetches: int = 0
+    fetched: int = 0
     dead_letters: int = 0
     flushes: int = 0
     flush_failures: int = 0
@@ -126,6 +129,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     dirty: int = 0
     backlog: int = 0
     processed: int = 0
+    #: mean messages per non-empty pull request
+    avg_fetch: float = 0.0
     dead_letters: int = 0
     flush_failures: int = 0
     last_flush_age: float = -1.0

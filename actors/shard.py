@@ -195,6 +195,8 @@ class Shard(ActorTypeDispatcher):
             dirty=len(host.dirty) if host else 0,
             backlog=(bridge.backlog + self._inbox.qsize()) if bridge else 0,
             processed=host.processed if host else 0,
+            fetches=bridge.fetches if bridge else 0,
+            fetched=bridge.fetched if bridge else 0,
             dead_letters=(host.dead_letters if host else 0) + (bridge.dead_letters if bridge else 0),
             flushes=host.flushes if host else 0,
             flush_failures=bridge.flush_failures if bridge else 0,

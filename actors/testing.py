@@ -24,7 +24,16 @@ from clipstream.bus.messages import BusMessage, LikeDelta, ViewDelta
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 
-__all__ = ["DB_ENV", "POISON_USER", "EchoCounter", "EchoCounterKind", "EchoStore", "make_echo_kind"]
+__all__ = [
+    "DB_ENV",
+    "POISON_USER",
+    "EchoCounter",
+    "EchoCounterKind",
+    "EchoStore",
+    "NullCounterKind",
+    "make_echo_kind",
+    "make_null_kind",
+]
 
 DB_ENV = "ECHO_KIND_DB"
 #: a ViewDelta from this user makes ``handle`` raise
@@ -187,3 +196,36 @@ def make_echo_kind(settings: Settings) -> EchoCounterKind:
     if not path:
         raise RuntimeError(f"{DB_ENV} must name the SQLite file of the echo kind")
     return EchoCounterKind(EchoStore(path), Topology.from_settings(settings.nats))
+
+
+class NullCounterKind(EntityKind[list[int]]):
+    """The cheapest possible kind, for measuring the runtime itself: counts in memory, writes nothing."""
+
+    name = "counter"
+
+    def key_of(self, message: BusMessage) -> int:
+        return message.video_id  # type: ignore[union-attr]
+
+    async def load(self, keys: list[int]) -> dict[int, list[int]]:
+        return {k: [0, 0] for k in keys}  # [count, applied_seq]
+
+    def handle(self, entity: list[int], message: BusMessage, seq: int, outbox: Outbox) -> bool:
+        if seq <= entity[1]:
+            return False
+        entity[0] += 1
+        entity[1] = seq
+        return True
+
+    def query(self, entity: list[int], request: bytes) -> tuple[bytes, bool]:
+        return b"%d" % entity[0], False
+
+    def snapshot(self, entity: list[int]) -> Any:
+        return (entity[0], entity[1])
+
+    async def flush(self, snapshots: list[Any]) -> None:
+        return None
+
+
+def make_null_kind(settings: Settings) -> NullCounterKind:
+    """Factory for benchmarks: ``"counter": "clipstream.actors.testing:make_null_kind"``."""
+    return NullCounterKind()

@@ -256,3 +256,39 @@ class TestSupervision:
         assert len(echo_store.applied(video)) == 25
         other = next(s for s in node.status().shards if s.index != owner.index)
         assert other.restarts == 0
+
+
+class TestPassivation:
+    async def test_idle_entities_are_passivated_and_reload_their_flushed_state(
+        self, actor_settings: Settings, echo_store: EchoStore, helpers: Any
+    ) -> None:
+        settings = msgspec.structs.replace(
+            actor_settings, actors=msgspec.structs.replace(actor_settings.actors, idle_passivate=0.5)
+        )
+        node = Node(settings, kinds={"counter": helpers.echo_factory}, options=helpers.fast)
+        node.start()
+        try:
+            node.wait_ready(30)
+            nc = await nats.connect(settings.nats.url)
+            try:
+                bus = Bus(nc, settings)
+                videos = [701, 702, 703]
+                for v in videos:
+                    for m in likes(v, 3):
+                        await bus.publish(m)
+                await until(lambda: all(v in echo_store.counts() for v in videos), what="flushed")
+                # Idle for longer than idle_passivate: every entity leaves memory.
+                await until(
+                    lambda: (st := node.status()) and sum(s.processed for s in st.shards) == 9
+                    and sum(s.entities for s in st.shards) == 0,
+                    what="passivation",
+                )
+                # The next message reloads the flushed state and continues from it.
+                for m in likes(701, 2, first_user=50):
+                    await bus.publish(m)
+                await until(lambda: echo_store.counts()[701].likes == 5, what="reloaded entity")
+                assert echo_store.control("double_applied") == 0
+            finally:
+                await nc.close()
+        finally:
+            node.shutdown()
