@@ -69,8 +69,11 @@ class CassandraService(Service):
     start_timeout = 110.0
     stop_timeout = 45.0  # SIGTERM drains and flushes; a few seconds usually
 
+    def _storage_port(self) -> int:
+        return pins.shifted(pins.CASSANDRA_STORAGE_PORT, self.settings.cql.port, pins.DEFAULT_CQL_PORT)
+
     def ports(self) -> list[int]:
-        return [self.settings.cql.port, pins.CASSANDRA_STORAGE_PORT]
+        return [self.settings.cql.port, self._storage_port()]
 
     def address(self) -> str:
         return f"{pins.HOST}:{self.settings.cql.port} (CQL)"
@@ -94,7 +97,7 @@ class CassandraService(Service):
             (self.data_dir / sub).mkdir(exist_ok=True)
         yaml = conf / "cassandra.yaml"
         yaml.write_text(_template("cassandra.yaml", data_dir=self.data_dir, host=pins.HOST,
-                                  storage_port=pins.CASSANDRA_STORAGE_PORT, native_port=self.settings.cql.port))
+                                  storage_port=self._storage_port(), native_port=self.settings.cql.port))
         logback = conf / "logback.xml"
         logback.write_text(_template("logback.xml", log_file=self.ctx.log_dir / "cassandra-system.log"))
         heap = self.settings.stack.cassandra_heap
@@ -119,7 +122,7 @@ class CassandraService(Service):
         return argv, {}
 
     def check(self) -> str:
-        from cassandra.cluster import Cluster
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import RoundRobinPolicy
 
         from clipstream.stack.proc import port_open
@@ -127,11 +130,12 @@ class CassandraService(Service):
         if not port_open(pins.HOST, self.settings.cql.port):
             raise StackError("CQL port not open yet")
         logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-        cluster = Cluster([pins.HOST], port=self.settings.cql.port, connect_timeout=3,
-                          load_balancing_policy=RoundRobinPolicy(), control_connection_timeout=3)
+        profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=5)
+        cluster = Cluster([pins.HOST], port=self.settings.cql.port, connect_timeout=3, control_connection_timeout=3,
+                          execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         try:
             session = cluster.connect()
-            row = session.execute("SELECT release_version FROM system.local", timeout=5).one()
+            row = session.execute("SELECT release_version FROM system.local").one()
             return f"CQL release_version {row.release_version}"
         finally:
             cluster.shutdown()

@@ -42,11 +42,14 @@ class MinioService(Service):
     def _port(self) -> int:
         return int(self.settings.minio.endpoint.rpartition(":")[2] or 9000)
 
+    def _console_port(self) -> int:
+        return pins.shifted(pins.MINIO_CONSOLE_PORT, self._port(), pins.DEFAULT_MINIO_PORT)
+
     def ports(self) -> list[int]:
-        return [self._port(), pins.MINIO_CONSOLE_PORT]
+        return [self._port(), self._console_port()]
 
     def address(self) -> str:
-        return f"{pins.HOST}:{self._port()} (console {pins.HOST}:{pins.MINIO_CONSOLE_PORT})"
+        return f"{pins.HOST}:{self._port()} (console {pins.HOST}:{self._console_port()})"
 
     @property
     def queue_dir(self) -> Path:
@@ -78,7 +81,7 @@ class MinioService(Service):
             "MINIO_NOTIFY_NATS_QUEUE_DIR_PRIMARY": str(self.queue_dir),
         }
         argv = [str(binary), "server", str(self.data_dir), "--address", f"{pins.HOST}:{self._port()}",
-                "--console-address", f"{pins.HOST}:{pins.MINIO_CONSOLE_PORT}"]
+                "--console-address", f"{pins.HOST}:{self._console_port()}"]
         return argv, env
 
     def check(self) -> str:

@@ -26,10 +26,20 @@ MAVEN_DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 REDIS_DEBIAN_PACKAGE = "redis-server"
 FFMPEG_DEBIAN_PACKAGE = "ffmpeg"
 
-# Fixed ports that have no setting (the client-facing ports come from clipstream.config).
+# Ports that have no setting of their own (the client-facing ports come from clipstream.config). They
+# move with their service's configured port, so a second stack on shifted ports does not collide:
+# NATS 4222 -> monitor 8222, MinIO 9000 -> console 9001, CQL 9042 -> storage (gossip) 7000.
 NATS_MONITOR_PORT = 8222
 MINIO_CONSOLE_PORT = 9001
 CASSANDRA_STORAGE_PORT = 7000
+DEFAULT_NATS_PORT = 4222
+DEFAULT_MINIO_PORT = 9000
+DEFAULT_CQL_PORT = 9042
+
+
+def shifted(fixed: int, configured: int, default: int) -> int:
+    """``fixed`` moved by as much as ``configured`` differs from ``default``."""
+    return fixed + configured - default
 
 # Every service listens here only.
 HOST = "127.0.0.1"

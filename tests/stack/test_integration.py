@@ -64,10 +64,11 @@ def test_redis_round_trip(stack_up):
 
 
 def test_cql_query_and_write(stack_up):
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
-    cluster = Cluster(stack_up.cql.contact_points, port=stack_up.cql.port, load_balancing_policy=RoundRobinPolicy())
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=10)
+    cluster = Cluster(stack_up.cql.contact_points, port=stack_up.cql.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile})
     try:
         session = cluster.connect()
         assert session.execute("SELECT release_version FROM system.local").one().release_version.startswith("5.0.")

@@ -107,3 +107,12 @@ def test_port_taken_by_a_stranger_is_reported(ctx):
         assert not svc.pid_file.exists()
     finally:
         sock.close()
+
+
+def test_wipe_only_touches_the_state_dir(ctx):
+    for name, cls in SERVICES.items():
+        svc = cls(ctx)
+        for path in svc.wipe_paths():
+            assert path.is_relative_to(ctx.state_dir), (name, path)
+            assert path not in (ctx.state_dir, ctx.log_dir, ctx.run_dir), (name, path)
+            assert not path.is_relative_to(ctx.cache_dir), (name, path)
