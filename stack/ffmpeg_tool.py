@@ -34,7 +34,9 @@ class FfmpegTool(Service):
         out = subprocess.run([which("ffmpeg"), "-hide_banner", "-version"], capture_output=True, text=True, timeout=10)
         if out.returncode != 0:
             raise StackError(f"ffmpeg -version exited {out.returncode}")
-        return out.stdout.splitlines()[0] + f" ({which('ffmpeg')}, {which('ffprobe')})"
+        words = out.stdout.split()  # "ffmpeg version 5.1.9-0+deb12u1 Copyright ..."
+        version = words[2] if len(words) > 2 and words[1] == "version" else "?"
+        return f"ffmpeg {version} ({which('ffmpeg')}, {which('ffprobe')})"
 
     def wipe_paths(self) -> list:
         return []

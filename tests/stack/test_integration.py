@@ -97,15 +97,14 @@ async def test_upload_produces_event_on_the_minio_stream(stack_up):
 
     subject = stack_up.nats.minio_subject
     stream = Topology.from_settings(stack_up.nats).stream_for(subject)
+    client = _minio(stack_up)
+    name = f"stack-test/{uuid.uuid4()}.bin"
     nc = await nats.connect(stack_up.nats.url)
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(subject, stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW))
-        name = f"stack-test/{uuid.uuid4()}.bin"
         body = b"\x00clipstream" * 10
-        await asyncio.to_thread(
-            _minio(stack_up).put_object, stack_up.minio.uploads_bucket, name, io.BytesIO(body), len(body)
-        )
+        await asyncio.to_thread(client.put_object, stack_up.minio.uploads_bucket, name, io.BytesIO(body), len(body))
         deadline = time.monotonic() + 20
         seen = []
         while time.monotonic() < deadline:
@@ -125,7 +124,8 @@ async def test_upload_produces_event_on_the_minio_stream(stack_up):
                     return
         pytest.fail(f"no event for {name} on {subject} (stream {stream}) within 20s; saw {seen}")
     finally:
-        await nc.close()
+        await nc.close()  # the ephemeral consumer goes away with the connection (inactive threshold)
+        await asyncio.to_thread(client.remove_object, stack_up.minio.uploads_bucket, name)
 
 
 def test_presigned_put_then_get(stack_up):
@@ -145,3 +145,4 @@ def test_presigned_put_then_get(stack_up):
     # the signature covers bucket and key: the same URL must not write another object
     forged = url.replace(urllib.parse.quote(name, safe="/"), urllib.parse.quote(name + ".x", safe="/"))
     assert httpx.put(forged, content=b"x", timeout=15).status_code == 403
+    client.remove_object(bucket, name)
