@@ -80,3 +80,23 @@ def status(only: str | None) -> None:
     _table(statuses)
     if not all(s.healthy for s in statuses):
         raise SystemExit(1)
+
+
+@stack.command()
+def setup() -> None:
+    """Prepare services someone else runs (compose, production): schema, streams, buckets, notification.
+
+    `up` does the same for the services it starts; this is the step for those it does not.
+    """
+    from clipstream.stack.runner import make_context
+    from clipstream.stack.minio_service import MinioService
+    from clipstream.stack.nats_service import NatsService
+    from clipstream.storage.cql import apply_migrations
+
+    ctx = make_context()
+    try:
+        click.echo(f"cql: migrations applied {apply_migrations(ctx.settings.cql) or 'none (up to date)'}")
+        click.echo(f"nats: {NatsService(ctx).after_healthy()}")
+        click.echo(f"minio: {MinioService(ctx).after_healthy()}")
+    except Exception as exc:  # the services may still be starting: compose restarts this step
+        _fail(exc)
