@@ -16,7 +16,10 @@ from clipstream.config.settings import Settings
 __all__ = ["KINDS", "KindError", "load_kind"]
 
 #: kind name → factory path; the name is the subject family ("counter" → ``<prefix>.counter.<p>``)
-KINDS: dict[str, str] = {}
+KINDS: dict[str, str] = {
+    "counter": "clipstream.actors.entities.factories:make_counter_kind",
+    "feed": "clipstream.actors.entities.factories:make_feed_kind",
+}
 
 
 class KindError(ValueError):

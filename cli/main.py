@@ -58,6 +58,18 @@ def migrate_cmd() -> None:
     click.echo(f"migrations applied: {applied or 'none (up to date)'}")
 
 
+@main.command("node")
+def node_cmd() -> None:
+    """Run an actor node: the Guardian and the shard actors of every entity kind."""
+    from clipstream.actors.node import NodeError, run_node
+    from clipstream.config import get_settings
+
+    try:
+        run_node(get_settings())
+    except NodeError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command("worker")
 def worker_cmd() -> None:
     """Run the media processing and follower fan-out consumers."""
