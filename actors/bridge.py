@@ -7,8 +7,8 @@ runs one asyncio loop in a daemon thread. The loop:
   not decode (or belongs to another partition) is dead-lettered and acked at once; the entities a
   batch needs are loaded (batched) before the batch is queued for the actor thread;
 - answers request/reply queries the same way (load, then queue for the actor thread);
-- runs the flush jobs of the actor thread one at a time, in order: ``kind.flush``, then the outbox
-  publishes with their msg-ids, then the acks. A failing flush is retried with backoff and nothing
+- runs the flush jobs of the actor thread one at a time, in order: the outbox publishes with their
+  msg-ids, then ``kind.flush``, then the acks. A failing flush is retried with backoff and nothing
   is acked; fetching pauses until it succeeds (back-pressure).
 
 Each queued item is followed by one byte on a socketpair that the actor watches (ThespianWatch).
@@ -94,6 +94,7 @@ class Bridge:
         self._fetchers: list[asyncio.Task[None]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._fatal: BaseException | None = None
         # Read by the actor thread for stats; plain ints/floats, so torn reads do not matter.
         self.ready = False
         self.error = ""
@@ -191,9 +192,25 @@ class Bridge:
         self._fetchers = [asyncio.create_task(self._fetch_loop(p, sub)) for p, sub in self._subs.items()]
         self._flusher = asyncio.create_task(self._flush_loop())
         self._monitor = asyncio.create_task(self._backlog_loop())
+        for task in (*self._fetchers, self._flusher, self._monitor):
+            task.add_done_callback(self._task_ended)
         self.ready = True
         log.info("shard bridge ready", kind=self.kind.name, partitions=self.partitions)
         await self._done.wait()
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _task_ended(self, task: "asyncio.Task[None]") -> None:
+        """A loop task that dies takes the bridge with it. A fetcher that stopped between
+        receiving messages and queueing them would let later messages of its partition overtake
+        them, and entities would then skip them as already applied; a restart re-reads the
+        partition from its ack floor instead."""
+        if task.cancelled() or task.exception() is None or self._fatal is not None:
+            return
+        self._fatal = task.exception()
+        log.error("bridge task failed", kind=self.kind.name, error=repr(self._fatal))
+        assert self._done is not None
+        self._done.set()
 
     async def _connect(self) -> None:
         async def closed() -> None:
@@ -203,8 +220,8 @@ class Bridge:
             log.warning("nats error", kind=self.kind.name, error=repr(exc))
 
         def failed(rs: Any) -> None:
-            self.error = f"cannot reach NATS at {self.settings.nats.url}: {rs.outcome.exception()!r}"
-            log.warning("nats connect failed; retrying", kind=self.kind.name, error=self.error)
+            self.error = f"NATS setup at {self.settings.nats.url} failed: {rs.outcome.exception()!r}"
+            log.warning("nats setup failed; retrying", kind=self.kind.name, error=self.error)
 
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=5.0), before_sleep=failed):
             with attempt:
@@ -404,14 +421,18 @@ class Bridge:
             if job is None:
                 return
             try:
-                if job.snapshots:
-                    async for attempt in self._retrying("flush"):
-                        with attempt:
-                            await self.kind.flush(job.snapshots)
+                # Publishes first: if the process dies before the state is written, the messages
+                # are applied again and publish again under the same msg-ids, which JetStream
+                # drops as duplicates. The other order loses them: once the state is written the
+                # redelivered messages are skipped as already applied, and publish nothing.
                 if job.publishes:
                     async for attempt in self._retrying("outbox publish"):
                         with attempt:
                             await self._publish_all(job.publishes)
+                if job.snapshots:
+                    async for attempt in self._retrying("flush"):
+                        with attempt:
+                            await self.kind.flush(job.snapshots)
             except _Stopping:
                 log.warning("stopping with an unflushed job; its messages will be redelivered",
                             kind=self.kind.name, job=job.job_id)

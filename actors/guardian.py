@@ -42,12 +42,23 @@ log = structlog.get_logger("clipstream.actors.guardian")
 
 #: Thespian global name of the node's Guardian (one per actor system)
 GUARDIAN_NAME = "clipstream-guardian"
+_LIVENESS = ("liveness",)
 
 
 def split_partitions(partitions: int, shards: int) -> list[tuple[int, ...]]:
     """A static split of ``range(partitions)`` among ``shards`` shards (round robin); shards left
     without a partition get none."""
     return [tuple(range(i, partitions, shards)) for i in range(shards)]
+
+
+def _is_child(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) child of this process; a reused pid is not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return False
+    return fields[0] != b"Z" and int(fields[1]) == os.getpid()
 
 
 @dataclass(slots=True)
@@ -97,6 +108,8 @@ class Guardian(ActorTypeDispatcher):
                     self._slots.append(slot)
                     self._spawn(slot)
         log.info("guardian started shards", node=msg.node, shards=len(self._slots))
+        if msg.multiproc:
+            self.wakeupAfter(timedelta(seconds=msg.options.liveness_interval), payload=_LIVENESS)
 
     def _spawn(self, slot: _Slot) -> None:
         assert self._start is not None
@@ -141,14 +154,32 @@ class Guardian(ActorTypeDispatcher):
                 self.send(waiter, ShardsStopped(remaining))
             self._stop_waiters = []
 
+    def _check_liveness(self) -> None:
+        """Catch shard deaths Thespian does not report.
+
+        On one ChildActorExited, Thespian 4.0.1 prunes *every* dead child process from its list
+        (``_childExited``) but reports only the one: when two shards die together, the second
+        death is never announced (reproduced by SIGKILLing both shards of a node). So the Guardian
+        also checks the pid each shard reported, and treats a vanished one as an exit.
+        """
+        for slot in self._slots:
+            if slot.address is not None and slot.stats is not None and not _is_child(slot.stats.pid):
+                log.warning("shard process gone without ChildActorExited", kind=slot.kind, index=slot.index,
+                            pid=slot.stats.pid)
+                self._shard_exited(slot)
+
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         slot = self._slot_of(msg.childAddress)
-        if slot is not None and self._exiting:
+        if slot is not None:
+            self._shard_exited(slot)
+
+    def _shard_exited(self, slot: _Slot) -> None:
+        if self._exiting:
             slot.address = None
             slot.state = "stopped"
             self._answer_stop_if_done(force=False)
             return
-        if slot is None or self._policy is None:
+        if self._policy is None:
             return
         slot.address = None
         delay = self._policy.on_exit(slot.key, time.monotonic())
@@ -164,6 +195,10 @@ class Guardian(ActorTypeDispatcher):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
+        if payload == _LIVENESS and self._start is not None and not self._exiting:
+            self._check_liveness()
+            self.wakeupAfter(timedelta(seconds=self._start.options.liveness_interval), payload=_LIVENESS)
+            return
         if payload == ("stop-timeout",):
             self._answer_stop_if_done(force=True)
             return

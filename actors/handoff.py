@@ -62,7 +62,7 @@ Inbound = Batch | QueryItem | Evict | FlushDone | BridgeFailed
 
 @dataclass(slots=True)
 class FlushJob:
-    """One write-behind step: write ``snapshots``, then publish ``publishes``, then ack ``acks``."""
+    """One write-behind step: publish ``publishes``, write ``snapshots``, then ack ``acks``."""
 
     job_id: int
     snapshots: list[Any]

@@ -46,6 +46,8 @@ class RuntimeOptions(msgspec.Struct, frozen=True, kw_only=True):
     stop_timeout: float = 10.0
     #: longest delay before a crashed shard is restarted
     restart_backoff_max: float = 60.0
+    #: seconds between the Guardian's own checks for dead shard processes (Thespian misses some)
+    liveness_interval: float = 1.0
     #: entities passivated per flush tick at most (spreads the work of a mass passivation)
     passivate_batch: int = 10_000
 
@@ -57,6 +59,8 @@ class StartShards(msgspec.Struct, frozen=True, kw_only=True):
     settings: Settings
     kinds: dict[str, str]
     options: RuntimeOptions = RuntimeOptions()
+    #: the actor system forks a process per actor (multiprocTCPBase), so shards can die alone
+    multiproc: bool = True
 
 
 class OwnPartitions(msgspec.Struct, frozen=True, kw_only=True):

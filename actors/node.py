@@ -163,7 +163,8 @@ class Node:
         self._guardian = self._asys.createActor(Guardian, globalName=GUARDIAN_NAME)
         self._asys.tell(
             self._guardian,
-            StartShards(node=self.name, settings=self.settings, kinds=self.kinds, options=self.options),
+            StartShards(node=self.name, settings=self.settings, kinds=self.kinds, options=self.options,
+                        multiproc=multiproc),
         )
         self._session = self.status().guardian.session
         log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))

@@ -65,7 +65,11 @@ class Shard(ActorTypeDispatcher):
             super().receiveMessage(message, sender)
         except Exception as exc:
             self._error = f"{type(exc).__name__}: {exc}"
-            log.exception("shard handler failed", message=type(message).__name__)
+            log.exception("shard handler failed; exiting", message=type(message).__name__)
+            # Items taken off the inbox but not applied would be overtaken by later ones (and then
+            # skipped as already applied); a restart re-reads the partitions from their ack floor.
+            self._send_stats()
+            self.send(self.myAddress, ActorExitRequest())
         return self._watch()
 
     def _watch(self) -> ThespianWatch | None:
