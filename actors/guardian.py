@@ -8,6 +8,7 @@ delay is waited with ``wakeupAfter`` so the Guardian keeps answering meanwhile.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +52,16 @@ def split_partitions(partitions: int, shards: int) -> list[tuple[int, ...]]:
     return [tuple(range(i, partitions, shards)) for i in range(shards)]
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _is_child(pid: int) -> bool:
     """Whether ``pid`` is a live (non-zombie) child of this process; a reused pid is not."""
     try:
@@ -91,6 +102,8 @@ class Guardian(ActorTypeDispatcher):
         self._policy: RestartPolicy | None = None
         self._exiting = False
         self._poison = 0
+        #: the node process died: stop everything once the shards are down
+        self._orphan = False
         #: who asked for StopShards, answered when the last shard exited
         self._stop_waiters: list[Any] = []
 
@@ -145,6 +158,19 @@ class Guardian(ActorTypeDispatcher):
         self.wakeupAfter(timedelta(seconds=msg.timeout), payload=("stop-timeout",))
         self._answer_stop_if_done(force=False)
 
+    def _orphaned(self) -> None:
+        """The node process died without shutting the actor system down (SIGKILL, OOM): stop the
+        shards (they flush), then end every process of the actor system, this one included.
+        Thespian's admin is a daemon and would otherwise run, with its actors, forever."""
+        log.error("node process is gone; stopping the actor system", node_pid=self._start.node_pid if self._start else 0)
+        self._orphan = True
+        self.receiveMsg_StopShards(StopShards(timeout=10.0), self.myAddress)
+
+    def receiveMsg_ShardsStopped(self, msg: ShardsStopped, sender: Any) -> None:
+        if self._orphan:
+            # Admin, logger and Guardian share the admin's process group (it called setsid).
+            os.killpg(os.getpgid(0), signal.SIGKILL)
+
     def _answer_stop_if_done(self, force: bool) -> None:
         remaining = sum(1 for slot in self._slots if slot.address is not None)
         if self._stop_waiters and (remaining == 0 or force):
@@ -196,6 +222,9 @@ class Guardian(ActorTypeDispatcher):
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
         if payload == _LIVENESS and self._start is not None and not self._exiting:
+            if self._start.node_pid and not _alive(self._start.node_pid):
+                self._orphaned()
+                return
             self._check_liveness()
             self.wakeupAfter(timedelta(seconds=self._start.options.liveness_interval), payload=_LIVENESS)
             return

@@ -61,6 +61,8 @@ class StartShards(msgspec.Struct, frozen=True, kw_only=True):
     options: RuntimeOptions = RuntimeOptions()
     #: the actor system forks a process per actor (multiprocTCPBase), so shards can die alone
     multiproc: bool = True
+    #: pid of the node process; if it dies without shutting down, the actor system stops itself
+    node_pid: int = 0
 
 
 class OwnPartitions(msgspec.Struct, frozen=True, kw_only=True):

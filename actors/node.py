@@ -164,7 +164,7 @@ class Node:
         self._asys.tell(
             self._guardian,
             StartShards(node=self.name, settings=self.settings, kinds=self.kinds, options=self.options,
-                        multiproc=multiproc),
+                        multiproc=multiproc, node_pid=os.getpid() if multiproc else 0),
         )
         self._session = self.status().guardian.session
         log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))
@@ -302,8 +302,19 @@ async def _serve(node: Node, stop: threading.Event) -> None:
 def run_node(settings: Settings, kinds: Mapping[str, str] | None = None, options: RuntimeOptions | None = None) -> None:
     """Run a node until SIGINT or SIGTERM, then shut it down cleanly."""
     stop = threading.Event()
-    # Until the loop takes over, a signal must not kill us mid-start and orphan the actor system.
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    me = os.getpid()
+
+    def early(sig: int, _frame: object) -> None:
+        # Until the loop takes over, a signal must not kill us mid-start and orphan the actor
+        # system. Thespian forks its admin from here, and the admin keeps Python's handlers: in
+        # that process, fall back to the default action, or the admin could not be terminated.
+        if os.getpid() != me:
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+            return
+        stop.set()
+
+    previous = {sig: signal.signal(sig, early) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = Node(settings, kinds, options)
     try:
         node.start()

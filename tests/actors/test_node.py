@@ -101,6 +101,29 @@ class TestRunNode:
         assert descendants(proc.pid) == set()
         assert not helpers.port_open(actor_settings.actors.admin_port)
 
+    def test_actor_system_stops_itself_when_the_node_is_killed(
+        self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
+    ) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
+            env=env_for(actor_settings, str(tmp_path / "echo.db")),
+            cwd=tmp_path,
+        )
+        session = 0
+        try:
+            status = asyncio.run(self._status_when_running(actor_settings))
+            session = status.guardian.session
+            proc.kill()  # no chance to shut anything down
+            proc.wait(10)
+            helpers.wait_for(lambda: session_processes(session) == [], 20, what="orphans gone")
+            helpers.wait_for(lambda: not helpers.port_open(actor_settings.actors.admin_port), 5, what="port")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if session and session_processes(session):  # the test failed: do not leave them running
+                os.killpg(session, signal.SIGKILL)
+
     @staticmethod
     async def _status_when_running(settings: Settings) -> NodeStatus:
         nc = await nats.connect(settings.nats.url)
