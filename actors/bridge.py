@@ -29,14 +29,13 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from clipstream.actors.consumers import bind_partition
 from clipstream.actors.entity import EntityKind, Publish
 from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, FlushJob, Inbound, QueryItem
 from clipstream.actors.messages import RuntimeOptions
-from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, partition_subject, rpc_subject
+from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
 from clipstream.bus.messages import DeadLetter
 from clipstream.bus.topology import Topology, ensure_streams
@@ -239,34 +238,8 @@ class Bridge:
         self.error = ""
 
     async def _bind(self, partition: int) -> JetStreamContext.PullSubscription:
-        """(Re)create the partition's durable consumer so that delivery restarts, in order, just
-        after its ack floor. A new owner must not wait ``ack_wait`` for the previous owner's
-        unacked messages, and it must see them before newer ones: entities skip a message whose
-        sequence they already applied, which is only exact if each partition is applied in order."""
         assert self._js is not None
-        subject = partition_subject(self.topology, self.kind.name, partition)
-        stream = self.topology.stream_for(subject)
-        durable = f"{self.kind.name}-{partition}"
-        start = 0
-        try:
-            info = await self._js.consumer_info(stream, durable)
-        except NotFoundError:
-            pass
-        else:
-            floor = info.ack_floor.stream_seq if info.ack_floor else 0
-            start = floor + 1 if floor else (info.config.opt_start_seq or 0)
-            await self._js.delete_consumer(stream, durable)
-        config = ConsumerConfig(
-            durable_name=durable,
-            filter_subject=subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.options.ack_wait,
-            max_ack_pending=self.options.max_ack_pending,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
-            opt_start_seq=start or None,
-        )
-        await self._js.add_consumer(stream, config)
-        return await self._js.pull_subscribe_bind(durable=durable, stream=stream)
+        return await bind_partition(self._js, self.topology, self.kind.name, partition, self.options)
 
     # --- inbound ------------------------------------------------------------------------------
 
