@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import ConstantReconnectionPolicy, DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
 from clipstream.config.settings import CqlSettings
@@ -45,6 +45,8 @@ def connect_cql(settings: CqlSettings, keyspace: str | None = None) -> "Cql":
         protocol_version=4,
         connect_timeout=settings.timeout,
         control_connection_timeout=settings.timeout,
+        # The default backoff grows to minutes: after a node restart we want it back within a second.
+        reconnection_policy=ConstantReconnectionPolicy(1.0, max_attempts=None),
     )
     try:
         session = cluster.connect(keyspace)

@@ -20,6 +20,11 @@ os.environ.setdefault("CLIPSTREAM_REDIS_URL", "redis://127.0.0.1:6379/15")
 CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests that restart the shared services run last, so no other test sees the restart."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
 @pytest.fixture(scope="session")
 def settings():
     from clipstream.config import get_settings

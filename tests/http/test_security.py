@@ -9,7 +9,7 @@ import pytest
 
 from clipstream.http.security import InvalidToken, Passwords, Principal, Tokens, derive_key
 
-SECRET = "a-test-secret-of-enough-length"
+SECRET = "a-test-secret-of-enough-length-for-hs256"
 
 
 class TestPasswords:

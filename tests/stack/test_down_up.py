@@ -14,7 +14,7 @@ from clipstream.stack.runner import SERVICES, make_context
 
 from .conftest import run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
 
 def _ticks_now() -> int:
