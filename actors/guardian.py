@@ -274,6 +274,10 @@ class Guardian(ActorTypeDispatcher):
                     last_flush_age=s.last_flush_age if s else -1.0,
                     stats_age=round(now - slot.stats_at, 3) if s else -1.0,
                     error=slot.error,
+                    flushes=s.flushes if s else 0,
+                    flush_seconds=s.flush_seconds if s else 0.0,
+                    last_flush_latency=s.last_flush_latency if s else 0.0,
+                    hot=s.hot if s else (),
                 )
             )
         return NodeStatus(

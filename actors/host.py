@@ -10,8 +10,10 @@ always wins over a freshly loaded copy, which may be stale.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import OrderedDict
+from operator import itemgetter
 from typing import Any, Callable, Generic, TypeVar
 
 import structlog
@@ -53,7 +55,11 @@ class EntityHost(Generic[E]):
         "dead_letters",
         "flushes",
         "last_flush_at",
+        "flush_seconds",
+        "last_flush_latency",
+        "hits",
         "_job_id",
+        "_job_started",
         "_job_keys",
     )
 
@@ -88,7 +94,14 @@ class EntityHost(Generic[E]):
         self.dead_letters = 0
         self.flushes = 0
         self.last_flush_at: float | None = None
+        #: seconds from taking a flush job to its FlushDone (write + acks), summed and the last one
+        self.flush_seconds = 0.0
+        self.last_flush_latency = 0.0
+        #: messages per entity since the last :meth:`take_hot`: one dict increment per message is
+        #: the whole cost of the operator's "hottest entities"
+        self.hits: dict[int, int] = {}
         self._job_id = 0
+        self._job_started: dict[int, float] = {}
         self._job_keys: dict[int, list[int]] = {}
 
     # --- inbound ------------------------------------------------------------------------------
@@ -107,6 +120,7 @@ class EntityHost(Generic[E]):
         entities, lru, dirty, acks, outbox = self.entities, self.lru, self.dirty, self.acks, self.outbox
         publishes = outbox.publishes
         handle = self.kind.handle
+        hits = self.hits
         for key, seq, message, raw in batch.items:
             entity = entities.get(key)
             if entity is None:
@@ -121,6 +135,7 @@ class EntityHost(Generic[E]):
                 del publishes[mark:]
                 self.dead_letter(getattr(raw, "subject", ""), message, seq, f"handler raised {type(exc).__name__}: {exc}")
             acks.append(raw)
+            hits[key] = hits.get(key, 0) + 1
             lru[key] = now
             lru.move_to_end(key)
         self.processed += len(batch.items)
@@ -179,6 +194,10 @@ class EntityHost(Generic[E]):
                 del self.pending[key]
         self.flushes += 1
         self.last_flush_at = self.clock()
+        started = self._job_started.pop(done.job_id, None)
+        if started is not None:
+            self.last_flush_latency = self.last_flush_at - started
+            self.flush_seconds += self.last_flush_latency
 
     # --- outbound -----------------------------------------------------------------------------
 
@@ -194,6 +213,7 @@ class EntityHost(Generic[E]):
         for key in keys:
             self.pending[key] = job_id
         self._job_keys[job_id] = keys
+        self._job_started[job_id] = self.clock()
         job = FlushJob(job_id, snapshots, self.outbox.publishes, self.acks)
         self.dirty = set()
         self.outbox = Outbox()
@@ -215,6 +235,12 @@ class EntityHost(Generic[E]):
             out.append(key)
         self.evicting.update(out)
         return out
+
+    def take_hot(self, n: int) -> list[tuple[int, int]]:
+        """The ``n`` entities with the most messages since the last call (key, messages), and a
+        fresh count: the dict only ever holds the keys of one stats interval."""
+        hits, self.hits = self.hits, {}
+        return heapq.nlargest(n, hits.items(), key=itemgetter(1))
 
     def take_replies(self) -> list[Reply]:
         replies, self.replies = self.replies, []

@@ -95,6 +95,12 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     flush_failures: int = 0
     #: seconds since the last successful flush (-1: none yet)
     last_flush_age: float = -1.0
+    #: seconds spent in flushes (job taken → written and acked) and the latest one
+    flush_seconds: float = 0.0
+    last_flush_latency: float = 0.0
+    #: busiest entities since the previous stats: (decimal key, messages); a string so that JSON
+    #: readers without 64-bit integers (browsers) keep the id exact
+    hot: tuple[tuple[str, int], ...] = ()
     poison: int = 0
     ready: bool = False
     error: str = ""
@@ -142,6 +148,11 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     last_flush_age: float = -1.0
     stats_age: float = -1.0
     error: str = ""
+    flushes: int = 0
+    flush_seconds: float = 0.0
+    last_flush_latency: float = 0.0
+    #: busiest entities over the last stats interval: (decimal key, messages)
+    hot: tuple[tuple[str, int], ...] = ()
 
 
 class GuardianStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -273,10 +273,14 @@ async def _serve(node: Node, stop: threading.Event) -> None:
     if stop.is_set():
         return
     topology = Topology.from_settings(node.settings.nats)
+    # A Thespian ActorSystem object is not thread-safe, and each request runs in an executor
+    # thread: concurrent status requests (CLI --watch, the admin page, Prometheus) take turns.
+    asking = asyncio.Lock()
 
     async def answer(msg: nats.aio.msg.Msg) -> None:
         try:
-            status = await loop.run_in_executor(None, node.status)
+            async with asking:
+                status = await loop.run_in_executor(None, node.status)
             await msg.respond(_status_encoder.encode(status))
         except Exception as exc:
             log.warning("status request failed", error=repr(exc))

@@ -40,6 +40,8 @@ _FLUSH = "flush"
 _STATS = "stats"
 #: inbox items handled per WatchMessage, so that timers and exit requests are not starved
 _DRAIN_LIMIT = 64
+#: hottest entities reported with each stats message
+_HOT = 5
 
 
 class Shard(ActorTypeDispatcher):
@@ -205,6 +207,9 @@ class Shard(ActorTypeDispatcher):
             flushes=host.flushes if host else 0,
             flush_failures=bridge.flush_failures if bridge else 0,
             last_flush_age=age,
+            flush_seconds=round(host.flush_seconds, 6) if host else 0.0,
+            last_flush_latency=round(host.last_flush_latency, 6) if host else 0.0,
+            hot=tuple((str(k), n) for k, n in host.take_hot(_HOT)) if host else (),
             poison=self._poison,
             ready=bool(bridge and bridge.ready),
             error=self._error or (bridge.error if bridge else ""),

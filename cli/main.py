@@ -82,6 +82,7 @@ def worker_cmd() -> None:
 def _register() -> None:
     # Subcommand groups live beside the code they drive; imported here so `clipstream --help` lists them.
     from clipstream.bus.cli import bus
+    from clipstream.cli.actors import actors_cmd
     from clipstream.cli.demo import demo_cmd
     from clipstream.http.cli import api
     from clipstream.cli.run import run_cmd
@@ -92,6 +93,7 @@ def _register() -> None:
     main.add_command(demo_cmd)
     main.add_command(api)
     main.add_command(bus)
+    main.add_command(actors_cmd)
 
 
 _register()

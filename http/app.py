@@ -19,10 +19,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from clipstream import __version__
 from clipstream.config.settings import Settings, get_settings
+from clipstream.http.admin import ADMIN_HANDLERS
 from clipstream.http.auth import AUTH_HANDLERS, BearerAuthMiddleware, current_user
 from clipstream.http.bootstrap import Security, Services, build_security, open_services
 from clipstream.http.errors import exception_handlers
 from clipstream.http.feed import FEED_HANDLERS
+from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware
 from clipstream.http.schemas import StatusResponse
 from clipstream.http.uploads import UPLOAD_HANDLERS
 from clipstream.http.users import USER_HANDLERS
@@ -79,10 +81,11 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
         route_handlers=[
             health,
             *AUTH_HANDLERS,
+            *METRICS_HANDLERS,
             # Everything else needs the bearer token; the router says so in the OpenAPI document.
             Router(
                 "/",
-                route_handlers=[*USER_HANDLERS, *UPLOAD_HANDLERS, *VIDEO_HANDLERS, *FEED_HANDLERS],
+                route_handlers=[*USER_HANDLERS, *UPLOAD_HANDLERS, *VIDEO_HANDLERS, *FEED_HANDLERS, *ADMIN_HANDLERS],
                 security=[{"BearerAuth": []}],
             ),
         ],
@@ -90,7 +93,8 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
             "svc": Provide(_services, sync_to_thread=False),
             "me": Provide(current_user, sync_to_thread=False),
         },
-        middleware=[DefineMiddleware(BearerAuthMiddleware, tokens=security.tokens, exclude=[f"^{_SCHEMA_PATH}"])],
+        # Metrics first: they time the auth check too, and count its 401s.
+        middleware=[RequestMetricsMiddleware, DefineMiddleware(BearerAuthMiddleware, tokens=security.tokens, exclude=[f"^{_SCHEMA_PATH}"])],
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),
         openapi_config=_openapi(),

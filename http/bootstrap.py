@@ -23,6 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
+from clipstream.actors.status_client import StatusCache
 from clipstream.bus.publisher import Publisher
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import MinioSettings, Settings
@@ -81,6 +82,8 @@ class Services:
     videos: VideoRepo
     stats: StatsRepo
     follows: FollowRepo
+    #: the nodes' supervision trees over NATS (operator's view and /metrics)
+    node_status: StatusCache
     # Raw clients, kept for closing and for health checks.
     cql: Cql | None = None
     redis: Redis | None = None
@@ -177,6 +180,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
             videos=videos,
             stats=stats,
             follows=FollowRepo(cql),
+            node_status=StatusCache(nc, Topology.from_settings(settings.nats)),
             cql=cql,
             redis=redis,
             nc=nc,

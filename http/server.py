@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from clipstream.config.settings import Settings
@@ -22,28 +25,49 @@ def _import_root() -> Path:
     return Path(clipstream.__file__).resolve().parent.parent
 
 
+def _metrics_dir() -> str | None:
+    """Put prometheus-client in multiprocess mode for the granian workers.
+
+    Workers are processes (forked or spawned after this, so they inherit the variable before they
+    import prometheus_client) and a scrape reaches one of them, which must report the samples of
+    all. Returns the directory to remove at exit when it is ours.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        # prometheus-client's rule: wipe the directory between runs, or old samples linger.
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        return None
+    path = tempfile.mkdtemp(prefix="clipstream-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
 def run_api(settings: Settings) -> None:
     """Serve the API until interrupted (blocking).
 
     Host, port and worker count come from ``settings``; each worker process builds its app from the
     environment (``get_settings()``), so settings must come from ``CLIPSTREAM_*`` variables.
     """
-    import os
-
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
     root = _import_root()
     os.chdir(root)  # see _import_root
-    Granian(
-        APP_FACTORY,
-        factory=True,
-        address=settings.http.host,
-        port=settings.http.port,
-        interface=Interfaces.ASGI,
-        workers=settings.http.workers,
-        loop=Loops.uvloop,
-        respawn_failed_workers=True,  # a crashed worker comes back without an operator
-        working_dir=root,
-        log_access=False,
-    ).serve()
+    metrics_dir = _metrics_dir()
+    try:
+        Granian(
+            APP_FACTORY,
+            factory=True,
+            address=settings.http.host,
+            port=settings.http.port,
+            interface=Interfaces.ASGI,
+            workers=settings.http.workers,
+            loop=Loops.uvloop,
+            respawn_failed_workers=True,  # a crashed worker comes back without an operator
+            working_dir=root,
+            log_access=False,
+        ).serve()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

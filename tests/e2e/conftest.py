@@ -7,13 +7,49 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
-PORT = 18080
+# Overridable so that two engineers' sessions on one machine do not share a port (granian binds
+# with SO_REUSEPORT, so a second system would silently split the requests with the first).
+PORT = int(os.environ.get("E2E_HTTP_PORT", "18080"))
+ADMIN_PORT = int(os.environ.get("E2E_ADMIN_PORT", "19650"))
+#: this session's admin user (registered by the tests that need it) and node name: other sessions'
+#: nodes may answer the same status subject, so tests find theirs by name
+ADMIN_USERNAME = f"e2eadmin{uuid.uuid4().hex[:10]}"
+NODE_NAME = f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+def make_system_env() -> dict[str, str]:
+    """The environment of the system's processes, for tools run against it (`clipstream actors`)."""
+    return {
+        **os.environ,
+        "PYTHONSAFEPATH": "1",
+        "CLIPSTREAM_HTTP_PORT": str(PORT),
+        "CLIPSTREAM_HTTP_WORKERS": "1",
+        "CLIPSTREAM_ACTORS_ADMIN_PORT": str(ADMIN_PORT),
+        "CLIPSTREAM_HTTP_ADMIN_USERNAMES": ADMIN_USERNAME,
+        "CLIPSTREAM_ACTORS_NODE_NAME": NODE_NAME,
+    }
+
+
+@pytest.fixture(scope="session")
+def system_env() -> dict[str, str]:
+    return make_system_env()
+
+
+@pytest.fixture(scope="session")
+def admin_username() -> str:
+    return ADMIN_USERNAME
+
+
+@pytest.fixture(scope="session")
+def node_name() -> str:
+    return NODE_NAME
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +59,7 @@ def system(migrated, tmp_path_factory):
 
     redis.Redis.from_url(migrated.redis.url).flushdb()  # derived data only: this session's videos alone
     log = tmp_path_factory.mktemp("system") / "run.log"
-    env = {
-        **os.environ,
-        "PYTHONSAFEPATH": "1",
-        "CLIPSTREAM_HTTP_PORT": str(PORT),
-        "CLIPSTREAM_HTTP_WORKERS": "1",
-        "CLIPSTREAM_ACTORS_ADMIN_PORT": "19650",
-    }
+    env = make_system_env()
     with open(log, "wb") as out:
         proc = subprocess.Popen([CLIPSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)

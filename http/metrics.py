@@ -1,0 +1,144 @@
+"""Prometheus metrics at ``/metrics``: the API's request latencies, and the nodes' shard numbers.
+
+HTTP: one histogram observation per request (method, route template, status), by a plain ASGI
+middleware. granian runs the API as several worker processes and a scrape reaches one of them, so
+:func:`clipstream.http.server.run_api` puts prometheus-client in multiprocess mode (each worker
+writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR``; the scraped worker sums them all).
+
+Nodes: no extra port. The scraped worker gathers the supervision trees over NATS (cached for a
+second, shared with ``/v1/admin/actors``) and renders them as gauges and counters labelled by node,
+kind and shard. Counters restart from zero with a shard process, which Prometheus' ``rate()``
+treats as a counter reset; restarts are counted by the Guardian and survive them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Iterable
+
+from litestar import Response, get
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from clipstream.actors.messages import NodeStatus
+from clipstream.http.bootstrap import ServicesDep
+
+__all__ = ["METRICS_HANDLERS", "NodeCollector", "RequestMetricsMiddleware", "REQUEST_SECONDS", "render_nodes"]
+
+REQUEST_SECONDS = Histogram(
+    "clipstream_http_request_duration_seconds",
+    "Time from request start to the end of the response, by route template and status.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class RequestMetricsMiddleware:
+    """Times every HTTP request; the route is the matched path template, so ids do not explode the
+    label set."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
+
+
+class NodeCollector(Collector):
+    """The gathered node statuses as Prometheus metric families."""
+
+    def __init__(self, statuses: list[NodeStatus]) -> None:
+        self.statuses = statuses
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["node", "kind", "shard"]
+
+        def family(cls: Any, name: str, doc: str) -> Any:
+            return cls(name, doc, labels=labels)
+
+        processed = family(CounterMetricFamily, "clipstream_shard_messages_processed", "Messages applied by the shard process.")
+        flushes = family(CounterMetricFamily, "clipstream_shard_flushes", "Write-behind flushes completed.")
+        flush_seconds = family(CounterMetricFamily, "clipstream_shard_flush_seconds",
+                               "Seconds spent in flushes (job taken to written and acked); divide by flushes for the mean.")
+        last_latency = family(GaugeMetricFamily, "clipstream_shard_last_flush_latency_seconds", "Latency of the latest flush.")
+        flush_age = family(GaugeMetricFamily, "clipstream_shard_last_flush_age_seconds", "Seconds since the latest flush (-1: none).")
+        restarts = family(CounterMetricFamily, "clipstream_shard_restarts", "Restarts of the shard slot by its Guardian.")
+        dead = family(CounterMetricFamily, "clipstream_shard_dead_letters", "Messages moved to the dead-letter subject.")
+        entities = family(GaugeMetricFamily, "clipstream_shard_entities", "Entities active in memory.")
+        dirty = family(GaugeMetricFamily, "clipstream_shard_dirty_entities", "Entities changed since their last flush.")
+        backlog = family(GaugeMetricFamily, "clipstream_shard_backlog", "Messages waiting for the shard.")
+        running = family(GaugeMetricFamily, "clipstream_shard_running", "1 if the shard is running.")
+        by_kind = GaugeMetricFamily("clipstream_entities", "Entities active in memory, by kind, over every node.", labels=["kind"])
+        kinds: dict[str, int] = {}
+        for status in self.statuses:
+            for s in status.shards:
+                key = [status.node, s.kind, str(s.index)]
+                processed.add_metric(key, s.processed)
+                flushes.add_metric(key, s.flushes)
+                flush_seconds.add_metric(key, s.flush_seconds)
+                last_latency.add_metric(key, s.last_flush_latency)
+                flush_age.add_metric(key, s.last_flush_age)
+                restarts.add_metric(key, s.restarts)
+                dead.add_metric(key, s.dead_letters)
+                entities.add_metric(key, s.entities)
+                dirty.add_metric(key, s.dirty)
+                backlog.add_metric(key, s.backlog)
+                running.add_metric(key, 1 if s.state == "running" else 0)
+                kinds[s.kind] = kinds.get(s.kind, 0) + s.entities
+        for kind, n in sorted(kinds.items()):
+            by_kind.add_metric([kind], n)
+        nodes = GaugeMetricFamily("clipstream_nodes", "Nodes that answered the status request.")
+        nodes.add_metric([], len(self.statuses))
+        yield from (processed, flushes, flush_seconds, last_latency, flush_age, restarts, dead, entities, dirty,
+                    backlog, running, by_kind, nodes)
+
+
+def render_nodes(statuses: list[NodeStatus]) -> bytes:
+    """Prometheus text of the node metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(statuses))
+    return generate_latest(registry)
+
+
+def _http_registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+@get("/metrics", exclude_from_auth=True, include_in_schema=False)
+async def metrics(svc: ServicesDep) -> Response[bytes]:
+    """Prometheus text format; unauthenticated like every scrape target: keep it off the public edge."""
+    try:
+        statuses = await svc.node_status.get()
+    except Exception:  # NATS down: the HTTP metrics still matter, clipstream_nodes 0 says the rest
+        statuses = []
+    body = generate_latest(_http_registry()) + render_nodes(statuses)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+METRICS_HANDLERS = [metrics]
