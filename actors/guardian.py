@@ -3,6 +3,10 @@
 Thespian reports a child's death (``ChildActorExited``, also after a SIGKILL) and leaves restart
 policy to the parent; the policy is :class:`clipstream.actors.supervision.RestartPolicy`. The
 delay is waited with ``wakeupAfter`` so the Guardian keeps answering meanwhile.
+
+Which partitions the node owns comes with :class:`StartShards` (all of them without leases) and
+then with :class:`AssignPartitions` (from :mod:`clipstream.actors.leases`); each kind's partitions
+are split among a fixed number of shard slots, and a slot whose part changes restarts its shard.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from thespian.actors import (
 )
 
 from clipstream.actors.messages import (
+    AssignPartitions,
     GuardianStatus,
     NodeStatus,
     OwnPartitions,
@@ -79,8 +84,13 @@ class _Slot:
     kind: str
     index: int
     factory: str
+    #: the partitions this slot may ever host (its share of the static split)
+    universe: tuple[int, ...]
+    #: the ones it hosts now (those of the universe the node owns)
     partitions: tuple[int, ...]
     address: Any = None
+    #: the part to start with once the running shard has stopped (reassignment in progress)
+    pending: tuple[int, ...] | None = None
     state: str = "starting"
     restarts: int = 0
     stats: ShardStats | None = None
@@ -115,11 +125,16 @@ class Guardian(ActorTypeDispatcher):
         actors = msg.settings.actors
         self._policy = RestartPolicy(actors.restart_backoff, actors.restart_budget, msg.options.restart_backoff_max)
         for name, factory in sorted(msg.kinds.items()):
-            for index, partitions in enumerate(split_partitions(actors.partitions, actors.shards)):
-                if partitions:
-                    slot = _Slot(name, index, factory, partitions)
+            owned = None if msg.owned is None else set(msg.owned.get(name, ()))
+            for index, universe in enumerate(split_partitions(actors.partitions, actors.shards)):
+                if universe:
+                    part = universe if owned is None else tuple(p for p in universe if p in owned)
+                    slot = _Slot(name, index, factory, universe, part)
                     self._slots.append(slot)
-                    self._spawn(slot)
+                    if part:
+                        self._spawn(slot)
+                    else:
+                        slot.state = "idle"
         log.info("guardian started shards", node=msg.node, shards=len(self._slots))
         if msg.multiproc:
             self.wakeupAfter(timedelta(seconds=msg.options.liveness_interval), payload=_LIVENESS)
@@ -139,6 +154,29 @@ class Guardian(ActorTypeDispatcher):
                 options=self._start.options,
             ),
         )
+
+    def receiveMsg_AssignPartitions(self, msg: AssignPartitions, sender: Any) -> None:
+        if self._exiting or self._start is None:
+            return
+        for slot in self._slots:
+            owned = set(msg.owned.get(slot.kind, ()))
+            part = tuple(p for p in slot.universe if p in owned)
+            if slot.address is not None:
+                if part != (slot.pending if slot.pending is not None else slot.partitions):
+                    # Stop it (final flush, then acks); _shard_exited starts the new part.
+                    slot.pending = part
+                    if slot.state != "reassigning":
+                        slot.state = "reassigning"
+                        self.send(slot.address, ActorExitRequest())
+                continue
+            if part == slot.partitions:
+                continue
+            slot.partitions = part
+            if slot.state == "idle" and part:
+                self._spawn(slot)
+            elif not part and slot.state in ("restarting", "failed"):
+                slot.state = "idle"
+        log.info("guardian assigned partitions", owned={k: len(v) for k, v in msg.owned.items()})
 
     def _slot_of(self, address: Any) -> _Slot | None:
         for slot in self._slots:
@@ -208,6 +246,15 @@ class Guardian(ActorTypeDispatcher):
         if self._policy is None:
             return
         slot.address = None
+        if slot.pending is not None:
+            # A reassignment, not a crash: start the new part at once.
+            slot.partitions, slot.pending = slot.pending, None
+            if slot.partitions:
+                self._spawn(slot)
+            else:
+                slot.state = "idle"
+                slot.stats = None
+            return
         delay = self._policy.on_exit(slot.key, time.monotonic())
         if delay is None:
             slot.state = "failed"
@@ -235,7 +282,10 @@ class Guardian(ActorTypeDispatcher):
             return
         for slot in self._slots:
             if slot.key == (payload[1], payload[2]) and slot.state == "restarting":
-                self._spawn(slot)
+                if slot.partitions:
+                    self._spawn(slot)
+                else:
+                    slot.state = "idle"
 
     def receiveMsg_ShardStats(self, msg: ShardStats, sender: Any) -> None:
         slot = self._slot_of(sender)

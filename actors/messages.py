@@ -11,6 +11,7 @@ import msgspec
 from clipstream.config.settings import Settings
 
 __all__ = [
+    "AssignPartitions",
     "GuardianStatus",
     "NodeStatus",
     "OwnPartitions",
@@ -50,6 +51,11 @@ class RuntimeOptions(msgspec.Struct, frozen=True, kw_only=True):
     liveness_interval: float = 1.0
     #: entities passivated per flush tick at most (spreads the work of a mass passivation)
     passivate_batch: int = 10_000
+    #: the node process (run_node) shares partitions with other nodes through leases in NATS KV;
+    #: off, it owns every partition (as a Node used directly always does)
+    leases: bool = True
+    #: seconds a partition lease lives without renewal (renewed every third of it)
+    lease_ttl: float = 6.0
 
 
 class StartShards(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +69,15 @@ class StartShards(msgspec.Struct, frozen=True, kw_only=True):
     multiproc: bool = True
     #: pid of the node process; if it dies without shutting down, the actor system stops itself
     node_pid: int = 0
+    #: kind → partitions the node owns at start; None: every partition (a node without leases)
+    owned: dict[str, tuple[int, ...]] | None = None
+
+
+class AssignPartitions(msgspec.Struct, frozen=True, kw_only=True):
+    """Node → Guardian: the partitions the node now owns, by kind (from its leases). A shard whose
+    part changes is stopped (it flushes and acks) and started again with its new part."""
+
+    owned: dict[str, tuple[int, ...]]
 
 
 class OwnPartitions(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,7 +147,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     index: int
     partitions: tuple[int, ...]
-    #: "starting", "running", "restarting", "failed", "stopping" or "stopped"
+    #: "starting", "running", "restarting", "failed", "stopping", "stopped", "reassigning" (stopping
+    #: to start again with another part) or "idle" (the node owns none of this slot's partitions)
     state: str
     address: str = ""
     pid: int = 0

@@ -6,7 +6,9 @@
     node.shutdown()    # leaves no Thespian process behind
 
 :func:`run_node` does the same until SIGINT/SIGTERM and answers status requests on NATS
-(``<prefix>.node.status`` and ``<prefix>.node.<name>.status``) for operators and tools.
+(``<prefix>.node.status`` and ``<prefix>.node.<name>.status``) for operators and tools. It also
+shares the partitions with the other nodes through leases (:mod:`clipstream.actors.leases`); a
+``Node`` used directly owns every partition.
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ from thespian.actors import ActorSystem
 
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
-from clipstream.actors.messages import NodeStatus, RuntimeOptions, ShardsStopped, StartShards, Status, StopShards
+from clipstream.actors.leases import LeaseKeeper, open_bucket
+from clipstream.actors.messages import (
+    AssignPartitions,
+    NodeStatus,
+    RuntimeOptions,
+    ShardsStopped,
+    StartShards,
+    Status,
+    StopShards,
+)
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings, get_settings
 
@@ -140,13 +151,17 @@ class Node:
         self._asys: ActorSystem | None = None
         self._guardian = None
         self._session: int | None = None
+        # The ActorSystem object is not thread-safe; status requests and lease updates come from
+        # executor threads of the node process.
+        self._lock = threading.Lock()
 
     @property
     def admin_port(self) -> int:
         return self.settings.actors.admin_port
 
-    def start(self) -> None:
-        """Start the actor system and the Guardian, and hand the Guardian its shards."""
+    def start(self, owned: Mapping[str, tuple[int, ...]] | None = None) -> None:
+        """Start the actor system and the Guardian, and hand the Guardian its shards: those of the
+        ``owned`` partitions by kind (None: every partition)."""
         if not self.kinds:
             raise NodeError("no entity kinds to run: register them in clipstream.actors.kinds.KINDS")
         multiproc = self.system_base != "simpleSystemBase"
@@ -164,7 +179,8 @@ class Node:
         self._asys.tell(
             self._guardian,
             StartShards(node=self.name, settings=self.settings, kinds=self.kinds, options=self.options,
-                        multiproc=multiproc, node_pid=os.getpid() if multiproc else 0),
+                        multiproc=multiproc, node_pid=os.getpid() if multiproc else 0,
+                        owned=None if owned is None else dict(owned)),
         )
         self._session = self.status().guardian.session
         log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))
@@ -200,17 +216,34 @@ class Node:
         """The supervision tree, from the Guardian (an ActorSystem.ask: not for hot paths)."""
         if self._asys is None:
             raise NodeError("node not started")
-        reply = self._asys.ask(self._guardian, Status(), timedelta(seconds=timeout))
+        with self._lock:
+            reply = self._asys.ask(self._guardian, Status(), timedelta(seconds=timeout))
         if not isinstance(reply, NodeStatus):
             raise NodeError(f"guardian did not answer the status request (got {reply!r})")
         return reply
+
+    def assign(self, owned: Mapping[str, tuple[int, ...]]) -> None:
+        """Tell the Guardian which partitions the node owns now (by kind)."""
+        if self._asys is None:
+            raise NodeError("node not started")
+        with self._lock:
+            self._asys.tell(self._guardian, AssignPartitions(owned=dict(owned)))
+
+    def hosted(self) -> dict[str, set[int]]:
+        """Partitions some shard of this node still hosts (or is flushing before it stops), by kind."""
+        out: dict[str, set[int]] = {}
+        for shard in self.status().shards:
+            out.setdefault(shard.kind, set()).update(shard.partitions)
+        return out
 
     def wait_ready(self, timeout: float = 30.0) -> NodeStatus:
         """Wait until every shard is running (consumers bound); returns the status."""
         deadline = time.monotonic() + timeout
         while True:
             status = self.status()
-            if status.shards and all(s.state == "running" for s in status.shards):
+            if any(s.state == "running" for s in status.shards) and all(
+                s.state in ("running", "idle") for s in status.shards
+            ):
                 return status
             if time.monotonic() > deadline:
                 raise NodeError(f"shards not ready after {timeout}s: {status}")
@@ -223,12 +256,14 @@ class Node:
             return
         stop_timeout = self.options.stop_timeout + 5.0
         try:
-            stopped = asys.ask(self._guardian, StopShards(stop_timeout), timedelta(seconds=stop_timeout + 2.0))
+            with self._lock:
+                stopped = asys.ask(self._guardian, StopShards(stop_timeout), timedelta(seconds=stop_timeout + 2.0))
             if not isinstance(stopped, ShardsStopped) or stopped.remaining:
                 log.warning("shards did not all stop before the actor system shutdown", answer=repr(stopped))
         except Exception as exc:  # the system shutdown below still stops them, less gently
             log.warning("stopping the shards failed", error=repr(exc))
-        asys.shutdown()
+        with self._lock:
+            asys.shutdown()
         session = self._session
         if session is None or session == os.getsid(0):
             return
@@ -296,11 +331,44 @@ async def _serve(node: Node, stop: threading.Event) -> None:
         await nc.subscribe(status_subject(topology, node.name), cb=answer)
     except Exception as exc:  # status over NATS is a convenience; the node runs without it
         log.warning("status endpoint unavailable", error=repr(exc))
+    keeper: LeaseKeeper | None = None
+    keeper_task: asyncio.Task[None] | None = None
     try:
+        if node.options.leases:
+            keeper = await _lease_keeper(node, nc)
+            keeper_task = asyncio.create_task(keeper.run())
         await done.wait()
+        if keeper is not None:
+            # Renewals go on while the shards flush and stop; the leases are given back after.
+            keeper.draining = True
+            await loop.run_in_executor(None, node.shutdown)
+            keeper_task.cancel()  # type: ignore[union-attr]
+            await keeper.release_all()
     finally:
+        if keeper_task is not None:
+            keeper_task.cancel()
         if nc is not None:
             await nc.close()
+
+
+async def _lease_keeper(node: Node, nc: NATS | None) -> LeaseKeeper:
+    """The node's lease keeper (:mod:`clipstream.actors.leases`), bound to the Guardian."""
+    if nc is None:
+        # Without NATS the node could own nothing; it fails rather than run idle.
+        raise NodeError(f"partition leases need NATS at {node.settings.nats.url}")
+    loop = asyncio.get_running_loop()
+    prefix = Topology.from_settings(node.settings.nats).prefix
+    kv = await open_bucket(nc.jetstream(timeout=node.settings.nats.timeout), prefix, node.options.lease_ttl)
+
+    async def assign(owned: dict[str, tuple[int, ...]]) -> None:
+        await loop.run_in_executor(None, node.assign, owned)
+
+    async def hosted() -> dict[str, set[int]]:
+        return await loop.run_in_executor(None, node.hosted)
+
+    return LeaseKeeper(kv=kv, node=node.name, kinds=tuple(sorted(node.kinds)),
+                       partitions=node.settings.actors.partitions, assign=assign, hosted=hosted,
+                       ttl=node.options.lease_ttl)
 
 
 def run_node(settings: Settings, kinds: Mapping[str, str] | None = None, options: RuntimeOptions | None = None) -> None:
@@ -321,7 +389,8 @@ def run_node(settings: Settings, kinds: Mapping[str, str] | None = None, options
     previous = {sig: signal.signal(sig, early) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = Node(settings, kinds, options)
     try:
-        node.start()
+        # With leases the node starts owning nothing; its first lease round (right after) claims.
+        node.start(owned={kind: () for kind in node.kinds} if node.options.leases else None)
         asyncio.run(_serve(node, stop))
     finally:
         node.shutdown()
