@@ -25,6 +25,8 @@ MAVEN_DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 # Debian packages (Debian 12 "bookworm" versions, whatever apt has: Debian pins them per release).
 REDIS_DEBIAN_PACKAGE = "redis-server"
 FFMPEG_DEBIAN_PACKAGE = "ffmpeg"
+# headless browser of the admin page test (tests/e2e/test_operator_view.py)
+CHROMIUM_DEBIAN_PACKAGE = "chromium"
 
 # Ports that have no setting of their own (the client-facing ports come from clipstream.config). They
 # move with their service's configured port, so a second stack on shifted ports does not collide:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from clipstream.cli.apiclient import ApiClient, ApiError
+from clipstream.stack.chromium_tool import chromium_binary
 from clipstream.storage.ids import new_id
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ async def test_cli_prints_the_tree(system, admin_token, node_name, system_env) -
 
 async def test_admin_page_renders_the_shards_in_chromium(system, admin_token, node_name, tmp_path) -> None:
     wait_tree(system, admin_token, node_name)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = chromium_binary()
     assert chromium, "chromium missing: `clipstream stack up` installs it (Debian package chromium)"
     out = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
