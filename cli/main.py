@@ -22,6 +22,10 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """clipstream: actor-based real-time backend for short-video platforms."""
+    from clipstream.config.logs import configure_logging
+
+    # Every process starts here (api, node, worker, tools); their forked children inherit it.
+    configure_logging()
 
 
 @main.command("config")

@@ -18,6 +18,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 from litestar.openapi.spec import Components, SecurityScheme
 
 from clipstream import __version__
+from clipstream.config.logs import configure_logging
 from clipstream.config.settings import Settings, get_settings
 from clipstream.http.admin import ADMIN_HANDLERS
 from clipstream.http.auth import AUTH_HANDLERS, BearerAuthMiddleware, current_user
@@ -67,6 +68,7 @@ def _openapi() -> OpenAPIConfig:
 
 def create_app(settings: Settings | None = None, services: ServicesFactory | None = None) -> Litestar:
     """Build the API; ``services`` defaults to connecting to the real backing services."""
+    configure_logging()  # a worker spawned (not forked) by granian has not inherited it
     settings = settings or get_settings()
     security = build_security(settings)
     open_fn: ServicesFactory = services or open_services

@@ -13,6 +13,10 @@ __all__ = ["APP_FACTORY", "run_api"]
 
 APP_FACTORY = "clipstream.http.app:create_app"
 
+# granian configures its own loggers with logging.config.dictConfig; its lines get our renderer.
+_FORMATTER = {"()": "clipstream.config.logs.stdlib_formatter"}
+GRANIAN_LOGGING = {"formatters": {"generic": _FORMATTER, "access": _FORMATTER}}
+
 
 def _import_root() -> Path:
     # granian puts its working directory first on sys.path, and resolves the target's module name by
@@ -67,6 +71,7 @@ def run_api(settings: Settings) -> None:
             respawn_failed_workers=True,  # a crashed worker comes back without an operator
             working_dir=root,
             log_access=False,
+            log_dictconfig=GRANIAN_LOGGING,
         ).serve()
     finally:
         if metrics_dir is not None:
