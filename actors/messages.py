@@ -113,8 +113,8 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     #: seconds spent in flushes (job taken → written and acked) and the latest one
     flush_seconds: float = 0.0
     last_flush_latency: float = 0.0
-    #: busiest entities since the previous stats: (decimal key, messages); a string so that JSON
-    #: readers without 64-bit integers (browsers) keep the id exact
+    #: busiest entities of the last complete hot window (a few seconds): (decimal key, messages);
+    #: a string so that JSON readers without 64-bit integers (browsers) keep the id exact
     hot: tuple[tuple[str, int], ...] = ()
     poison: int = 0
     ready: bool = False
@@ -167,7 +167,7 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     flushes: int = 0
     flush_seconds: float = 0.0
     last_flush_latency: float = 0.0
-    #: busiest entities over the last stats interval: (decimal key, messages)
+    #: busiest entities of the shard's last complete hot window: (decimal key, messages)
     hot: tuple[tuple[str, int], ...] = ()
 
 

@@ -40,8 +40,10 @@ _FLUSH = "flush"
 _STATS = "stats"
 #: inbox items handled per WatchMessage, so that timers and exit requests are not starved
 _DRAIN_LIMIT = 64
-#: hottest entities reported with each stats message
+#: hottest entities reported with each stats message, counted over windows of this many seconds:
+#: long enough for a poller to see each window, and the top-N pass runs once per window only
 _HOT = 5
+_HOT_WINDOW = 5.0
 
 
 class Shard(ActorTypeDispatcher):
@@ -59,6 +61,8 @@ class Shard(ActorTypeDispatcher):
         self._poison = 0
         self._error = ""
         self._exiting = False
+        self._hot: tuple[tuple[str, int], ...] = ()
+        self._hot_at = time.monotonic()
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         # Thespian resets the watched sockets after every message to whatever this returns, and to
@@ -190,6 +194,10 @@ class Shard(ActorTypeDispatcher):
         msg, host, bridge = self._assignment, self._host, self._bridge
         if msg is None or self._guardian is None:
             return
+        now = time.monotonic()
+        if host is not None and now - self._hot_at >= _HOT_WINDOW:
+            self._hot = tuple((str(k), n) for k, n in host.take_hot(_HOT))
+            self._hot_at = now
         age = -1.0
         if host is not None and host.last_flush_at is not None:
             age = round(time.monotonic() - host.last_flush_at, 3)
@@ -209,7 +217,7 @@ class Shard(ActorTypeDispatcher):
             last_flush_age=age,
             flush_seconds=round(host.flush_seconds, 6) if host else 0.0,
             last_flush_latency=round(host.last_flush_latency, 6) if host else 0.0,
-            hot=tuple((str(k), n) for k, n in host.take_hot(_HOT)) if host else (),
+            hot=self._hot,
             poison=self._poison,
             ready=bool(bridge and bridge.ready),
             error=self._error or (bridge.error if bridge else ""),

@@ -62,7 +62,7 @@ function render(data) {
     const g = n.guardian;
     sec.appendChild(el("p", "guardian pid " + g.pid + " · " + g.address + " · poison " + g.poison, {"class": "guardian"}));
     sec.appendChild(table(["shard", "state", "pid", "partitions", "entities", "dirty", "backlog", "processed",
-        "last flush", "flush latency", "restarts", "hottest entities (msgs/interval)", "error"],
+        "last flush", "flush latency", "restarts", "hottest entities (msgs per 5 s)", "error"],
       g.shards.map((s) => row([s.kind + "/" + s.index, s.state, s.pid, ranges(s.partitions), s.entities, s.dirty,
         s.backlog, s.processed, age(s.last_flush_age), (s.last_flush_latency * 1000).toFixed(1) + " ms", s.restarts,
         s.hot.map((h) => h[0] + ":" + h[1]).join(" "), s.error],

@@ -127,3 +127,23 @@ async def test_metrics_has_request_latencies_and_node_gauges(system, admin_token
     assert re.search(r"clipstream_shard_flush_seconds_total\{", text)
     assert re.search(r"clipstream_shard_restarts_total\{", text)
     assert re.search(r"^clipstream_nodes [1-9]", text, re.M)
+
+
+async def test_the_busiest_entity_shows_as_hot(system, admin_token, node_name, settings, js) -> None:
+    from clipstream.bus.codec import encode, partition_of
+    from clipstream.bus.messages import ViewDelta
+    from clipstream.bus.topology import Topology
+
+    wait_tree(system, admin_token, node_name)
+    video = new_id()
+    subject = Topology.from_settings(settings.nats).counter_subject(partition_of(video, settings.actors.partitions))
+    for _ in range(30):
+        await js.publish(subject, encode(ViewDelta(video_id=video, user_id=new_id(), at=1)))
+    deadline = time.monotonic() + 20
+    while True:
+        body = wait_tree(system, admin_token, node_name)
+        hot = [h for n in body["nodes"] for s in n["guardian"]["shards"] if s["kind"] == "counter" for h in s["hot"]]
+        if any(key == str(video) for key, _ in hot):
+            return
+        assert time.monotonic() < deadline, f"{video} never hot: {hot}"
+        time.sleep(0.3)
