@@ -7,6 +7,7 @@ the same :func:`clipstream.actors.status_client.gather_status` as ``GET /v1/admi
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import click
 
@@ -32,7 +33,7 @@ def _ranges(partitions: tuple[int, ...]) -> str:
 
 def _shard_line(s: ShardStatus) -> str:
     flush = "never" if s.last_flush_age < 0 else f"{s.last_flush_age:.1f}s ago ({s.last_flush_latency * 1000:.1f} ms)"
-    line = (f"{s.kind}/{s.index:<3} {s.state:<10} pid {s.pid:<7} partitions {_ranges(s.partitions)}  "
+    line = (f"{s.kind + '/' + str(s.index):<12} {s.state:<10} pid {s.pid:<7} partitions {_ranges(s.partitions)}  "
             f"entities {s.entities}  dirty {s.dirty}  backlog {s.backlog}  processed {s.processed}  "
             f"flush {flush}  restarts {s.restarts}")
     if s.dead_letters:
@@ -75,8 +76,11 @@ async def _run(watch: bool, window: float) -> int:
         connect_timeout=max(1, int(settings.nats.timeout)),
         max_reconnect_attempts=1,
     )
+    # Ctrl-C ends the watch between two refreshes, and the connection closes cleanly.
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     try:
-        while True:
+        while not stop.is_set():
             statuses = await gather_status(nc, topology, window=window)
             tree = render_tree(statuses)
             if not watch:
@@ -84,7 +88,11 @@ async def _run(watch: bool, window: float) -> int:
                 return 0 if statuses else 1
             # Home + clear: the tree redraws in place, like top.
             click.echo("\x1b[H\x1b[2J" + tree, nl=True)
-            await asyncio.sleep(1.0)
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        return 0
     finally:
         await nc.close()
 
