@@ -101,5 +101,8 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
         exception_handlers=exception_handlers(),
         openapi_config=_openapi(),
         request_max_body_size=settings.http.max_body_bytes,  # larger bodies: 413
+        # Logging is configured once per process (clipstream.config.logs); Litestar's default
+        # config would put its own format on the root logger. 500s are logged by the error edge.
+        logging_config=None,
         debug=False,
     )
