@@ -91,6 +91,8 @@ class Bridge:
         self._main_task: asyncio.Task[None] | None = None
         self._done: asyncio.Event | None = None
         self._fetchers: list[asyncio.Task[None]] = []
+        #: serializes add_partitions calls (set once the bridge is ready)
+        self._adding: asyncio.Lock | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._fatal: BaseException | None = None
@@ -120,6 +122,11 @@ class Bridge:
 
     def mark_active(self, keys: list[int]) -> None:
         self._call(lambda: self._active.update(keys))
+
+    def add_partitions(self, partitions: Iterable[int]) -> None:
+        """Start consuming more partitions (the node took them over). Only once :attr:`ready`: the
+        start-up binds the first set and must not race with this."""
+        self._call(lambda: self._spawn(self._add(tuple(partitions))))
 
     def stop(self, final_job: FlushJob | None) -> None:
         """Stop fetching, run the pending flushes (the last one included) within the stop timeout,
@@ -193,6 +200,7 @@ class Bridge:
         self._monitor = asyncio.create_task(self._backlog_loop())
         for task in (*self._fetchers, self._flusher, self._monitor):
             task.add_done_callback(self._task_ended)
+        self._adding = asyncio.Lock()
         self.ready = True
         log.info("shard bridge ready", kind=self.kind.name, partitions=self.partitions)
         await self._done.wait()
@@ -240,6 +248,40 @@ class Bridge:
     async def _bind(self, partition: int) -> JetStreamContext.PullSubscription:
         assert self._js is not None
         return await bind_partition(self._js, self.topology, self.kind.name, partition, self.options)
+
+    async def _add(self, partitions: tuple[int, ...]) -> None:
+        """Bind the added partitions at their ack floor, like the first ones; a failure is fatal
+        (the shard restarts with its whole new set, which the Guardian already recorded)."""
+        if self._adding is None or self._nc is None:
+            self._fail(RuntimeError("partitions added before the bridge was ready"))
+            return
+        async with self._adding:
+            try:
+                for p in partitions:
+                    if p in self._subs:
+                        continue
+                    sub = await self._bind(p)
+                    self._subs[p] = sub
+                    await self._nc.subscribe(
+                        rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}",
+                        cb=self._on_query,
+                    )
+                    self._owned = self._owned | {p}
+                    self.partitions = tuple(sorted(self._owned))
+                    task = asyncio.create_task(self._fetch_loop(p, sub))
+                    task.add_done_callback(self._task_ended)
+                    self._fetchers.append(task)
+            except Exception as exc:
+                self._fail(exc)
+                return
+        log.info("shard took more partitions", kind=self.kind.name, added=partitions, partitions=self.partitions)
+
+    def _fail(self, exc: BaseException) -> None:
+        """End the bridge with ``exc``: the shard exits and its Guardian restarts it."""
+        if self._fatal is None and self._done is not None:
+            self._fatal = exc
+            log.error("bridge failed", kind=self.kind.name, error=repr(exc))
+            self._done.set()
 
     # --- inbound ------------------------------------------------------------------------------
 
@@ -434,7 +476,7 @@ class Bridge:
             await asyncio.sleep(self.options.backlog_interval)
             total = 0
             try:
-                for sub in self._subs.values():
+                for sub in list(self._subs.values()):  # partitions may be added meanwhile
                     info = await sub.consumer_info()
                     total += info.num_pending or 0
             except asyncio.CancelledError:

@@ -6,7 +6,9 @@ delay is waited with ``wakeupAfter`` so the Guardian keeps answering meanwhile.
 
 Which partitions the node owns comes with :class:`StartShards` (all of them without leases) and
 then with :class:`AssignPartitions` (from :mod:`clipstream.actors.leases`); each kind's partitions
-are split among a fixed number of shard slots, and a slot whose part changes restarts its shard.
+are split among a fixed number of shard slots. A running shard whose part only grows (a take-over)
+binds the new partitions in place; one that loses partitions is restarted with its new part (its
+stop path flushes and acks before the partitions are released).
 """
 
 from __future__ import annotations
@@ -144,6 +146,10 @@ class Guardian(ActorTypeDispatcher):
         slot.address = self.createActor(Shard)
         slot.state = "starting"
         slot.stats = None
+        self._send_part(slot)
+
+    def _send_part(self, slot: _Slot) -> None:
+        assert self._start is not None
         self.send(
             slot.address,
             OwnPartitions(
@@ -162,6 +168,12 @@ class Guardian(ActorTypeDispatcher):
             owned = set(msg.owned.get(slot.kind, ()))
             part = tuple(p for p in slot.universe if p in owned)
             if slot.address is not None:
+                if (slot.state == "running" and slot.pending is None and part != slot.partitions
+                        and set(slot.partitions) <= set(part)):
+                    # Only added partitions (a take-over): the running shard binds them in place.
+                    slot.partitions = part
+                    self._send_part(slot)
+                    continue
                 if part != (slot.pending if slot.pending is not None else slot.partitions):
                     # Stop it (final flush, then acks); _shard_exited starts the new part.
                     slot.pending = part

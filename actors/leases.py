@@ -21,11 +21,12 @@ Design (the simplest one that is correct, with NATS as the only coordinator):
      the lease is deleted (``delete(last=revision)``) only once no shard of this node hosts the
      partition any more, i.e. after its shard flushed its dirty entities and acked their messages.
 - The Guardian gets the node's owned set through the node (:meth:`clipstream.actors.node.Node.assign`);
-  it hands each shard its part with :class:`~clipstream.actors.messages.OwnPartitions`. A shard whose
-  part changes is stopped (final flush, then acks: the tested stop path) and started again with the
-  new part (consumers re-created at their ack floor: the tested start path), so a new owner rebuilds
-  entity state from Scylla plus the unacked JetStream messages. Ownership changes only when nodes
-  join or leave, so the cost (the shard's entities are reloaded) is paid rarely.
+  it hands each shard its part with :class:`~clipstream.actors.messages.OwnPartitions`. A running
+  shard whose part only grows (a take-over) binds the new partitions in place, at their ack floor,
+  so a new owner rebuilds entity state from Scylla plus the unacked JetStream messages. A shard
+  that loses partitions (a hand-off) is stopped (final flush, then acks: the tested stop path) and
+  started again with its smaller part; its other entities are reloaded, a cost paid only when a
+  node joins.
 - A node that stops cleanly releases its leases after its shards stopped; one that dies loses them
   when the TTL lapses, and the others take its partitions over within ``ttl + ttl / 3`` seconds.
 

@@ -88,7 +88,7 @@ class Shard(ActorTypeDispatcher):
     def receiveMsg_OwnPartitions(self, msg: OwnPartitions, sender: Any) -> None:
         self._guardian = sender
         if self._assignment is not None:
-            log.warning("shard already assigned; ignoring", kind=msg.kind)
+            self._grow(msg)
             return
         self._assignment = msg
         try:
@@ -116,6 +116,21 @@ class Shard(ActorTypeDispatcher):
         self.wakeupAfter(timedelta(seconds=actors.flush_interval), payload=_FLUSH)
         self.wakeupAfter(timedelta(seconds=msg.options.stats_interval), payload=_STATS)
         self._send_stats()
+
+    def _grow(self, msg: OwnPartitions) -> None:
+        """A new assignment while running: more partitions of the same kind are bound in place
+        (the Guardian sends this only to a running shard); dropping partitions goes through a
+        restart of the shard instead, whose stop path flushes and acks before it lets go."""
+        old = self._assignment
+        assert old is not None
+        added = set(msg.partitions) - set(old.partitions)
+        if msg.kind != old.kind or not set(old.partitions) <= set(msg.partitions) or self._bridge is None:
+            log.warning("shard cannot take this assignment in place; ignoring", kind=msg.kind,
+                        partitions=msg.partitions, current=old.partitions)
+            return
+        self._assignment = msg
+        if added:
+            self._bridge.add_partitions(sorted(added))
 
     # --- data plane ---------------------------------------------------------------------------
 

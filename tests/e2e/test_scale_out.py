@@ -201,6 +201,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         started = time.monotonic()
         await asyncio.gather(*(send(n, u, v) for n, (u, v) in enumerate(stream[:half])))
         stamp(f"published {half} messages in {time.monotonic() - started:.1f}s")
+        a_pids = {s.pid for s in (await request_status(nc, topology, a.name)).shards}
         rest = asyncio.gather(*(send(n, u, v) for n, (u, v) in enumerate(stream[half:], start=half)))
         await asyncio.sleep(0.3)  # the kill lands while the second half streams in
         status = await request_status(nc, topology, b.name)
@@ -221,6 +222,13 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         took_over = time.monotonic() - killed_at
         stamp(f"node a owns every partition {took_over:.1f}s after the kill")
         assert took_over < LEASE_TTL * 3, took_over
+
+        async def a_hosts_all() -> bool:
+            return len(await hosted(a)) == 2 * PARTITIONS
+
+        await _eventually(a_hosts_all, 30, "the survivor's shards host every partition")
+        # A take-over only adds partitions: the survivor's shards bind them in place, no restart.
+        assert {s.pid for s in (await request_status(nc, topology, a.name)).shards} == a_pids
 
         stats = StatsRepo(cql)
         expected = {v: 0 for v in videos}
