@@ -47,7 +47,8 @@ function ranges(ps) {
   const out = []; let i = 0;
   while (i < ps.length) { let j = i; while (j + 1 < ps.length && ps[j + 1] === ps[j] + 1) j++;
     out.push(i === j ? String(ps[i]) : ps[i] + "-" + ps[j]); i = j + 1; }
-  return ps.length + " [" + out.join(",") + "]";
+  const text = out.join(",");  // a round-robin split does not compress: keep the cell narrow
+  return ps.length + " [" + (text.length > 40 ? text.slice(0, 37) + "..." : text) + "]";
 }
 function render(data) {
   const root = $("tree"); root.replaceChildren();
