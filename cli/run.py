@@ -40,7 +40,8 @@ def run_cmd(only: str) -> None:
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
     try:
         for name in names:
-            children[name] = subprocess.Popen([_clipstream(), name], env=env)
+            # Each in its own process group, so a kill reaches its workers too (granian forks them).
+            children[name] = subprocess.Popen([_clipstream(), name], env=env, start_new_session=True)
             click.echo(f"started {name} (pid {children[name].pid})")
         while not stopping:
             for name, proc in children.items():
@@ -58,6 +59,6 @@ def run_cmd(only: str) -> None:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 click.echo(f"{name} did not stop in time; killing it", err=True)
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         click.echo("all processes stopped")
