@@ -80,3 +80,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # One line per HTTP call made by our own clients (demo, tools) drowns what matters.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
