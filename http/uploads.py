@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import post
-from litestar.exceptions import ClientException, HTTPException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import ClientException, HTTPException
 from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import UploadCompleted
 from clipstream.http.bootstrap import CurrentUser, ServicesDep
-from clipstream.http.errors import errors, parse_id
+from clipstream.http.errors import errors
 from clipstream.http.schemas import StatusResponse, UploadUrlRequest, UploadUrlResponse
+from clipstream.http.videos import owned_video
 from clipstream.storage.errors import NotFound
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video
@@ -68,12 +69,8 @@ async def complete_upload(
     video_id: Annotated[str, Parameter(description="video id (decimal string)")], svc: ServicesDep, me: CurrentUser
 ) -> StatusResponse:
     """Tell the server the PUT finished (only needed without bucket notifications); idempotent."""
-    vid = parse_id(video_id, "video")
-    video = await svc.videos.get(vid)
-    if video.deleted:
-        raise NotFoundException("video not found")
-    if video.author_id != me.user_id:
-        raise PermissionDeniedException("only the creator can complete an upload")
+    video = await owned_video(svc, video_id, me, "complete an upload")
+    vid = video.video_id
     if video.status != "uploading":
         return StatusResponse(status=video.status)  # already handed to processing: nothing to do
     try:

@@ -11,10 +11,11 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta
-from clipstream.http.bootstrap import CurrentUser, ServicesDep
+from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.errors import errors, parse_id
 from clipstream.http.schemas import LikeRequestBody, SuccessResponse, VideoDetail
-from clipstream.storage.models import VideoCard
+from clipstream.http.security import Principal
+from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.repos import now_ms
 
 __all__ = ["VIDEO_HANDLERS"]
@@ -45,15 +46,21 @@ async def video_detail(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser)
     return svc.cards.detail(video, author.username, likes, views)
 
 
-@delete("/v1/videos/{video_id:str}", status_code=204, tags=["videos"], responses=errors(401, 403, 404, 503))
-async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -> None:
-    """Delete a video (its creator only): it leaves feeds and profiles, its files are removed."""
-    vid = parse_id(video_id, "video")
-    video = await svc.videos.get(vid)
+async def owned_video(svc: Services, video_id: str, me: Principal, action: str) -> Video:
+    """The caller's own, undeleted video: 404 if there is none, 403 if it is someone else's."""
+    video = await svc.videos.get(parse_id(video_id, "video"))
     if video.deleted:
         raise NotFoundException("video not found")
     if video.author_id != me.user_id:
-        raise PermissionDeniedException("only the creator can delete a video")
+        raise PermissionDeniedException(f"only the creator can {action}")
+    return video
+
+
+@delete("/v1/videos/{video_id:str}", status_code=204, tags=["videos"], responses=errors(401, 403, 404, 503))
+async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -> None:
+    """Delete a video (its creator only): it leaves feeds and profiles, its files are removed."""
+    video = await owned_video(svc, video_id, me, "delete a video")
+    vid = video.video_id
     # Source of truth first, so a concurrent cache miss cannot re-cache the card after it is dropped.
     await svc.videos.mark_deleted(video)
     await svc.cache.unpublish_video(vid)

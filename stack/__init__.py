@@ -2,7 +2,7 @@
 
 Modules: ``pins`` (every version and fixed port), ``proc`` (spawn/recognise/stop our processes),
 ``base`` (the Service cycle shared by all), ``installers`` (apt, go install, Maven), one module per
-service (``redis_service``, ``nats_service``, ``cassandra_service``, ``minio_service``, ``ffmpeg_tool``,
-``chromium_tool``), ``runner`` (parallel installs, ordered starts) and ``cli`` (the click group). Config templates are
+service (``redis_service``, ``nats_service``, ``cassandra_service``, ``minio_service``, ``apt_tools``
+(ffmpeg, chromium)), ``runner`` (parallel installs, ordered starts) and ``cli`` (the click group). Config templates are
 in ``files/``.
 """

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from clipstream.cli.apiclient import ApiClient, ApiError
-from clipstream.stack.chromium_tool import chromium_binary
+from clipstream.stack.apt_tools import chromium_binary
 from clipstream.storage.ids import new_id
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,76 @@
+"""Tools from Debian packages that the stack installs but never runs as a service: ffmpeg, chromium."""
+
+from __future__ import annotations
+
+import subprocess
+
+from clipstream.stack import pins
+from clipstream.stack.base import Service, StackError
+from clipstream.stack.installers import apt_install, which
+
+__all__ = ["AptTool", "ChromiumTool", "FfmpegTool", "chromium_binary"]
+
+
+class AptTool(Service):
+    """A Debian package whose binaries are only run by others: install it, report its version."""
+
+    has_process = False
+    package: str
+    #: each binary the package must provide, as alternative names (distributions differ)
+    binaries: tuple[tuple[str, ...], ...]
+    version_args: tuple[str, ...] = ("--version",)
+
+    def ports(self) -> list[int]:
+        return []
+
+    def address(self) -> str:
+        return "-"
+
+    def wipe_paths(self) -> list:
+        return []
+
+    def paths(self) -> list[str | None]:
+        return [next((p for p in map(which, names) if p), None) for names in self.binaries]
+
+    def installed(self) -> bool:
+        return all(self.paths())
+
+    def install(self) -> None:
+        apt_install(self.ctx, self.package)
+
+    def check(self) -> str:
+        paths = self.paths()
+        for names, path in zip(self.binaries, paths):
+            if path is None:
+                raise StackError(f"{names[0]} not installed")
+        out = subprocess.run([paths[0], *self.version_args], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise StackError(f"{paths[0]} {' '.join(self.version_args)} exited {out.returncode}")
+        return f"{self.describe(out.stdout)} ({', '.join(p for p in paths if p)})"
+
+    def describe(self, version_output: str) -> str:
+        return version_output.strip().splitlines()[0] if version_output.strip() else "?"
+
+
+class FfmpegTool(AptTool):
+    name = "ffmpeg"
+    package = pins.FFMPEG_DEBIAN_PACKAGE
+    binaries = (("ffmpeg",), ("ffprobe",))
+    version_args = ("-hide_banner", "-version")
+
+    def describe(self, version_output: str) -> str:
+        words = version_output.split()  # "ffmpeg version 5.1.9-0+deb12u1 Copyright ..."
+        return f"ffmpeg {words[2] if len(words) > 2 and words[1] == 'version' else '?'}"
+
+
+class ChromiumTool(AptTool):
+    """Headless Chromium drives the admin page in the tests."""
+
+    name = "chromium"
+    package = pins.CHROMIUM_DEBIAN_PACKAGE
+    binaries = (("chromium", "chromium-browser"),)
+
+
+def chromium_binary() -> str | None:
+    """Debian installs ``chromium``; other distributions call it ``chromium-browser``."""
+    return which("chromium") or which("chromium-browser")
