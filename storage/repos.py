@@ -299,8 +299,11 @@ class FeedRepo:
     def __init__(self, cql: Cql) -> None:
         self.cql = cql
 
-    async def load(self, user_id: int) -> tuple[int, int, list[int], set[int], dict[int, list[int]]]:
-        """(applied_seq, next_page, inbox, served, recent pages) of a user; zeros for a new one."""
+    async def load(self, user_id: int) -> tuple[int, int, list[tuple[int, int]], set[int], dict[int, list[int]]]:
+        """(applied_seq, next_page, inbox of (video, author), served, recent pages); zeros for a new user.
+
+        The inbox is stored flat, video and author interleaved, in one list<bigint> column.
+        """
         state = await self.cql.execute(
             "SELECT applied_seq, next_page, inbox FROM feed_state WHERE user_id = ?", (user_id,)
         )
@@ -310,18 +313,21 @@ class FeedRepo:
         )
         seq, next_page, inbox = (0, 0, [])
         if state:
-            seq, next_page, inbox = state[0].applied_seq or 0, state[0].next_page or 0, list(state[0].inbox or [])
+            seq, next_page = state[0].applied_seq or 0, state[0].next_page or 0
+            flat = list(state[0].inbox or [])
+            inbox = list(zip(flat[0::2], flat[1::2]))
         return seq, next_page, inbox, {r.video_id for r in served}, {r.page: list(r.video_ids or []) for r in pages}
 
     async def save(
         self,
-        states: Iterable[tuple[int, int, int, list[int]]],
+        states: Iterable[tuple[int, int, int, list[tuple[int, int]]]],
         served: Iterable[tuple[int, int]],
         pages: Iterable[tuple[int, int, list[int]]],
     ) -> None:
         """Write (user, seq, next_page, inbox) states, new (user, video) served rows and new pages."""
         await self.cql.execute_many(
-            "INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)", list(states)
+            "INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)",
+            [(user, seq, page, [n for pair in inbox for n in pair]) for user, seq, page, inbox in states],
         )
         await self.cql.execute_many("INSERT INTO feed_served (user_id, video_id) VALUES (?, ?)", list(served))
         await self.cql.execute_many(

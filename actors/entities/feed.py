@@ -45,7 +45,7 @@ class UserFeed:
         self.liked: dict[int, int] = {}  # video_id -> author_id
         self.following: set[int] = set()
         self.served: set[int] = set()
-        self.inbox: list[int] = []  # newest last
+        self.inbox: list[tuple[int, int]] = []  # (video, author), newest last
         self.next_page = 0
         self.pages: dict[int, list[int]] = {}
         self.new_served: list[int] = []
@@ -74,7 +74,7 @@ def base_score(video_id: int, likes: int, now_ms: int) -> float:
     return 0.5 / (1.0 + age_h / 6.0) + 0.35 * min(1.0, math.log1p(likes) / math.log1p(1000))
 
 
-def rank_page(feed: UserFeed, pool: CandidatePool, limit: int, inbox_authors: dict[int, int]) -> list[int]:
+def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
     """Pick up to ``limit`` unserved videos: best personal score first, one per author while possible."""
     liked_authors: dict[int, int] = {}
     for author in feed.liked.values():
@@ -82,9 +82,9 @@ def rank_page(feed: UserFeed, pool: CandidatePool, limit: int, inbox_authors: di
     now = int(time.time() * 1000)
     window = limit * 6
     scored: list[tuple[float, int, int]] = []
-    for vid in reversed(feed.inbox):  # followed creators' new videos
-        if vid not in feed.served and vid in inbox_authors:
-            scored.append((base_score(vid, pool.likes.get(vid, 0), now) + 0.6, vid, inbox_authors[vid]))
+    for vid, author in reversed(feed.inbox):  # followed creators' new videos
+        if vid not in feed.served:
+            scored.append((base_score(vid, pool.likes.get(vid, 0), now) + 0.6, vid, author))
     seen = {v for _, v, _ in scored}
     for vid in pool.ranked:
         if len(scored) >= window:
@@ -128,7 +128,6 @@ class FeedKind(EntityKind[UserFeed]):
         self.subject_for = subject_for
         self.refresh_every = refresh_every
         self.pool = CandidatePool()
-        self.inbox_authors: dict[int, int] = {}  # video -> author of inbox entries in this shard
         self._refresher: asyncio.Task[None] | None = None
 
     def key_of(self, message: BusMessage) -> int:
@@ -174,10 +173,10 @@ class FeedKind(EntityKind[UserFeed]):
         elif isinstance(message, Follow):
             self._follow(entity, message, seq, outbox)
         elif isinstance(message, NewVideo):
-            if message.video_id not in entity.served and message.video_id not in entity.inbox:
-                entity.inbox.append(message.video_id)
+            entry = (message.video_id, message.author_id)
+            if message.video_id not in entity.served and entry not in entity.inbox:
+                entity.inbox.append(entry)
                 del entity.inbox[:-INBOX_KEEP]
-                self.inbox_authors[message.video_id] = message.author_id
         return True
 
     def _like(self, feed: UserFeed, m: LikeRequest, seq: int, outbox: Outbox) -> None:
@@ -209,7 +208,7 @@ class FeedKind(EntityKind[UserFeed]):
             ids = entity.pages[q.page]  # the same cursor again: the same page
             return _encoder.encode(FeedPage(q.page, ids, q.page + 1 if ids else None)), False
         page = entity.next_page
-        ids = rank_page(entity, self.pool, limit, self.inbox_authors)
+        ids = rank_page(entity, self.pool, limit)
         entity.next_page += 1
         entity.pages[page] = ids
         for old in sorted(entity.pages)[:-PAGES_KEEP]:
@@ -218,7 +217,7 @@ class FeedKind(EntityKind[UserFeed]):
         entity.new_served.extend(ids)
         entity.new_pages.append((page, ids))
         if ids:
-            entity.inbox = [v for v in entity.inbox if v not in entity.served]
+            entity.inbox = [e for e in entity.inbox if e[0] not in entity.served]
         entity.state_dirty = True
         return _encoder.encode(FeedPage(page, ids, page + 1 if ids else None)), True
 

@@ -100,5 +100,5 @@ class TestGraph:
         await follows.apply([(user, author, True)])
         assert await follows.following(user) == {author} and await follows.followers(author) == [user]
         feeds = FeedRepo(cql)
-        await feeds.save([(user, 9, 2, [vid])], [(user, vid)], [(user, 1, [vid])])
-        assert await feeds.load(user) == (9, 2, [vid], {vid}, {1: [vid]})
+        await feeds.save([(user, 9, 2, [(vid, author)])], [(user, vid)], [(user, 1, [vid])])
+        assert await feeds.load(user) == (9, 2, [(vid, author)], {vid}, {1: [vid]})

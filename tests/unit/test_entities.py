@@ -125,3 +125,16 @@ class TestFeedPages:
         kind = feed_kind()
         p = page(kind, UserFeed(1))
         assert p.video_ids == [] and p.next_page is None
+
+
+def test_the_inbox_keeps_each_videos_author_with_it() -> None:
+    """After a reload (a fresh kind, nothing shard-wide remembered) a followed creator's video still ranks first."""
+    kind, f = feed_kind(), UserFeed(1)
+    new = ids()
+    kind.handle(f, Follow(user_id=1, author_id=555, follow=True, at=0), 1, Outbox())
+    kind.handle(f, NewVideo(user_id=1, video_id=new, author_id=555, at=0), 2, Outbox())
+    kind.handle(f, NewVideo(user_id=1, video_id=new, author_id=555, at=0), 3, Outbox())  # fan-out redelivered
+    assert f.inbox == [(new, 555)]
+    reloaded = feed_kind()
+    reloaded.pool = CandidatePool([(ids(), 100, 50)])
+    assert page(reloaded, f, limit=2).video_ids[0] == new
