@@ -37,7 +37,7 @@ from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Flu
 from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
-from clipstream.bus.messages import DeadLetter
+from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
@@ -358,18 +358,10 @@ class Bridge:
         """Publish a DeadLetter for an undeliverable message, then ack it; on failure leave it
         unacked (it comes back after ack_wait)."""
         assert self._js is not None
-        letter = DeadLetter(
-            origin_subject=msg.subject,
-            reason=reason[:1000],
-            payload=msg.data.decode("utf-8", errors="replace"),
-            stream_seq=seq,
-            at=int(time.time() * 1000),
-        )
+        letter, msg_id = dead_letter_record(msg.subject, msg.data, seq, reason)
         try:
             await self._js.publish(
-                self.topology.dlq_subject(self.kind.name),
-                encode(letter),
-                headers={"Nats-Msg-Id": f"dlq:{msg.subject}:{seq}"},
+                self.topology.dlq_subject(self.kind.name), encode(letter), headers={"Nats-Msg-Id": msg_id}
             )
             await msg.ack()
         except Exception as exc:

@@ -22,7 +22,8 @@ from clipstream.actors.entity import EntityKind, Outbox, Publish
 from clipstream.actors.handoff import Batch, Evict, FlushDone, FlushJob, QueryItem
 from clipstream.actors.rpc import encode_error
 from clipstream.bus.codec import encode
-from clipstream.bus.messages import BusMessage, DeadLetter
+from clipstream.bus.consumer import dead_letter_record
+from clipstream.bus.messages import BusMessage
 
 __all__ = ["EntityHost", "Reply"]
 
@@ -143,14 +144,8 @@ class EntityHost(Generic[E]):
     def dead_letter(self, subject: str, message: BusMessage, seq: int, reason: str) -> None:
         """Queue a DeadLetter on the outbox: published by the next flush, before the acks."""
         self.dead_letters += 1
-        letter = DeadLetter(
-            origin_subject=subject,
-            reason=reason[:1000],
-            payload=encode(message).decode(),
-            stream_seq=seq,
-            at=int(time.time() * 1000),
-        )
-        self.outbox.publishes.append(Publish(self.dlq_subject, letter, f"dlq:{subject}:{seq}"))
+        letter, msg_id = dead_letter_record(subject, encode(message), seq, reason)
+        self.outbox.publishes.append(Publish(self.dlq_subject, letter, msg_id))
 
     def query(self, item: QueryItem) -> None:
         """Answer one query; the reply is queued on :attr:`replies`."""

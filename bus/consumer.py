@@ -18,11 +18,11 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from clipstream.bus.codec import DecodeError, decode, encode
+from clipstream.bus.codec import MAX_MESSAGE_BYTES, DecodeError, decode, encode
 from clipstream.bus.messages import BusMessage, DeadLetter
 from clipstream.bus.topology import Topology
 
-__all__ = ["Consumer", "Reject", "dead_letter"]
+__all__ = ["Consumer", "Reject", "dead_letter", "dead_letter_record"]
 
 log = structlog.get_logger(__name__)
 
@@ -33,13 +33,23 @@ class Reject(Exception):
     """The message is valid JSON of a known type but can never be handled: dead-letter it."""
 
 
+def dead_letter_record(origin_subject: str, payload: bytes, stream_seq: int, reason: str) -> tuple[DeadLetter, str]:
+    """The DeadLetter of one message and its de-duplication id; the one place both are made, so
+    every consumer (workers, shard bridges, entity hosts) bounds them alike."""
+    record = DeadLetter(
+        origin_subject=origin_subject,
+        reason=reason[:1000],
+        payload=payload[:MAX_MESSAGE_BYTES].decode("utf-8", errors="replace"),  # text, never re-decoded
+        stream_seq=stream_seq,
+        at=int(time.time() * 1000),
+    )
+    return record, f"dlq:{origin_subject}:{stream_seq}"
+
+
 async def dead_letter(js: JetStreamContext, topology: Topology, origin: str, msg: Msg, reason: str) -> None:
-    """Publish a DeadLetter record of ``msg`` (its payload as text, never re-decoded)."""
-    payload = msg.data[:65536].decode("utf-8", errors="replace")
-    seq = msg.metadata.sequence.stream if msg.reply else 0
-    record = DeadLetter(origin_subject=msg.subject, reason=reason[:2000], payload=payload, stream_seq=seq,
-                        at=int(time.time() * 1000))
-    await js.publish(topology.dlq_subject(origin), encode(record))
+    """Publish the DeadLetter record of ``msg`` to ``<prefix>.dlq.<origin>``."""
+    record, msg_id = dead_letter_record(msg.subject, msg.data, msg.metadata.sequence.stream if msg.reply else 0, reason)
+    await js.publish(topology.dlq_subject(origin), encode(record), headers={"Nats-Msg-Id": msg_id})
 
 
 class Consumer:

@@ -13,12 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-import certifi
 import nats
 import structlog
-import urllib3
 from litestar.di import NamedDependency
-from minio import Minio
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -26,7 +23,7 @@ from redis.asyncio import Redis
 from clipstream.actors.status_client import StatusCache
 from clipstream.bus.publisher import Publisher
 from clipstream.bus.topology import Topology
-from clipstream.config.settings import MinioSettings, Settings
+from clipstream.config.settings import Settings
 from clipstream.http.cards import Cards, MediaUrls
 from clipstream.http.cursors import CursorSigner
 from clipstream.http.feed_client import FeedClient
@@ -34,7 +31,7 @@ from clipstream.http.probe import ObjectStoreProbe
 from clipstream.http.security import Passwords, Principal, Tokens
 from clipstream.storage.cache import Cache
 from clipstream.storage.cql import Cql, connect_cql
-from clipstream.storage.objects import ObjectStore
+from clipstream.storage.objects import ObjectStore, make_minio
 from clipstream.storage.repos import FollowRepo, StatsRepo, UserRepo, VideoRepo
 
 __all__ = ["CurrentUser", "Security", "Services", "ServicesDep", "build_security", "open_services"]
@@ -98,25 +95,6 @@ CurrentUser = NamedDependency[Principal]
 """Handler parameter ``me``: the authenticated caller (provided by the app)."""
 
 
-def make_bounded_minio(settings: MinioSettings, timeout: float) -> Minio:
-    """A MinIO client whose calls give up after ``timeout`` (the library default waits 5 minutes)."""
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=timeout, read=timeout),
-        maxsize=16,
-        cert_reqs="CERT_REQUIRED",
-        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-        retries=urllib3.Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
-    )
-    return Minio(
-        settings.endpoint,
-        access_key=settings.access_key,
-        secret_key=settings.secret_key,
-        secure=settings.secure,
-        region=settings.region,  # known region: presigning never calls the server
-        http_client=http,
-    )
-
-
 async def _connect_nats(settings: Settings) -> NatsClient:
     async def on_error(exc: Exception) -> None:
         log.warning("nats error", error=repr(exc))
@@ -161,7 +139,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
         stack.push_async_callback(nc.close)
         js = nc.jetstream(timeout=settings.nats.timeout)
 
-        objects = ObjectStore.from_settings(settings.minio, make_bounded_minio(settings.minio, MINIO_TIMEOUT))
+        objects = ObjectStore.from_settings(settings.minio, make_minio(settings.minio, MINIO_TIMEOUT))
         cache = Cache(redis)
         users, videos, stats = UserRepo(cql), VideoRepo(cql), StatsRepo(cql)
         urls = MediaUrls(objects, keep_seconds=settings.minio.media_url_ttl / 2)

@@ -23,14 +23,10 @@ def _without_region(arn: str) -> str:
 
 
 def minio_client(settings, timeout: float = 5.0):  # noqa: ANN001, ANN201 - settings: Settings, returns minio.Minio
-    """A client of the local MinIO that fails fast (no urllib3 retries)."""
-    import urllib3
-    from minio import Minio
+    """A client of the local MinIO that fails fast (no retries): health checks and setup."""
+    from clipstream.storage.objects import make_minio
 
-    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2.0, read=timeout), retries=urllib3.Retry(total=0))
-    m = settings.minio
-    return Minio(m.endpoint, access_key=m.access_key, secret_key=m.secret_key, secure=m.secure, region=m.region,
-                 http_client=http)
+    return make_minio(settings.minio, timeout=timeout, retries=0)
 
 
 class MinioService(Service):

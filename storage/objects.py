@@ -7,9 +7,12 @@ The minio client is blocking; transfers run in a worker thread. Presigning is lo
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 from pathlib import Path
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
@@ -19,14 +22,24 @@ from clipstream.storage.errors import NotFound, StorageUnavailable
 __all__ = ["ObjectStore", "make_minio"]
 
 
-def make_minio(settings: MinioSettings) -> Minio:
-    """A client for the configured endpoint (no network traffic until used)."""
+def make_minio(settings: MinioSettings, timeout: float = 10.0, retries: int = 1) -> Minio:
+    """A client for the configured endpoint whose calls give up after ``timeout`` seconds per
+    connect/read (the library default waits minutes), with at most ``retries`` quick retries on
+    502/503/504. No network traffic until used; the known region keeps presigning local."""
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout),
+        maxsize=16,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=retries, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
+    )
     return Minio(
         settings.endpoint,
         access_key=settings.access_key,
         secret_key=settings.secret_key,
         secure=settings.secure,
         region=settings.region,
+        http_client=http,
     )
 
 
