@@ -37,6 +37,7 @@ from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Flu
 from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
+from clipstream.bus.connection import connect_nats
 from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
@@ -232,12 +233,9 @@ class Bridge:
 
         async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=0.2, max=5.0), before_sleep=failed):
             with attempt:
-                self._nc = await nats.connect(
-                    servers=[s.strip() for s in self.settings.nats.url.split(",")],
-                    name=f"clipstream-shard-{self.kind.name}-{min(self.partitions, default=0)}",
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    connect_timeout=self.settings.nats.timeout,
+                self._nc = await connect_nats(
+                    self.settings.nats,
+                    f"clipstream-shard-{self.kind.name}-{min(self.partitions, default=0)}",
                     closed_cb=closed,
                     error_cb=error,
                 )

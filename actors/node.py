@@ -42,6 +42,7 @@ from clipstream.actors.messages import (
     Status,
     StopShards,
 )
+from clipstream.bus.connection import connect_nats
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings, get_settings
 
@@ -322,11 +323,7 @@ async def _serve(node: Node, stop: threading.Event) -> None:
 
     nc = None
     try:
-        nc = await nats.connect(
-            servers=[s.strip() for s in node.settings.nats.url.split(",")],
-            name=f"clipstream-node-{node.name}",
-            max_reconnect_attempts=-1,
-        )
+        nc = await connect_nats(node.settings.nats, f"clipstream-node-{node.name}")
         await nc.subscribe(status_subject(topology), cb=answer)
         await nc.subscribe(status_subject(topology, node.name), cb=answer)
     except Exception as exc:  # status over NATS is a convenience; the node runs without it

@@ -85,14 +85,13 @@ def publish(type_tag: str, payload: str, msg_id: str | None) -> None:
 
 
 async def _publish(message, msg_id):  # type: ignore[no-untyped-def]
-    import nats
-
+    from clipstream.bus.connection import connect_nats
     from clipstream.bus.publisher import Publisher
     from clipstream.bus.topology import Topology
     from clipstream.config import get_settings
 
     s = get_settings()
-    nc = await nats.connect(s.nats.url.split(","), connect_timeout=5, max_reconnect_attempts=1)
+    nc = await connect_nats(s.nats, "clipstream-bus-cli", forever=False)
     try:
         pub = Publisher(nc.jetstream(), Topology.from_settings(s.nats), s.actors.partitions, s.nats.timeout)
         return pub.subject_for(message), await pub.publish(message, msg_id)
@@ -109,8 +108,7 @@ def dlq(last: int) -> None:
 
 
 async def _dlq(last: int) -> list[str]:
-    import nats
-
+    from clipstream.bus.connection import connect_nats
     from clipstream.bus.codec import decode
     from clipstream.bus.messages import DeadLetter
     from clipstream.bus.topology import Topology
@@ -119,7 +117,7 @@ async def _dlq(last: int) -> list[str]:
     s = get_settings()
     topo = Topology.from_settings(s.nats)
     stream = topo.stream_for(topo.dlq_subject("x"))
-    nc = await nats.connect(s.nats.url.split(","), connect_timeout=5, max_reconnect_attempts=1)
+    nc = await connect_nats(s.nats, "clipstream-bus-cli", forever=False)
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)

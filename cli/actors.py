@@ -62,20 +62,14 @@ def render_tree(statuses: list[NodeStatus]) -> str:
 
 
 async def _run(watch: bool, window: float) -> int:
-    import nats
-
     from clipstream.actors.status_client import gather_status
+    from clipstream.bus.connection import connect_nats
     from clipstream.bus.topology import Topology
     from clipstream.config import get_settings
 
     settings = get_settings()
     topology = Topology.from_settings(settings.nats)
-    nc = await nats.connect(
-        servers=[s.strip() for s in settings.nats.url.split(",") if s.strip()],
-        name="clipstream-actors-cli",
-        connect_timeout=max(1, int(settings.nats.timeout)),
-        max_reconnect_attempts=1,
-    )
+    nc = await connect_nats(settings.nats, "clipstream-actors-cli", forever=False)
     # Ctrl-C ends the watch between two refreshes, and the connection closes cleanly.
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)

@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-import nats
 import structlog
 from litestar.di import NamedDependency
 from nats.aio.client import Client as NatsClient
@@ -21,6 +20,7 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from clipstream.actors.status_client import StatusCache
+from clipstream.bus.connection import connect_nats
 from clipstream.bus.publisher import Publisher
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
@@ -29,7 +29,7 @@ from clipstream.http.cursors import CursorSigner
 from clipstream.http.feed_client import FeedClient
 from clipstream.http.probe import ObjectStoreProbe
 from clipstream.http.security import Passwords, Principal, Tokens
-from clipstream.storage.cache import Cache
+from clipstream.storage.cache import Cache, connect_redis
 from clipstream.storage.cql import Cql, connect_cql
 from clipstream.storage.objects import ObjectStore, make_minio
 from clipstream.storage.repos import FollowRepo, StatsRepo, UserRepo, VideoRepo
@@ -105,13 +105,9 @@ async def _connect_nats(settings: Settings) -> NatsClient:
     async def on_reconnect() -> None:
         log.info("nats reconnected")
 
-    return await nats.connect(
-        servers=[s.strip() for s in settings.nats.url.split(",") if s.strip()],
-        name=f"clipstream-api-{os.getpid()}",
-        connect_timeout=max(1, int(settings.nats.timeout)),
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,  # forever: a restarted NATS must not need an API restart
-        reconnect_time_wait=0.5,  # type: ignore[arg-type]
+    return await connect_nats(
+        settings.nats,
+        f"clipstream-api-{os.getpid()}",
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
@@ -127,12 +123,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
         cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
         stack.callback(cql.close)
 
-        redis = Redis.from_url(
-            settings.redis.url,
-            socket_timeout=settings.redis.timeout,
-            socket_connect_timeout=settings.redis.timeout,
-            health_check_interval=30,
-        )
+        redis = connect_redis(settings.redis)
         stack.push_async_callback(redis.aclose)
 
         nc = await _connect_nats(settings)

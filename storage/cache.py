@@ -16,15 +16,26 @@ from typing import Iterable, Sequence
 import msgspec
 from redis.asyncio import Redis
 
+from clipstream.config.settings import RedisSettings
 from clipstream.storage.models import VideoCard
 
-__all__ = ["Cache"]
+__all__ = ["Cache", "connect_redis"]
 
 _card_decoder = msgspec.json.Decoder(VideoCard)
 _encoder = msgspec.json.Encoder()
 
 FRESH_KEEP = 20_000
 POPULAR_KEEP = 20_000
+
+
+def connect_redis(settings: RedisSettings) -> Redis:
+    """The one way a process makes its Redis client: bounded calls, dead connections noticed."""
+    return Redis.from_url(
+        settings.url,
+        socket_timeout=settings.timeout,
+        socket_connect_timeout=settings.timeout,
+        health_check_interval=30,
+    )
 
 
 class Cache:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import nats
 import structlog
-from redis.asyncio import Redis
 
+from clipstream.bus.connection import connect_nats
 from clipstream.bus.consumer import Consumer
 from clipstream.bus.minio_events import decode_minio_event
 from clipstream.bus.publisher import Publisher
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
-from clipstream.storage.cache import Cache
+from clipstream.storage.cache import Cache, connect_redis
 from clipstream.storage.cql import connect_cql
 from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import FollowRepo, UserRepo, VideoRepo
@@ -29,8 +28,8 @@ log = structlog.get_logger(__name__)
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set."""
     cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
-    redis = Redis.from_url(settings.redis.url, socket_timeout=settings.redis.timeout)
-    nc = await nats.connect(settings.nats.url.split(","), max_reconnect_attempts=-1, name="clipstream-worker")
+    redis = connect_redis(settings.redis)
+    nc = await connect_nats(settings.nats, "clipstream-worker")
     try:
         js = nc.jetstream(timeout=settings.nats.timeout)
         topology = Topology.from_settings(settings.nats)

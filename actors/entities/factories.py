@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 
 from clipstream.actors.entities.counter import CounterKind
 from clipstream.actors.entities.feed import FeedKind
 from clipstream.bus.routing import Router
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
-from clipstream.storage.cache import Cache
+from clipstream.storage.cache import Cache, connect_redis
 from clipstream.storage.cql import connect_cql
 from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo, StatsRepo
 
@@ -17,9 +16,7 @@ __all__ = ["make_counter_kind", "make_feed_kind"]
 
 
 def _cache(settings: Settings) -> Cache:
-    redis = Redis.from_url(settings.redis.url, socket_timeout=settings.redis.timeout,
-                           socket_connect_timeout=settings.redis.timeout)
-    return Cache(redis)
+    return Cache(connect_redis(settings.redis))
 
 
 def make_counter_kind(settings: Settings) -> CounterKind:
