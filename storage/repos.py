@@ -13,7 +13,9 @@ from clipstream.storage.cql import Cql
 from clipstream.storage.errors import Conflict, NotFound
 from clipstream.storage.models import User, Video
 
-__all__ = ["FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "now_ms"]
+__all__ = [
+    "FENCE_BASE", "FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "fence_timestamp", "now_ms",
+]
 
 
 def now_ms() -> int:
@@ -210,6 +212,17 @@ def _video(row: Any) -> Video:
     )
 
 
+#: Write timestamps of sequence-fenced rows start here: above any wall-clock timestamp in
+#: microseconds (2**52 µs is the year 2112), so rows written with the default timestamp before
+#: fencing existed are overwritten too.
+FENCE_BASE = 1 << 52
+
+
+def fence_timestamp(applied_seq: int) -> int:
+    """The CQL write timestamp of a row holding state up to stream sequence ``applied_seq``."""
+    return FENCE_BASE + applied_seq
+
+
 class StatsRepo:
     """Absolute counts per id with the last applied stream sequence (exact under redelivery)."""
 
@@ -228,9 +241,17 @@ class StatsRepo:
         }
 
     async def put_many(self, rows: Iterable[tuple[int, int, int, int, int]]) -> None:
-        """Write (id, likes, views, followers, applied_seq) rows."""
+        """Write (id, likes, views, followers, applied_seq) rows, fenced by ``applied_seq``.
+
+        The write timestamp is derived from the applied stream sequence, so for one id the row
+        with the highest sequence wins whatever order the writes land in. That fences a stale
+        owner: a node that lost its lease (cut off from NATS, not from Scylla) may still land its
+        last flush after the new owner's, and without this its older counts would overwrite the
+        newer ones. No lightweight transaction (a Paxos round per row) is needed.
+        """
         await self.cql.execute_many(
-            "INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (?, ?, ?, ?, ?)", list(rows)
+            "INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            [(*row, fence_timestamp(row[4])) for row in rows],
         )
 
 

@@ -102,3 +102,22 @@ class TestGraph:
         feeds = FeedRepo(cql)
         await feeds.save([(user, 9, 2, [(vid, author)])], [(user, vid)], [(user, 1, [vid])])
         assert await feeds.load(user) == (9, 2, [(vid, author)], {vid}, {1: [vid]})
+
+
+class TestStatsFencing:
+    """A stale owner's late flush (lower applied sequence) never overwrites a newer one."""
+
+    async def test_highest_applied_sequence_wins_in_any_order(self, cql) -> None:
+        vid = new_id()
+        stats = StatsRepo(cql)
+        await stats.put_many([(vid, 10, 1, 0, 500)])  # the new owner's flush lands first
+        await stats.put_many([(vid, 7, 1, 0, 300)])  # the old owner's last flush lands late
+        assert (await stats.get_many([vid]))[vid] == (10, 1, 0, 500)
+        await stats.put_many([(vid, 11, 2, 0, 501)])
+        assert (await stats.get_many([vid]))[vid] == (11, 2, 0, 501)
+
+    async def test_rows_written_before_fencing_are_still_overwritten(self, cql) -> None:
+        vid = new_id()
+        cql.execute_sync("INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (%s, 5, 0, 0, 9)", (vid,))
+        await StatsRepo(cql).put_many([(vid, 6, 0, 0, 10)])
+        assert (await StatsRepo(cql).get_many([vid]))[vid] == (6, 0, 0, 10)
