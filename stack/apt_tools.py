@@ -1,4 +1,4 @@
-"""Tools from Debian packages that the stack installs but never runs as a service: ffmpeg, chromium."""
+"""Tools from Debian packages that the stack installs but never runs as a service: ffmpeg, chromium, wrk."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from clipstream.stack import pins
 from clipstream.stack.base import Service, StackError
 from clipstream.stack.installers import apt_install, which
 
-__all__ = ["AptTool", "ChromiumTool", "FfmpegTool", "chromium_binary"]
+__all__ = ["AptTool", "ChromiumTool", "FfmpegTool", "WrkTool", "chromium_binary"]
 
 
 class AptTool(Service):
@@ -69,6 +69,23 @@ class ChromiumTool(AptTool):
     name = "chromium"
     package = pins.CHROMIUM_DEBIAN_PACKAGE
     binaries = (("chromium", "chromium-browser"),)
+
+
+class WrkTool(AptTool):
+    """wrk drives the HTTP load of `clipstream bench` (Lua scripts in ``bench/wrk/``)."""
+
+    name = "wrk"
+    package = pins.WRK_DEBIAN_PACKAGE
+    binaries = (("wrk",),)
+    version_args = ("-v",)
+
+    def check(self) -> str:
+        # `wrk -v` prints its version and usage, then exits 1: only its presence is checked.
+        path = self.paths()[0]
+        if path is None:
+            raise StackError("wrk not installed")
+        out = subprocess.run([path, "-v"], capture_output=True, text=True, timeout=30)
+        return f"{self.describe(out.stdout + out.stderr)} ({path})"
 
 
 def chromium_binary() -> str | None:

@@ -27,6 +27,7 @@ REDIS_DEBIAN_PACKAGE = "redis-server"
 FFMPEG_DEBIAN_PACKAGE = "ffmpeg"
 # headless browser of the admin page test (tests/e2e/test_operator_view.py)
 CHROMIUM_DEBIAN_PACKAGE = "chromium"
+WRK_DEBIAN_PACKAGE = "wrk"  # the HTTP load generator of `clipstream bench`
 
 # Ports that have no setting of their own (the client-facing ports come from clipstream.config). They
 # move with their service's configured port, so a second stack on shifted ports does not collide:
