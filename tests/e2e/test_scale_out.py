@@ -17,95 +17,30 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import nats
 import nats.js.errors
 import pytest
 
 from clipstream.actors.leases import bucket_name, lease_key
-from clipstream.actors.node import request_status, session_processes
+from clipstream.actors.node import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.storage.ids import new_id
 from clipstream.storage.repos import StatsRepo
+from tests.e2e.nodes import NodeProc, eventually
 
 pytestmark = pytest.mark.integration
 
-CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 PARTITIONS = 32
 KINDS = ("counter", "feed")
 USERS, VIDEOS, LIKES_PER_USER = 400, 500, 50  # 20,000 distinct (user, video) likes, 40 per video
 REPEATS = 2_000  # second likes of already liked videos: must change nothing
 IN_FLIGHT = 200
 LEASE_TTL = 6.0  # RuntimeOptions.lease_ttl
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _NodeProc:
-    """One ``clipstream node`` subprocess; every process it leads to is killed by pid at the end."""
-
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.env = {**env, "CLIPSTREAM_ACTORS_NODE_NAME": name, "CLIPSTREAM_ACTORS_ADMIN_PORT": str(_free_port())}
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.session = 0
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([CLIPSTREAM, "node"], env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.session = 0
-
-    def pids(self) -> list[int]:
-        out = [] if self.proc is None or self.proc.poll() is not None else [self.proc.pid]
-        return out + (session_processes(self.session) if self.session else [])
-
-    def sigkill(self) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if self.proc is not None:
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM (clean: leases released), then SIGKILL whatever is left."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                pass
-        self.sigkill()
-        deadline = time.monotonic() + 10
-        while self.pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-
-async def _eventually(check, timeout: float, what: str, interval: float = 0.25):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s: {what} (last: {value!r})")
-        await asyncio.sleep(interval)
 
 
 async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, tmp_path) -> None:
@@ -119,7 +54,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         "CLIPSTREAM_ACTORS_SHARDS": "2",
     }
     topology = Topology(prefix=prefix, minio_subject=f"{prefix}.minio.events")
-    nodes = {name: _NodeProc(name, env, tmp_path / f"{name}.log") for name in ("so-a", "so-b")}
+    nodes = {name: NodeProc(name, env, tmp_path / f"{name}.log") for name in ("so-a", "so-b")}
     a, b = nodes["so-a"], nodes["so-b"]
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)
     js = nc.jetstream(timeout=10)
@@ -148,7 +83,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
             tally[owner] = tally.get(owner, 0) + 1
         return tally
 
-    async def hosted(node: _NodeProc) -> set[tuple[str, int]]:
+    async def hosted(node: NodeProc) -> set[tuple[str, int]]:
         status = await request_status(nc, topology, node.name)
         node.session = status.guardian.session
         return {(s.kind, p) for s in status.shards if s.state == "running" for p in s.partitions}
@@ -160,22 +95,22 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         async def a_owns_all() -> bool:
             return await counts_by_owner() == {"so-a": 2 * PARTITIONS}
 
-        await _eventually(a_owns_all, 60, "the first node owns every partition")
+        await eventually(a_owns_all, 60, "the first node owns every partition")
         stamp("node a owns every partition")
         b.start()
 
         async def fair() -> bool:
             return await counts_by_owner() == {"so-a": PARTITIONS, "so-b": PARTITIONS}
 
-        await _eventually(fair, 60, "each node owns half of the partitions")
+        await eventually(fair, 60, "each node owns half of the partitions")
         stamp("nodes a and b own half each")
         for node in (a, b):  # each runs shards for exactly the partitions it leases
             leased = {tuple(k.split(".")) for k, o in (await owners()).items() if o == node.name}
 
-            async def hosts_its_leases(node: _NodeProc = node, leased: set = leased) -> bool:
+            async def hosts_its_leases(node: NodeProc = node, leased: set = leased) -> bool:
                 return {(k, str(p)) for k, p in await hosted(node)} == leased
 
-            await _eventually(hosts_its_leases, 30, f"{node.name} hosts its leased partitions")
+            await eventually(hosts_its_leases, 30, f"{node.name} hosts its leased partitions")
 
         # The plan: 400 users like 50 distinct videos each (40 likes per video); some likes repeated.
         rng = random.Random(7)
@@ -218,7 +153,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         async def a_owns_all_again() -> bool:
             return await counts_by_owner() == {"so-a": 2 * PARTITIONS}
 
-        await _eventually(a_owns_all_again, LEASE_TTL * 3 + 10, "the survivor owns every partition")
+        await eventually(a_owns_all_again, LEASE_TTL * 3 + 10, "the survivor owns every partition")
         took_over = time.monotonic() - killed_at
         stamp(f"node a owns every partition {took_over:.1f}s after the kill")
         assert took_over < LEASE_TTL * 3, took_over
@@ -226,7 +161,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         async def a_hosts_all() -> bool:
             return len(await hosted(a)) == 2 * PARTITIONS
 
-        await _eventually(a_hosts_all, 30, "the survivor's shards host every partition")
+        await eventually(a_hosts_all, 30, "the survivor's shards host every partition")
         # A take-over only adds partitions: the survivor's shards bind them in place, no restart.
         assert {s.pid for s in (await request_status(nc, topology, a.name)).shards} == a_pids
 
@@ -242,7 +177,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
             return await likes() == expected
 
         try:
-            await _eventually(exact, 120, "every like count in Scylla equals the distinct likes", interval=1.0)
+            await eventually(exact, 120, "every like count in Scylla equals the distinct likes", interval=1.0)
         except pytest.fail.Exception:
             got = await likes()
             wrong = {v: (got.get(v), n) for v, n in expected.items() if got.get(v) != n}
@@ -253,7 +188,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         assert await likes() == expected
 
         b.start()
-        await _eventually(fair, 60, "the restarted node gets its fair share back")
+        await eventually(fair, 60, "the restarted node gets its fair share back")
         stamp("node b is back with half of the partitions")
         assert await likes() == expected
     finally:

@@ -1,0 +1,95 @@
+"""Helpers of the tests that run ``clipstream node`` processes themselves (not the ``system`` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clipstream.actors.node import session_processes
+
+__all__ = ["CLIPSTREAM", "NodeProc", "eventually", "free_port", "rss_kib"]
+
+CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NodeProc:
+    """One ``clipstream node`` subprocess; every process it leads to is killed by pid at the end."""
+
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.env = {**env, "CLIPSTREAM_ACTORS_NODE_NAME": name, "CLIPSTREAM_ACTORS_ADMIN_PORT": str(free_port())}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.session = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([CLIPSTREAM, "node"], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        self.session = 0
+
+    def pids(self) -> list[int]:
+        out = [] if self.proc is None or self.proc.poll() is not None else [self.proc.pid]
+        return out + (session_processes(self.session) if self.session else [])
+
+    def sigkill(self) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM (clean: leases released), then SIGKILL whatever is left."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                pass
+        self.sigkill()
+        deadline = time.monotonic() + 10
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+async def eventually(check, timeout: float, what: str, interval: float = 0.25):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s: {what} (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def rss_kib(pids: list[int]) -> int:
+    """Resident memory of the given processes together (KiB); vanished ones count zero."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
