@@ -123,6 +123,16 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
         str, _doc("comma separated usernames given the admin role (empty: nobody is admin)")
     ] = ""
     max_body_bytes: Annotated[int, _doc("largest request body accepted", ge=1024)] = 64 * 1024
+    # Rate limits (0: off). Defaults are far above what a client or a benchmark does, so only a
+    # deployment that lowers them sees a 429. Counted per worker, summed through Redis (http/ratelimit.py).
+    rate_limit_reads: Annotated[int, _doc("GET requests per minute per user (0: no limit)", ge=0)] = 60_000
+    rate_limit_writes: Annotated[int, _doc("non-GET requests per minute per user (0: no limit)", ge=0)] = 12_000
+    rate_limit_auth: Annotated[int, _doc("login/register requests per minute per IP (0: no limit)", ge=0)] = 6_000
+    rate_limit_ip: Annotated[int, _doc("other requests per minute per IP, any user (0: no limit)", ge=0)] = 600_000
+    rate_limit_sync: Annotated[
+        float, _doc("seconds between syncs of a worker's rate-limit counts with Redis", gt=0, le=10)
+    ] = 0.1
+    rate_limit_prefix: Annotated[str, _doc("Redis key prefix of the rate-limit counters")] = "cs:rl"
 
 
 class MediaSettings(msgspec.Struct, frozen=True, kw_only=True):
