@@ -22,10 +22,12 @@ from clipstream.config.logs import configure_logging
 from clipstream.config.settings import Settings, get_settings
 from clipstream.http.admin import ADMIN_HANDLERS
 from clipstream.http.auth import AUTH_HANDLERS, BearerAuthMiddleware, current_user
+from clipstream.http.bodies import JsonBodyMiddleware
 from clipstream.http.bootstrap import Security, Services, build_security, open_services
 from clipstream.http.errors import exception_handlers
 from clipstream.http.feed import FEED_HANDLERS
 from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware
+from clipstream.http.ratelimit import RateLimiter, RateLimitMiddleware
 from clipstream.http.schemas import StatusResponse
 from clipstream.http.uploads import UPLOAD_HANDLERS
 from clipstream.http.users import USER_HANDLERS
@@ -72,10 +74,11 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
     settings = settings or get_settings()
     security = build_security(settings)
     open_fn: ServicesFactory = services or open_services
+    limiter = RateLimiter(settings.http.rate_limit_prefix, settings.http.rate_limit_sync)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_fn(settings, security) as svc:
+        async with open_fn(settings, security) as svc, limiter.running(svc.redis):
             app.state.services = svc
             yield
 
@@ -95,9 +98,18 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
             "svc": Provide(_services, sync_to_thread=False),
             "me": Provide(current_user, sync_to_thread=False),
         },
-        # Metrics first: they time the auth check too, and count its 401s.
-        middleware=[RequestMetricsMiddleware, DefineMiddleware(BearerAuthMiddleware, tokens=security.tokens, exclude=[f"^{_SCHEMA_PATH}"])],
+        # Metrics first: they time the checks too, and count their 401s and 429s. The per-IP limit
+        # comes before the token check (it also bounds requests with bad tokens), the per-user one
+        # after it (it needs the user); a body's type is checked once the caller is known.
+        middleware=[
+            RequestMetricsMiddleware,
+            RateLimitMiddleware(limiter, settings.http, by="ip"),
+            DefineMiddleware(BearerAuthMiddleware, tokens=security.tokens, exclude=[f"^{_SCHEMA_PATH}"]),
+            RateLimitMiddleware(limiter, settings.http, by="user"),
+            JsonBodyMiddleware(),
+        ],
         lifespan=[lifespan],
+        state=State({"rate_limiter": limiter}),
         exception_handlers=exception_handlers(),
         openapi_config=_openapi(),
         request_max_body_size=settings.http.max_body_bytes,  # larger bodies: 413

@@ -51,7 +51,7 @@ def current_user(request: Request[Principal, str, Any]) -> Principal:
     return request.user
 
 
-@post("/v1/auth/register", status_code=201, exclude_from_auth=True, tags=["auth"], responses=errors(400, 409, 413, 503))
+@post("/v1/auth/register", status_code=201, exclude_from_auth=True, tags=["auth"], responses=errors(400, 409, 413, 415, 503))
 async def register(data: JSONBody[RegisterRequest], svc: ServicesDep) -> RegisterResponse:
     """Create an account; 409 if the username or email is taken."""
     password_hash = await svc.security.passwords.hash(data.password)
@@ -68,7 +68,7 @@ async def register(data: JSONBody[RegisterRequest], svc: ServicesDep) -> Registe
     return RegisterResponse(user_id=str(user.user_id), username=user.username)
 
 
-@post("/v1/auth/login", status_code=200, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 413, 503))
+@post("/v1/auth/login", status_code=200, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 413, 415, 503))
 async def login(data: JSONBody[LoginRequest], svc: ServicesDep) -> TokenResponse:
     """Exchange username and password for a bearer token; 401 on bad credentials."""
     try:

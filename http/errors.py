@@ -45,15 +45,20 @@ _MEANING = {
     404: "no such resource (or not visible to this user)",
     409: "conflicts with the current state",
     413: "request body too large",
+    415: "the request body is not JSON (send Content-Type: application/json)",
+    429: "rate limit exceeded; retry after Retry-After seconds",
     503: "a backing service is unavailable; retry after Retry-After seconds",
 }
 
 
 def errors(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error answers a handler gives (all share :class:`ErrorBody`)."""
+    """OpenAPI entries for the error answers a handler gives (all share :class:`ErrorBody`).
+
+    429 is always listed: every route that documents its errors is behind the rate limits.
+    """
     return {
         code: ResponseSpec(data_container=ErrorBody, description=_MEANING[code], generate_examples=False)
-        for code in codes
+        for code in sorted({*codes, 429})
     }
 
 
@@ -101,6 +106,11 @@ def _invalid_cursor(exc: Exception) -> HTTPException:
     return HTTPException(status_code=400, detail="invalid cursor")
 
 
+def _not_utf8(exc: Exception) -> HTTPException:
+    # msgspec decodes JSON strings as UTF-8 and raises this for bytes that are not (e.g. "\xff").
+    return HTTPException(status_code=400, detail="request body is not valid UTF-8")
+
+
 def _internal(exc: Exception) -> HTTPException:
     # A bug: log it with its traceback, tell the client nothing about the internals.
     log.error("unhandled error", exc_info=exc)
@@ -119,6 +129,7 @@ def exception_handlers() -> dict[type[Exception], Callable[[Request[Any, Any, An
         redis.exceptions.ConnectionError: unavailable,
         redis.exceptions.TimeoutError: unavailable,
         InvalidCursor: _as(_invalid_cursor),
+        UnicodeDecodeError: _as(_not_utf8),
     }
     try:  # the CQL driver raises these outside Cql.execute (e.g. preparing a statement)
         from cassandra import DriverException, OperationTimedOut, RequestExecutionException

@@ -40,7 +40,7 @@ def _check_upload(data: JSONBody[UploadUrlRequest], formats: frozenset[str], max
     return fmt
 
 
-@post("/v1/videos/upload-url", status_code=200, tags=["videos"], responses=errors(400, 401, 413, 503))
+@post("/v1/videos/upload-url", status_code=200, tags=["videos"], responses=errors(400, 401, 413, 415, 503))
 async def upload_url(data: JSONBody[UploadUrlRequest], svc: ServicesDep, me: CurrentUser) -> UploadUrlResponse:
     """Create a video (status ``uploading``) and a presigned PUT URL for exactly its object key."""
     media = svc.settings.media

@@ -50,7 +50,7 @@ async def user_profile(user_id: UserIdPath, svc: ServicesDep) -> UserProfile:
     return await _profile(svc, parse_id(user_id, "user"))
 
 
-@post("/v1/users/{user_id:str}/follow", status_code=200, tags=["users"], responses=errors(400, 401, 404, 413, 503))
+@post("/v1/users/{user_id:str}/follow", status_code=200, tags=["users"], responses=errors(400, 401, 404, 413, 415, 503))
 async def follow(user_id: UserIdPath, data: JSONBody[FollowRequest], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Follow or unfollow a creator (idempotent); durable before it answers."""
     author_id = parse_id(user_id, "user")

@@ -79,7 +79,7 @@ async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser)
         log.warning("could not remove the objects of a deleted video", video_id=vid, error=repr(exc))
 
 
-@post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 413, 503))
+@post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 413, 415, 503))
 async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers."""
     card = await _servable_card(svc, video_id)

@@ -1,0 +1,180 @@
+"""Rate limits per user and per IP, shared by every API worker through Redis, off the request path.
+
+A request is decided in memory: each worker keeps, per counter key, the last global count Redis
+gave it plus what it admitted since. Every ``sync_interval`` seconds one pipelined round trip adds
+what the worker counted (INCRBY, EXPIRE) and reads back the global counts. So no request waits for
+Redis (the feed is the hot path), and a worker's Redis traffic does not grow with its request rate.
+
+Windows are fixed minutes (``<prefix>:<bucket>:<who>:<minute>``), the same keys in every worker.
+
+The bound: a worker learns what the other workers admitted at most one sync interval (plus a round
+trip) late, so within a window a limit ``L`` admits at most ``L`` plus what the other workers admit
+during one interval, e.g. two workers, 1,000 req/s each, 100 ms: L + 100. As with any fixed window,
+a client may also spend up to ``L`` at the end of a minute and ``L`` again at the start of the next.
+If Redis is unreachable the counts stay local (each worker limits on its own; fail open, logged
+once per outage) and are added when it returns; a flushed Redis restarts the counts of the minute.
+
+Clients are told why and when to come back: 429 with ``Retry-After`` (seconds to the next window).
+The client address is the socket's peer (``scope["client"]``): behind a proxy, run granian with
+the proxy's forwarded-address handling so this is the real client, never a header a client sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import re
+import time
+from typing import Any, AsyncIterator
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from clipstream.config.settings import HttpSettings
+
+__all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS"]
+
+log = structlog.get_logger("clipstream.http.ratelimit")
+
+WINDOW_SECONDS = 60
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Liveness probes, scrapes and the docs are never limited (a scraper must not starve an operator).
+_UNLIMITED = re.compile(r"^/(health|metrics)$|^/schema(/|$)")
+
+
+class RateLimiter:
+    """Fixed-window counters decided locally and summed across workers through Redis."""
+
+    __slots__ = ("prefix", "interval", "_window", "_known", "_pending", "_redis", "_failing")
+
+    def __init__(self, prefix: str, sync_interval: float) -> None:
+        self.prefix = prefix
+        self.interval = sync_interval
+        self._window = -1
+        self._known: dict[str, int] = {}  # key -> global count at the last sync
+        self._pending: dict[str, int] = {}  # key -> admitted here since the last sync
+        self._redis: Redis | None = None
+        self._failing = False
+
+    def hit(self, bucket: str, who: str, limit: int, now: float | None = None) -> int | None:
+        """Count one request of ``who`` in ``bucket``: None if admitted, else seconds to wait."""
+        now = time.time() if now is None else now
+        window = int(now // WINDOW_SECONDS)
+        if window != self._window:
+            # A new minute: the old keys are dead (they expire in Redis on their own).
+            self._window, self._known, self._pending = window, {}, {}
+        key = f"{self.prefix}:{bucket}:{who}:{window}"
+        pending = self._pending.get(key, 0)
+        if self._known.get(key, 0) + pending >= limit:
+            return max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        self._pending[key] = pending + 1
+        return None
+
+    async def sync(self) -> None:
+        """Add the local counts to Redis and learn the global ones (one pipelined round trip)."""
+        if self._redis is None or not self._pending:
+            return
+        pending, window = self._pending, self._window
+        self._pending = {}
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, count in pending.items():
+                    pipe.incrby(key, count)
+                    pipe.expire(key, 2 * WINDOW_SECONDS)
+                results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            if window == self._window:  # not rolled over meanwhile: keep the counts for the next try
+                for key, count in pending.items():
+                    self._pending[key] = self._pending.get(key, 0) + count
+            if not self._failing:
+                log.warning("rate limit counters not synced; limiting per worker until Redis answers", error=repr(exc))
+            self._failing = True
+            return
+        if self._failing:
+            log.info("rate limit counters synced again")
+            self._failing = False
+        if window == self._window:
+            for key, total in zip(pending, results[::2]):
+                self._known[key] = int(total)
+
+    @contextlib.asynccontextmanager
+    async def running(self, redis: Redis | None) -> AsyncIterator[None]:
+        """Sync every interval while the worker serves; without Redis, count per worker only."""
+        self._redis = redis
+        if redis is None:
+            yield
+            return
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.interval)
+                await self.sync()
+
+        task = asyncio.create_task(loop(), name="rate-limit-sync")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(Exception):
+                await self.sync()  # what this worker admitted still counts for the others
+            self._redis = None
+
+
+class RateLimitMiddleware(ASGIMiddleware):
+    """One check of the limits: ``by="ip"`` before authentication, ``by="user"`` after it.
+
+    Per IP: ``/v1/auth/*`` against the auth limit (password guessing, account farming), every
+    other request against the per-IP limit (also bounds requests with bad tokens). Per user:
+    reads (GET) and writes (anything else) against their own limits. A limit of 0 is off.
+    """
+
+    scopes = (ScopeType.HTTP,)
+    should_bypass_for_scope = staticmethod(lambda scope: _UNLIMITED.match(scope["path"]) is not None)
+
+    def __init__(self, limiter: RateLimiter, settings: HttpSettings, by: str) -> None:
+        if by not in ("ip", "user"):
+            raise ValueError(f"by must be 'ip' or 'user', not {by!r}")
+        self.limiter = limiter
+        self.by = by
+        self.limits = {
+            "auth": settings.rate_limit_auth,
+            "ip": settings.rate_limit_ip,
+            "read": settings.rate_limit_reads,
+            "write": settings.rate_limit_writes,
+        }
+
+    _NOUN = {"auth": "login/register requests", "ip": "requests", "read": "reads", "write": "writes"}
+
+    def _bucket(self, scope: Scope) -> tuple[str, str] | None:
+        if self.by == "ip":
+            client = scope.get("client")
+            who = client[0] if client else "unknown"
+            return ("auth" if scope["path"].startswith("/v1/auth/") else "ip"), who
+        user: Any = scope.get("user")
+        if user is None:  # a route without authentication: the per-IP check covered it
+            return None
+        return ("read" if scope["method"] in _READ_METHODS else "write"), str(user.user_id)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        found = self._bucket(scope)
+        if found is not None:
+            bucket, who = found
+            limit = self.limits[bucket]
+            if limit > 0:
+                wait = self.limiter.hit(bucket, who, limit)
+                if wait is not None:
+                    per = "IP address" if self.by == "ip" else "user"
+                    raise TooManyRequestsException(
+                        f"rate limit exceeded: at most {limit} {self._NOUN[bucket]} per minute per {per}; "
+                        f"retry after {wait} s",
+                        headers={"Retry-After": str(wait)},
+                    )
+        await next_app(scope, receive, send)
