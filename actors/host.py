@@ -6,13 +6,23 @@ inactive, and it stops believing a key active only by sending :class:`Evict` thr
 queue; the host drops an entity only on that Evict, and only if the entity is clean, its last flush
 is done and it was not touched since the eviction was asked for. An entity already in the dict
 always wins over a freshly loaded copy, which may be stale.
+
+Memory: the entity dict itself is the recency order (a use pops and re-inserts the key, so the
+least recently used come first); no per-entity time is kept. Instead a few *marks* record, for the
+first key used in each ``mark_every`` window, the last use time before it: every entity placed
+before a mark was last used no later than that time. So idle passivation walks from the front with
+an upper bound on each entity's last use, good to within ``mark_every``, at no per-entity cost.
+The memory budget is checked on the same walk from an estimate: entities times the mean
+``size_of`` of a bounded sample (the most and the least recently used), plus the per-key
+bookkeeping of this dict and of the I/O thread's active set.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
+import sys
 import time
-from collections import OrderedDict
 from operator import itemgetter
 from typing import Any, Callable, Generic, TypeVar
 
@@ -25,13 +35,26 @@ from clipstream.bus.codec import encode
 from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.messages import BusMessage
 
-__all__ = ["EntityHost", "Reply"]
+__all__ = ["EntityHost", "KEY_OVERHEAD", "Reply"]
 
 E = TypeVar("E")
 log = structlog.get_logger("clipstream.actors.host")
 
 #: (reply subject, payload, is an error)
 Reply = tuple[str, bytes, bool]
+
+#: bytes per active key outside the entity: its slot in the entity dict (index, hash, key and value
+#: pointers, two-thirds full) and in the I/O thread's active set, and the key int itself
+KEY_OVERHEAD = 112
+#: entities whose ``size_of`` is averaged per passivation pass, from each end of the recency order
+_SAMPLE = 32
+#: a dict that grows resizes to three times its live keys (CPython's GROWTH_RATE), and the moves
+#: of the recency order leave holes that make it grow; over this many bytes per key, a copy
+#: (sized for 1.5 times its keys) halves it: 83 MB → 42 MB for a million entities
+_DICT_SLACK = 64
+#: distinct keys counted for "hottest entities" per window: a burst that activates a million
+#: entities would otherwise double the window's dict; keys already counted keep counting
+_HITS_MAX = 50_000
 
 
 class EntityHost(Generic[E]):
@@ -44,8 +67,14 @@ class EntityHost(Generic[E]):
         "max_entities",
         "passivate_batch",
         "clock",
+        "memory_budget",
+        "mark_every",
+        "memory_estimate",
         "entities",
-        "lru",
+        "marks",
+        "last_touch",
+        "_mark_at",
+        "_last_key",
         "dirty",
         "pending",
         "evicting",
@@ -72,20 +101,32 @@ class EntityHost(Generic[E]):
         max_entities: int,
         passivate_batch: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        memory_budget: int = 0,
     ) -> None:
+        """``memory_budget``: bytes the entities may take (estimated); 0 means no budget."""
         self.kind = kind
         self.dlq_subject = dlq_subject
         self.idle_passivate = idle_passivate
         self.max_entities = max_entities
         self.passivate_batch = passivate_batch
         self.clock = clock
+        self.memory_budget = memory_budget
+        #: resolution of the idle bound: a sixteenth of the idle time, at most a second
+        self.mark_every = min(1.0, idle_passivate / 16)
+        #: the entities' estimated bytes, as of the last passivation pass
+        self.memory_estimate = 0
+        #: key → entity, least recently used first (a use moves the key to the end)
         self.entities: dict[int, E] = {}
-        #: key → last use, least recently used first
-        self.lru: OrderedDict[int, float] = OrderedDict()
+        #: key → the last use before that key's use opened a new mark window (see the module doc)
+        self.marks: dict[int, float] = {}
+        self.last_touch = float("-inf")
+        self._mark_at = float("-inf")
+        self._last_key: int | None = None
+        #: key → whether it was used since its passivation was asked
+        self.evicting: dict[int, bool] = {}
         self.dirty: set[int] = set()
         #: key → id of the last flush job holding its state, until that job is done
         self.pending: dict[int, int] = {}
-        self.evicting: set[int] = set()
         self.outbox = Outbox()
         #: JetStream messages applied since the last job, acked after the next flush
         self.acks: list[Any] = []
@@ -108,20 +149,44 @@ class EntityHost(Generic[E]):
     # --- inbound ------------------------------------------------------------------------------
 
     def _activate(self, loaded: dict[int, E], now: float) -> None:
+        entities = self.entities
         for key, entity in loaded.items():
-            if key not in self.entities:
-                self.entities[key] = entity
-                self.lru[key] = now
+            if key not in entities:
+                entities[key] = entity
+                self._touch(key, now)
+
+    def _touch(self, key: int, now: float) -> None:
+        """Move ``key`` to the most recently used end and keep the marks true."""
+        if key == self._last_key:  # already the most recent: nothing moves
+            self.last_touch = now
+            if key in self.evicting:
+                self.evicting[key] = True
+            return
+        self._last_key = key
+        entities, marks = self.entities, self.marks
+        entities[key] = entities.pop(key)
+        if key in marks:
+            # The keys after its old place take the next mark's bound: later, still true. It
+            # keeps a mark at its new place, so that the newest window always has one.
+            del marks[key]
+            marks[key] = self.last_touch
+        elif now - self._mark_at >= self.mark_every:
+            marks[key] = self.last_touch
+            self._mark_at = now
+        self.last_touch = now
+        if key in self.evicting:
+            self.evicting[key] = True
 
     def apply(self, batch: Batch) -> None:
         """Hand each message to its entity; a message whose handler raises is dead-lettered."""
         now = self.clock()
         if batch.loaded:
             self._activate(batch.loaded, now)
-        entities, lru, dirty, acks, outbox = self.entities, self.lru, self.dirty, self.acks, self.outbox
+        entities, dirty, acks, outbox = self.entities, self.dirty, self.acks, self.outbox
         publishes = outbox.publishes
         handle = self.kind.handle
         hits = self.hits
+        touch = self._touch
         for key, seq, message, raw in batch.items:
             entity = entities.get(key)
             if entity is None:
@@ -136,9 +201,11 @@ class EntityHost(Generic[E]):
                 del publishes[mark:]
                 self.dead_letter(getattr(raw, "subject", ""), message, seq, f"handler raised {type(exc).__name__}: {exc}")
             acks.append(raw)
-            hits[key] = hits.get(key, 0) + 1
-            lru[key] = now
-            lru.move_to_end(key)
+            if key in hits:
+                hits[key] += 1
+            elif len(hits) < _HITS_MAX:
+                hits[key] = 1
+            touch(key, now)
         self.processed += len(batch.items)
 
     def dead_letter(self, subject: str, message: BusMessage, seq: int, reason: str) -> None:
@@ -164,23 +231,23 @@ class EntityHost(Generic[E]):
             return
         if became_dirty:
             self.dirty.add(item.key)
-        self.lru[item.key] = now
-        self.lru.move_to_end(item.key)
+        self._touch(item.key, now)
         self.replies.append((item.reply, reply, False))
 
     def evict(self, item: Evict) -> list[int]:
         """Drop the evicted entities that are still idle and clean; returns the keys kept."""
         kept = []
         for key in item.keys:
-            self.evicting.discard(key)
-            last = self.lru.get(key)
-            if last is None:
+            used = self.evicting.pop(key, False)
+            if key not in self.entities:
                 continue
-            if key in self.dirty or key in self.pending or last > item.asked_at:
+            if used or key in self.dirty or key in self.pending:
                 kept.append(key)
                 continue
             del self.entities[key]
-            del self.lru[key]
+            self.marks.pop(key, None)
+            if key == self._last_key:
+                self._last_key = None
         return kept
 
     def flush_done(self, done: FlushDone) -> None:
@@ -215,20 +282,52 @@ class EntityHost(Generic[E]):
         self.acks = []
         return job
 
+    def estimate_memory(self) -> int:
+        """Estimated bytes of the entities: count × mean size of a bounded sample."""
+        entities = self.entities
+        if not entities:
+            self.memory_estimate = 0
+            return 0
+        size_of = self.kind.size_of
+        sample = [*itertools.islice(entities.values(), _SAMPLE)]
+        if len(entities) > _SAMPLE:
+            sample += itertools.islice(reversed(entities.values()), min(_SAMPLE, len(entities) - _SAMPLE))
+        mean = sum(map(size_of, sample)) / len(sample) + KEY_OVERHEAD
+        self.memory_estimate = int(mean * len(entities))
+        return self.memory_estimate
+
     def passivation_candidates(self) -> list[int]:
-        """Idle (or least recently used, over ``max_entities``) entities that are clean and flushed."""
+        """Clean, flushed entities to passivate, least recently used first: the idle ones, and as
+        many more as it takes to get under ``max_entities`` and the memory budget."""
         now = self.clock()
-        over = len(self.entities) - len(self.evicting) - self.max_entities
+        if sys.getsizeof(self.entities) > _DICT_SLACK * len(self.entities) + 1_000_000:
+            self.entities = dict(self.entities)  # keeps the order, drops the holes
+        evicting, dirty, pending = self.evicting, self.dirty, self.pending
+        over = len(self.entities) - len(evicting) - self.max_entities
+        excess = 0
+        if self.memory_budget:
+            estimate = self.estimate_memory()
+            if evicting:
+                estimate -= estimate * len(evicting) // len(self.entities)
+            excess = estimate - self.memory_budget
+        size_of = self.kind.size_of
+        marks = iter(self.marks.items())
+        mark_key, bound = next(marks, (None, self.last_touch))
+        idle_before = now - self.idle_passivate
         out: list[int] = []
-        for key, last in self.lru.items():
+        for key, entity in self.entities.items():
             if len(out) >= self.passivate_batch:
                 break
-            if now - last < self.idle_passivate and len(out) >= over:
-                break
-            if key in self.dirty or key in self.pending or key in self.evicting:
+            if key == mark_key:
+                mark_key, bound = next(marks, (None, self.last_touch))
+            if bound > idle_before and len(out) >= over and excess <= 0:
+                break  # used too recently, and nothing is over a limit any more
+            if key in dirty or key in pending or key in evicting:
                 continue
             out.append(key)
-        self.evicting.update(out)
+            excess -= size_of(entity) + KEY_OVERHEAD
+        for key in out:
+            evicting[key] = False
         return out
 
     def take_hot(self, n: int) -> list[tuple[int, int]]:

@@ -108,6 +108,7 @@ class Shard(ActorTypeDispatcher):
             idle_passivate=actors.idle_passivate,
             max_entities=actors.max_entities,
             passivate_batch=msg.options.passivate_batch,
+            memory_budget=int(actors.memory_budget_mb * 1024 * 1024),
         )
         self._rsock, self._wsock = socket.socketpair()
         self._rsock.setblocking(False)

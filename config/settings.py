@@ -104,6 +104,9 @@ class ActorSettings(msgspec.Struct, frozen=True, kw_only=True):
     flush_interval: Annotated[float, _doc("seconds between write-behind flushes", gt=0)] = 0.25
     idle_passivate: Annotated[float, _doc("seconds of idle before an entity is passivated", gt=0)] = 300.0
     max_entities: Annotated[int, _doc("entities a shard holds before passivating the oldest", ge=100)] = 2_000_000
+    memory_budget_mb: Annotated[
+        float, _doc("estimated MB of entities a shard process holds before passivating the least recently used", gt=0)
+    ] = 512.0
     restart_backoff: Annotated[float, _doc("first restart delay of a crashed shard (doubles)", gt=0)] = 0.5
     restart_budget: Annotated[int, _doc("restarts allowed per shard within ten minutes", ge=1)] = 5
     node_name: Annotated[str, _doc("name of this node (empty: hostname-pid)")] = ""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import BusMessage, FollowDelta, LikeDelta, ViewDelta
 from clipstream.storage.cache import Cache
@@ -17,18 +19,20 @@ from clipstream.storage.repos import StatsRepo
 __all__ = ["Counter", "CounterKind"]
 
 
-class Counter:
-    """Counts of one id."""
+class Counter(msgspec.Struct, gc=False):
+    """Counts of one id.
 
-    __slots__ = ("key", "likes", "views", "followers", "seq", "likes_changed")
+    A shard holds a million of these: a msgspec Struct is a bare object of six pointers, and
+    ``gc=False`` drops the collector's header (it holds ints and a bool, so never a cycle):
+    64 bytes where a ``__slots__`` class takes 80.
+    """
 
-    def __init__(self, key: int, likes: int = 0, views: int = 0, followers: int = 0, seq: int = 0) -> None:
-        self.key = key
-        self.likes = likes
-        self.views = views
-        self.followers = followers
-        self.seq = seq
-        self.likes_changed = False
+    key: int
+    likes: int = 0
+    views: int = 0
+    followers: int = 0
+    seq: int = 0
+    likes_changed: bool = False
 
 
 class CounterKind(EntityKind[Counter]):
@@ -75,4 +79,6 @@ class CounterKind(EntityKind[Counter]):
         await self.cache.put_likes((s[0], s[1]) for s in snapshots if s[5])
 
     def size_of(self, entity: Counter) -> int:
-        return 120
+        # the struct (64) and its sequence int (32); counts under 257 are shared small ints, and
+        # the key int is counted with the host's per-key overhead (measured with tracemalloc)
+        return 96 + (32 if entity.likes > 256 else 0) + (32 if entity.views > 256 else 0)

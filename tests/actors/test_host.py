@@ -169,3 +169,103 @@ class TestQuery:
 def test_dead_letter_payload_round_trips() -> None:
     msg = like(3)
     assert decode(encode(msg)) == msg
+
+
+class SizedKind(EchoCounterKind):
+    """The echo kind with a declared size per entity, to drive the memory budget."""
+
+    size = 1000
+
+    def size_of(self, entity: EchoCounter) -> int:
+        return self.size
+
+
+class TestMemoryBudget:
+    def fill(self, host: EntityHost[EchoCounter], clock: Clock, videos: list[int]) -> None:
+        for seq, video in enumerate(videos, start=1):
+            clock.now += 1
+            host.apply(batch([(seq, like(video))], {video: EchoCounter(video)}))
+        job = host.take_flush_job()
+        assert job
+        host.flush_done(FlushDone(job.job_id))
+
+    def test_over_budget_passivates_least_recently_used(self, tmp_path: Path, clock: Clock) -> None:
+        from clipstream.actors.host import KEY_OVERHEAD
+
+        kind = SizedKind(EchoStore(str(tmp_path / "echo.db")), Topology(prefix="t"))
+        per = kind.size + KEY_OVERHEAD
+        host = EntityHost(kind, "t.dlq.counter", idle_passivate=3600, max_entities=1000, clock=clock,
+                          memory_budget=3 * per)
+        self.fill(host, clock, [1, 2, 3, 4, 5])
+        assert host.passivation_candidates() == [1, 2]
+        assert host.memory_estimate == 5 * per
+
+    def test_within_budget_keeps_everything(self, tmp_path: Path, clock: Clock) -> None:
+        kind = SizedKind(EchoStore(str(tmp_path / "echo.db")), Topology(prefix="t"))
+        host = EntityHost(kind, "t.dlq.counter", idle_passivate=3600, max_entities=1000, clock=clock,
+                          memory_budget=10 * (kind.size + 200))
+        self.fill(host, clock, [1, 2, 3, 4, 5])
+        assert host.passivation_candidates() == []
+
+    def test_use_reorders_and_dirty_ones_are_skipped(self, tmp_path: Path, clock: Clock) -> None:
+        from clipstream.actors.host import KEY_OVERHEAD
+
+        kind = SizedKind(EchoStore(str(tmp_path / "echo.db")), Topology(prefix="t"))
+        host = EntityHost(kind, "t.dlq.counter", idle_passivate=3600, max_entities=1000, clock=clock,
+                          memory_budget=2 * (kind.size + KEY_OVERHEAD))
+        self.fill(host, clock, [1, 2, 3, 4])
+        host.apply(batch([(10, like(1))]))  # 1 is now the most recently used, and dirty
+        host.apply(batch([(11, like(2))]))
+        job = host.take_flush_job()
+        assert job
+        host.flush_done(FlushDone(job.job_id))
+        host.apply(batch([(12, like(3))]))  # dirty: skipped, the next one goes instead
+        assert host.passivation_candidates() == [4, 1]
+
+    def test_passivated_ones_count_as_gone_until_evicted(self, tmp_path: Path, clock: Clock) -> None:
+        from clipstream.actors.host import KEY_OVERHEAD
+
+        kind = SizedKind(EchoStore(str(tmp_path / "echo.db")), Topology(prefix="t"))
+        host = EntityHost(kind, "t.dlq.counter", idle_passivate=3600, max_entities=1000, clock=clock,
+                          memory_budget=3 * (kind.size + KEY_OVERHEAD))
+        self.fill(host, clock, [1, 2, 3, 4, 5])
+        first = host.passivation_candidates()
+        assert first == [1, 2]
+        assert host.passivation_candidates() == []  # asked already: not asked twice
+        assert host.evict(Evict(first, clock.now)) == []
+        assert sorted(host.entities) == [3, 4, 5]
+
+
+class TestIdleBound:
+    def test_idle_bound_follows_each_entitys_last_use(self, host: EntityHost[EchoCounter], clock: Clock) -> None:
+        host.apply(batch([(1, like(7))], {7: EchoCounter(7)}))
+        clock.now += 30
+        host.apply(batch([(2, like(8))], {8: EchoCounter(8)}))
+        job = host.take_flush_job()
+        assert job
+        host.flush_done(FlushDone(job.job_id))
+        clock.now += 31  # 7 idle for 61 s, 8 for 31 s
+        assert host.passivation_candidates() == [7]
+        clock.now += 30
+        assert host.passivation_candidates() == [8]
+
+    def test_a_used_entity_is_not_idle(self, host: EntityHost[EchoCounter], clock: Clock) -> None:
+        host.apply(batch([(1, like(7)), (2, like(8))], {7: EchoCounter(7), 8: EchoCounter(8)}))
+        clock.now += 50
+        host.apply(batch([(3, like(7))]))
+        job = host.take_flush_job()
+        assert job
+        host.flush_done(FlushDone(job.job_id))
+        clock.now += 20
+        assert host.passivation_candidates() == [8]
+
+    def test_evicting_entity_used_meanwhile_is_kept(self, host: EntityHost[EchoCounter], clock: Clock) -> None:
+        host.apply(batch([(1, like(7))], {7: EchoCounter(7)}))
+        job = host.take_flush_job()
+        assert job
+        host.flush_done(FlushDone(job.job_id))
+        clock.now += 61
+        asked = clock.now
+        assert host.passivation_candidates() == [7]
+        host.query(QueryItem(7, b'{"q":1}', "_INBOX.z", {}))
+        assert host.evict(Evict([7], asked)) == [7]
