@@ -1,4 +1,12 @@
-"""`clipstream run`: the API, the actor node and the worker under one command; Ctrl-C stops them all."""
+"""`clipstream run`: the API, the actor node and the worker under one command; Ctrl-C stops them all.
+
+It supervises them the way a container runtime's ``restart: on-failure`` does: a process that dies
+(a crash, an OOM kill, ``kill -9``) is started again after a backoff that doubles per restart, with
+the Guardian's restart budget (:class:`~clipstream.actors.supervision.RestartPolicy`); one that keeps
+dying is given up on and the others are stopped, because restarting it forever would hide the fault.
+State lives in the services, not in these processes, so a restarted one resumes where JetStream's
+ack floors and Scylla say.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,14 @@ from pathlib import Path
 
 import click
 
+from clipstream.actors.supervision import RestartPolicy
+
 __all__ = ["run_cmd"]
 
 PROCESSES = ("api", "node", "worker")
+#: first restart delay (doubles per restart in the window), and restarts allowed per process in ten minutes
+RESTART_BACKOFF = 0.5
+RESTART_BUDGET = 5
 
 
 def _clipstream() -> str:
@@ -23,7 +36,7 @@ def _clipstream() -> str:
 @click.command("run")
 @click.option("--only", default=",".join(PROCESSES), show_default=True, help="processes to start")
 def run_cmd(only: str) -> None:
-    """Start the clipstream processes and supervise them until Ctrl-C (or one of them dies)."""
+    """Start the clipstream processes and supervise them (restarting the ones that die) until Ctrl-C."""
     names = [n.strip() for n in only.split(",") if n.strip()]
     unknown = set(names) - set(PROCESSES)
     if unknown:
@@ -38,16 +51,35 @@ def run_cmd(only: str) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    policy = RestartPolicy(RESTART_BACKOFF, RESTART_BUDGET, max_delay=10.0)
+    due: dict[str, float] = {}  # dead process -> when to start it again
+
+    def start(name: str) -> None:
+        # Each in its own process group, so a kill reaches its workers too (granian forks them).
+        children[name] = subprocess.Popen([_clipstream(), name], env=env, start_new_session=True)
+        click.echo(f"started {name} (pid {children[name].pid})")
+
     try:
         for name in names:
-            # Each in its own process group, so a kill reaches its workers too (granian forks them).
-            children[name] = subprocess.Popen([_clipstream(), name], env=env, start_new_session=True)
-            click.echo(f"started {name} (pid {children[name].pid})")
+            start(name)
         while not stopping:
+            now = time.monotonic()
             for name, proc in children.items():
-                if proc.poll() is not None:
-                    click.echo(f"{name} exited with {proc.returncode}; stopping the others", err=True)
+                if name in due or proc.poll() is None:
+                    continue
+                _reap_group(proc.pid)  # what the dead leader left behind (granian workers)
+                delay = policy.on_exit(name, now)
+                if delay is None:
+                    click.echo(f"{name} exited with {proc.returncode} {RESTART_BUDGET} times in ten minutes; "
+                               "giving up and stopping the others", err=True)
                     stopping = True
+                    break
+                click.echo(f"{name} exited with {proc.returncode}; restarting it in {delay:.1f}s", err=True)
+                due[name] = now + delay
+            for name, at in list(due.items()):
+                if not stopping and now >= at:
+                    del due[name]
+                    start(name)
             time.sleep(0.2)
     finally:
         for proc in children.values():
@@ -61,4 +93,13 @@ def run_cmd(only: str) -> None:
                 click.echo(f"{name} did not stop in time; killing it", err=True)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            _reap_group(proc.pid)
         click.echo("all processes stopped")
+
+
+def _reap_group(pgid: int) -> None:
+    """SIGKILL what is left of a child's process group (its leader is gone or stopped)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -144,6 +144,14 @@ class VideoRepo:
         )
         return bool(rows and rows[0].applied)
 
+    async def renew_claim(self, video_id: int) -> bool:
+        """Heartbeat of the worker processing a video: push its claim's lease forward. False if the
+        video is no longer being processed (finished, failed or deleted meanwhile)."""
+        rows = await self.cql.execute(
+            "UPDATE videos SET claimed_at = ? WHERE video_id = ? IF status = 'processing'", (now_ms(), video_id)
+        )
+        return bool(rows and rows[0].applied)
+
     async def release_processing(self, video_id: int) -> None:
         """Hand a video back (transient failure) so a redelivered event processes it again."""
         await self.cql.execute(

@@ -30,7 +30,11 @@ __all__ = ["MediaWorker", "video_id_of_key"]
 
 log = structlog.get_logger(__name__)
 
-CLAIM_LEASE_MS = 10 * 60 * 1000
+#: a claim whose worker has not renewed it for this long is taken over by another worker: a worker
+#: killed mid-transcode delays its video by about this (plus the redelivery), not for good
+CLAIM_LEASE_MS = 30_000
+#: seconds between a working worker's heartbeats (claim renewal and JetStream in-progress)
+HEARTBEAT_S = 10.0
 
 
 def video_id_of_key(key: str) -> int | None:
@@ -82,7 +86,7 @@ class MediaWorker:
             return
         if not await self.videos.claim_processing(video_id, CLAIM_LEASE_MS):
             return
-        keepalive = asyncio.create_task(_in_progress(msg)) if msg is not None else None
+        keepalive = asyncio.create_task(self._heartbeat(video_id, msg))
         try:
             await self._process_claimed(video)
         except BaseException:
@@ -132,11 +136,14 @@ class MediaWorker:
         log.info("video rejected", video_id=video.video_id, reason=reason)
 
 
-async def _in_progress(msg: Msg) -> None:
-    """Tell JetStream the message is still being worked on, so a long transcode is not redelivered."""
-    while True:
-        await asyncio.sleep(10)
-        try:
-            await msg.in_progress()
-        except Exception:
-            return
+    async def _heartbeat(self, video_id: int, msg: Msg | None) -> None:
+        """While a video is processed: renew its claim, and tell JetStream the message is still
+        being worked on, so that a long transcode is neither taken over nor redelivered."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await self.videos.renew_claim(video_id)
+                if msg is not None:
+                    await msg.in_progress()
+            except Exception as exc:  # a missed beat: the lease is three beats long
+                log.warning("heartbeat failed", video_id=video_id, error=repr(exc))

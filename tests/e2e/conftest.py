@@ -22,6 +22,8 @@ ADMIN_PORT = int(os.environ.get("E2E_ADMIN_PORT", "19650"))
 #: nodes may answer the same status subject, so tests find theirs by name
 ADMIN_USERNAME = f"e2eadmin{uuid.uuid4().hex[:10]}"
 NODE_NAME = f"e2e-{uuid.uuid4().hex[:8]}"
+#: the running `clipstream run` process of this session, for the tests that kill its children
+_RUNNING: dict[str, subprocess.Popen[bytes]] = {}
 
 
 def make_system_env() -> dict[str, str]:
@@ -64,6 +66,7 @@ def system(migrated, tmp_path_factory):
         proc = subprocess.Popen([CLIPSTREAM, "run"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     base = f"http://127.0.0.1:{PORT}"
+    _RUNNING["run"] = proc
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -83,4 +86,11 @@ def system(migrated, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        _RUNNING.pop("run", None)
         print(f"--- clipstream run log (tail) ---\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def system_process(system) -> subprocess.Popen[bytes]:
+    """The `clipstream run` supervisor of :func:`system` (its children are api, node and worker)."""
+    return _RUNNING["run"]
