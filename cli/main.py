@@ -85,6 +85,7 @@ def worker_cmd() -> None:
 
 def _register() -> None:
     # Subcommand groups live beside the code they drive; imported here so `clipstream --help` lists them.
+    from clipstream.bench.cli import bench_cmd
     from clipstream.bus.cli import bus
     from clipstream.cli.actors import actors_cmd
     from clipstream.cli.demo import demo_cmd
@@ -98,6 +99,7 @@ def _register() -> None:
     main.add_command(api)
     main.add_command(bus)
     main.add_command(actors_cmd)
+    main.add_command(bench_cmd)
 
 
 _register()
