@@ -19,7 +19,7 @@ from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import StatsRepo, UserRepo, VideoRepo
 
-__all__ = ["Cards", "MediaUrls", "card_of", "utc"]
+__all__ = ["Cards", "MediaUrls", "card_of", "feed_item", "utc"]
 
 
 def utc(ms: int) -> datetime:
@@ -66,6 +66,20 @@ class MediaUrls:
         return url
 
 
+def feed_item(card: VideoCard, likes: int, urls: MediaUrls) -> FeedItem:
+    """The API item of a card (also what the benchmark's reference servers answer)."""
+    return FeedItem(
+        video_id=str(card.video_id),
+        author_id=str(card.author_id),
+        username=card.username,
+        video_url=urls.url(card.media_key),
+        thumbnail_url=urls.url(card.thumb_key),
+        like_count=max(likes, 0),
+        duration=card.duration,
+        created_at=utc(card.created_at),
+    )
+
+
 class Cards:
     """Hydrates video ids into API items: Redis first, Scylla for what is missing."""
 
@@ -80,16 +94,7 @@ class Cards:
 
     def item(self, card: VideoCard, likes: int) -> FeedItem:
         """The API item of a card."""
-        return FeedItem(
-            video_id=str(card.video_id),
-            author_id=str(card.author_id),
-            username=card.username,
-            video_url=self.urls.url(card.media_key),
-            thumbnail_url=self.urls.url(card.thumb_key),
-            like_count=max(likes, 0),
-            duration=card.duration,
-            created_at=utc(card.created_at),
-        )
+        return feed_item(card, likes, self.urls)
 
     def detail(self, video: Video, username: str, likes: int, views: int) -> VideoDetail:
         """The video page; URLs only for a servable video (a creator sees its own unready ones)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clipstream.config.settings import Settings
 
-__all__ = ["APP_FACTORY", "run_api"]
+__all__ = ["APP_FACTORY", "run_api", "serve"]
 
 APP_FACTORY = "clipstream.http.app:create_app"
 
@@ -47,32 +47,41 @@ def _metrics_dir() -> str | None:
     return path
 
 
-def run_api(settings: Settings) -> None:
-    """Serve the API until interrupted (blocking).
+def serve(target: str, host: str, port: int, workers: int) -> None:
+    """Serve an ASGI app factory (``module:function``) under granian until interrupted (blocking).
 
-    Host, port and worker count come from ``settings``; each worker process builds its app from the
-    environment (``get_settings()``), so settings must come from ``CLIPSTREAM_*`` variables.
+    The API and the benchmark's reference servers run through this one function, so they are
+    served alike (same server, loop and options).
     """
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
     root = _import_root()
     os.chdir(root)  # see _import_root
+    Granian(
+        target,
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        respawn_failed_workers=True,  # a crashed worker comes back without an operator
+        working_dir=root,
+        log_access=False,
+        log_dictconfig=GRANIAN_LOGGING,
+    ).serve()
+
+
+def run_api(settings: Settings) -> None:
+    """Serve the API until interrupted (blocking).
+
+    Host, port and worker count come from ``settings``; each worker process builds its app from the
+    environment (``get_settings()``), so settings must come from ``CLIPSTREAM_*`` variables.
+    """
     metrics_dir = _metrics_dir()
     try:
-        Granian(
-            APP_FACTORY,
-            factory=True,
-            address=settings.http.host,
-            port=settings.http.port,
-            interface=Interfaces.ASGI,
-            workers=settings.http.workers,
-            loop=Loops.uvloop,
-            respawn_failed_workers=True,  # a crashed worker comes back without an operator
-            working_dir=root,
-            log_access=False,
-            log_dictconfig=GRANIAN_LOGGING,
-        ).serve()
+        serve(APP_FACTORY, settings.http.host, settings.http.port, settings.http.workers)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

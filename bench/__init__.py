@@ -1,0 +1,1 @@
+"""The HTTP benchmark suite (`clipstream bench`): corpus seeding, wrk scenarios, reference servers."""

@@ -1,0 +1,36 @@
+"""`clipstream bench`: the benchmark suite of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["bench_cmd"]
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="5 s wrk runs and one upload round (for development)")
+@click.option("--scenarios", "only", default="", metavar="NAMES",
+              help="comma separated subset: refs,feed,like,mixed,growth,upload,actors (default: all)")
+def bench_cmd(quick: bool, only: str) -> None:
+    """Seed a corpus, start clipstream and the reference servers, run every scenario, print and save the figures.
+
+    Data goes to the keyspace clipstream_bench and Redis database 14 (wiped and rebuilt each run).
+    """
+    import asyncio
+    import os
+
+    from clipstream.bench.results import format_table, result_path, rows_of, write_json
+    from clipstream.bench.runner import ALL_SCENARIOS, run_bench
+    from clipstream.bench.system import BENCH_ENV
+
+    wanted = [s.strip() for s in only.split(",") if s.strip()] or list(ALL_SCENARIOS)
+    unknown = set(wanted) - set(ALL_SCENARIOS)
+    if unknown:
+        raise click.UsageError(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    # Before anything reads settings (they are cached): this process and its children use the
+    # bench keyspace, Redis database and ports, whatever the shell says.
+    os.environ.update(BENCH_ENV)
+    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True)))
+    click.echo(format_table(rows_of(results)))
+    path = write_json(results, result_path())
+    click.echo(f"\nresults: {path}  ({results['elapsed_s']:.0f} s)")

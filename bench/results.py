@@ -1,0 +1,140 @@
+"""A bench run's figures: the rows of the printed table (and of BENCHMARKS.md), and the JSON file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["Row", "format_table", "ratio", "result_path", "rows_of", "write_json"]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    scenario: str
+    figure: str
+    value: str
+    target: str = ""
+    verdict: str = ""
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else 0.0
+
+
+def _met(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "NOT met")
+
+
+def _feed_rows(r: dict[str, Any]) -> list[Row]:
+    feed, ref_a, ref_b = r.get("feed"), r.get("ref_ceiling"), r.get("ref_cache")
+    rows = []
+    for name, x in (("ref (a) ceiling: feed from memory", ref_a), ("ref (b) cache: feed with one MGET", ref_b)):
+        if x:
+            rows.append(Row(name, "req/s · p50 · p99", f"{x['rps']:,.0f} · {x['p50_ms']} ms · {x['p99_ms']} ms"))
+    if feed:
+        rows.append(Row("GET /v1/feed, 64 conns, distinct users", "req/s · p50 · p99",
+                        f"{feed['rps']:,.0f} · {feed['p50_ms']} ms · {feed['p99_ms']} ms"))
+        if ref_b:
+            q = ratio(feed["rps"], ref_b["rps"])
+            rows.append(Row("", "× ref (b) req/s", f"{q}", "≥ 1.0", _met(q >= 1.0)))
+        if ref_a:
+            rows.append(Row("", "× ref (a) req/s", f"{ratio(feed['rps'], ref_a['rps'])}"))
+        rows.append(Row("", "p99", f"{feed['p99_ms']} ms", "≤ 50 ms", _met(feed["p99_ms"] <= 50)))
+        rows.append(Row("", "non-2xx · socket errors", f"{feed['non_2xx']} · {feed['socket_errors']}"))
+    return rows
+
+
+def _like_rows(r: dict[str, Any]) -> list[Row]:
+    like, check = r.get("like"), r.get("like_counts")
+    if not like:
+        return []
+    rows = [
+        Row("POST /v1/videos/{id}/like, 64 conns", "req/s", f"{like['rps']:,.0f}", "≥ 3,000",
+            _met(like["rps"] >= 3000)),
+        Row("", "p50 · p99", f"{like['p50_ms']} ms · {like['p99_ms']} ms", "p99 ≤ 50 ms", _met(like["p99_ms"] <= 50)),
+        Row("", "non-2xx · socket errors", f"{like['non_2xx']} · {like['socket_errors']}"),
+    ]
+    if check:
+        rows.append(Row("", "counts exact (sent · acked · stored · stats sum)",
+                        f"{check['sent']} · {check['acknowledged']} · {check['stored_distinct_likes']} · "
+                        f"{check['stats_sum']}", "exact", _met(check["exact"])))
+    return rows
+
+
+def _mixed_rows(r: dict[str, Any]) -> list[Row]:
+    mixed = r.get("mixed")
+    if not mixed:
+        return []
+    rows = [Row("mixed 1000 feed : 1 upload-url : 10 likes", "total req/s", f"{mixed['rps']:,.0f}")]
+    for name, e in sorted(mixed["endpoints"].items()):
+        rows.append(Row("", f"{name}: req/s · p50 · p99", f"{e['rps']:,.1f} · {e['p50_ms']} ms · {e['p99_ms']} ms"))
+    return rows
+
+
+def _upload_rows(r: dict[str, Any]) -> list[Row]:
+    up = r.get("upload")
+    if not up:
+        return []
+    return [Row("upload → ready, 5 s 720p clip", "p50 (bare ffmpeg p50)",
+                f"{up['upload_to_ready_p50_s']} s ({up['bare_ffmpeg_p50_s']} s)", "≤ bare + 1 s",
+                _met(up["target_met"]))]
+
+
+def _growth_rows(r: dict[str, Any]) -> list[Row]:
+    growth = r.get("growth")
+    if not growth:
+        return []
+    rows = []
+    for size, g in growth["points"].items():
+        rows.append(Row("feed as the corpus grows" if not rows else "", f"{size} videos: req/s · p50 · p99",
+                        f"{g['rps']:,.0f} · {g['p50_ms']} ms · {g['p99_ms']} ms"))
+    if "p50_spread" in growth:
+        rows.append(Row("", "p50 · p99 spread (max/min − 1)", f"{growth['p50_spread']:.0%} · {growth['p99_spread']:.0%}",
+                        "≤ 20 %", _met(growth["p50_spread"] <= 0.2 and growth["p99_spread"] <= 0.2)))
+    return rows
+
+
+def _actor_rows(r: dict[str, Any]) -> list[Row]:
+    actors = r.get("actors")
+    if actors is None:
+        return []
+    if isinstance(actors, dict) and "skipped" in actors:
+        return [Row("actor scenarios", "", actors["skipped"])]
+    return [Row("actor scenarios" if i == 0 else "", str(k), json.dumps(v) if not isinstance(v, str) else v)
+            for i, (k, v) in enumerate(actors.items())]
+
+
+def rows_of(results: dict[str, Any]) -> list[Row]:
+    """Every figure of a run, in the issue's order, with targets and ratios where they apply."""
+    return [*_feed_rows(results), *_like_rows(results), *_mixed_rows(results), *_upload_rows(results),
+            *_growth_rows(results), *_actor_rows(results)]
+
+
+def format_table(rows: Iterable[Row], markdown: bool = False) -> str:
+    """Rows as an aligned text table, or as a Markdown table."""
+    header = Row("scenario", "figure", "value", "target", "verdict")
+    rows = [header, *rows]
+    cols = [[r.scenario, r.figure, r.value, r.target, r.verdict] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(c) + " |" for c in cols]
+        lines.insert(1, "|" + "---|" * 5)
+        return "\n".join(lines)
+    widths = [max(len(c[i]) for c in cols) for i in range(5)]
+    return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(5)).rstrip() for c in cols)
+
+
+def result_path(now: datetime | None = None, directory: Path = RESULTS_DIR) -> Path:
+    """``bench/results/<UTC date-time>.json``."""
+    now = now or datetime.now(timezone.utc)
+    return directory / f"{now.strftime('%Y-%m-%dT%H-%M-%SZ')}.json"
+
+
+def write_json(results: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+    return path

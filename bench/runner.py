@@ -1,0 +1,161 @@
+"""One bench run: seed, start the servers, run the scenarios in order, collect every figure.
+
+Order (so no server is loaded by another's idle work and Redis holds the right corpus at each step):
+reference servers on the 100k corpus → clipstream on a 10k-video Redis (growth point) → the
+100k corpus (feed, likes, mixed; growth point) → 900k more Redis-only cards (growth point 1M) →
+upload → ready → the actor scenarios, if the module exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from clipstream.bench import scenarios
+from clipstream.bench.seed import (CorpusShape, mint_tokens, seed_cards, seed_corpus, seed_extra_cards,
+                                   seed_like_targets)
+from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server, ref_server, running
+
+__all__ = ["ALL_SCENARIOS", "machine", "run_bench"]
+
+ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "actors")
+LIKE_TARGETS = 2_000
+GROWTH_EXTRA = 900_000
+
+
+class Progress:
+    """Timestamped progress lines (a run takes minutes; the operator sees where it is)."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo, self.started = echo, time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        self.echo(f"[{time.monotonic() - self.started:6.1f}s] {message}")
+
+
+def machine() -> dict[str, Any]:
+    """Cores, RAM, CPU model and the commit: what a reader needs to compare runs."""
+    info: dict[str, Any] = {"cores": os.cpu_count(), "python": platform.python_version()}
+    with open("/proc/cpuinfo") as f:
+        info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    with open("/proc/meminfo") as f:
+        info["ram_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent)
+    info["commit"] = out.stdout.strip()
+    return info
+
+
+def _spread(values: Sequence[float]) -> float:
+    return max(values) / min(values) - 1 if values and min(values) > 0 else 0.0
+
+
+async def _actors(quick: bool) -> dict[str, Any]:
+    try:
+        module = importlib.import_module("clipstream.bench.actors_bench")
+    except ModuleNotFoundError:
+        return {"skipped": "bench/actors_bench.py not present"}
+    return await module.run(quick)
+
+
+async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None]) -> dict[str, Any]:
+    """Run the chosen scenarios; returns every figure (the caller prints and writes them)."""
+    from clipstream.bench.system import bench_env
+    from clipstream.config.settings import get_settings
+    from clipstream.http.security import Tokens
+    from clipstream.storage.cache import connect_redis
+    from clipstream.storage.cql import apply_migrations, connect_cql
+
+    progress = Progress(echo)
+    settings = get_settings()
+    env = bench_env()
+    workers = settings.http.workers
+    seconds, warmup = (5.0, 3.0) if quick else (15.0, 8.0)
+    results: dict[str, Any] = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": quick,
+        "machine": machine(), "api_workers": workers, "wrk": {"connections": scenarios.CONNECTIONS,
+        "seconds": seconds, "warmup_seconds": warmup}, "keyspace": settings.cql.keyspace, "redis": settings.redis.url,
+    }  # fmt: skip
+    progress(f"keyspace {settings.cql.keyspace}, redis {settings.redis.url}, {workers} API workers, "
+             f"wrk {seconds:g} s runs")
+    await asyncio.to_thread(apply_migrations, settings.cql)
+    cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
+    redis = connect_redis(settings.redis)
+    try:
+        corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
+        tokens = mint_tokens(Tokens(settings.http.jwt_secret, 6 * 3600), corpus.user_ids)
+        with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
+            work = Path(tmp)
+            (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
+            (work / "corpus_videos.txt").write_text("\n".join(map(str, corpus.video_ids)) + "\n")
+            load = scenarios.Load(work / "tokens.txt", work / "like_videos.txt", work / "corpus_videos.txt",
+                                  seconds, warmup, work)
+            logdir = Path(tmp)
+            if "refs" in wanted:
+                for name, port, key in (("ceiling", CEILING_PORT, "ref_ceiling"), ("cache", CACHE_PORT, "ref_cache")):
+                    progress(f"reference ({name}): starting, {workers} workers")
+                    async with running(ref_server(name, port, workers, logdir), env, "/v1/feed") as ref:
+                        results[key] = (await scenarios.feed(ref.url, load)).as_dict()
+                    progress(f"reference ({name}): {results[key]['rps']:,.0f} req/s, p99 {results[key]['p99_ms']} ms")
+            growth: dict[str, Any] = {}
+            if "growth" in wanted:
+                await redis.flushdb()
+                await seed_cards(redis, corpus, corpus.video_ids[:10_000])
+            progress("clipstream: starting (clipstream run)")
+            async with running(clipstream_server(logdir), env, "/health") as system:
+                results["clipstream_pids"] = system.pids()
+                if "growth" in wanted:
+                    await asyncio.sleep(2)  # the feed shards' candidate pools refresh every second
+                    growth["10k"] = (await scenarios.feed(system.url, load)).as_dict()
+                    progress(f"growth 10k: {growth['10k']['rps']:,.0f} req/s, p99 {growth['10k']['p99_ms']} ms")
+                    await seed_cards(redis, corpus, corpus.video_ids[10_000:])
+                    await asyncio.sleep(2)
+                if "feed" in wanted or "growth" in wanted:
+                    results["feed"] = (await scenarios.feed(system.url, load)).as_dict()
+                    growth["100k"] = results["feed"]
+                    progress(f"feed: {results['feed']['rps']:,.0f} req/s, p50 {results['feed']['p50_ms']} ms, "
+                             f"p99 {results['feed']['p99_ms']} ms")
+                if "like" in wanted:
+                    targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
+                    load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
+                    run = await scenarios.likes(system.url, load)
+                    results["like"] = run.as_dict()
+                    progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
+                    results["like_counts"] = await scenarios.count_check(cql, corpus.user_ids, targets, run)
+                    progress(f"like counts: {results['like_counts']}")
+                if "mixed" in wanted:
+                    results["mixed"] = (await scenarios.mixed(system.url, load)).as_dict()
+                    progress(f"mixed: {results['mixed']['rps']:,.0f} req/s")
+                if "growth" in wanted:
+                    await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
+                    await asyncio.sleep(2)
+                    growth["1M"] = (await scenarios.feed(system.url, load)).as_dict()
+                    progress(f"growth 1M: {growth['1M']['rps']:,.0f} req/s, p99 {growth['1M']['p99_ms']} ms")
+                    results["growth"] = {
+                        "points": growth,
+                        "p50_spread": _spread([g["p50_ms"] for g in growth.values()]),
+                        "p99_spread": _spread([g["p99_ms"] for g in growth.values()]),
+                        "seeded": "10k/100k: CQL rows + Redis cards, counts, candidate lists; 1M: the 100k "
+                                  "plus 900k Redis-only cards, counts and candidate entries (lists trimmed "
+                                  "to their 20k cap as the system trims them)",
+                    }  # fmt: skip
+                if "upload" in wanted:
+                    progress("upload → ready: generating a 5 s 720p clip")
+                    results["upload"] = await scenarios.upload_to_ready(system.url, 1 if quick else 3, progress)
+            progress("clipstream: stopped")
+        if "actors" in wanted:
+            progress("actor scenarios")
+            results["actors"] = await _actors(quick)
+    finally:
+        await redis.aclose()
+        cql.close()
+    results["elapsed_s"] = round(time.monotonic() - progress.started, 1)
+    return results
