@@ -7,6 +7,9 @@ Keys (``<ns>`` is the namespace, default ``cs``):
     <ns>:fresh     ZSET video_id -> ready time (ms): newest uploads, trimmed
     <ns>:popular   ZSET video_id -> like count: most liked ready videos, trimmed
     <ns>:authors   HASH video_id -> author_id of the videos in those lists
+    <ns>:built     present once the candidate lists were built; gone after a flush or a restart
+                   without persistence, which tells the worker's cache keeper to rebuild them
+                   from Scylla (:mod:`clipstream.workers.cache_keeper`)
 """
 
 from __future__ import annotations
@@ -100,6 +103,33 @@ class Cache:
         pipe.hset(f"{self.ns}:authors", str(card.video_id), card.author_id)
         await pipe.execute()
 
+    async def is_built(self) -> bool:
+        """False when the candidate lists are gone (Redis flushed or restarted empty)."""
+        return bool(await self.redis.exists(f"{self.ns}:built"))
+
+    async def try_lock_rebuild(self, seconds: int) -> bool:
+        """One rebuild at a time across processes: True if this caller may rebuild now."""
+        return bool(await self.redis.set(f"{self.ns}:rebuilding", b"1", nx=True, ex=seconds))
+
+    async def rebuild_candidates(self, videos: Sequence[tuple[int, int, int, int]]) -> None:
+        """Write the candidate lists from (video_id, author_id, created_at ms, likes) of every ready
+        video, newest and most liked kept, then mark them built. Merges with what is there, so a
+        video published meanwhile is not lost."""
+        newest = sorted(videos, key=lambda v: v[2], reverse=True)[:FRESH_KEEP]
+        liked = sorted(videos, key=lambda v: v[3], reverse=True)[:POPULAR_KEEP]
+        pipe = self.redis.pipeline(transaction=False)
+        for chunk in _chunks(newest, 1000):
+            pipe.zadd(f"{self.ns}:fresh", {str(v[0]): v[2] for v in chunk})
+        for chunk in _chunks(liked, 1000):
+            pipe.zadd(f"{self.ns}:popular", {str(v[0]): v[3] for v in chunk})
+        for chunk in _chunks([*newest, *liked], 1000):
+            pipe.hset(f"{self.ns}:authors", mapping={str(v[0]): v[1] for v in chunk})
+        pipe.zremrangebyrank(f"{self.ns}:fresh", 0, -FRESH_KEEP - 1)
+        pipe.zremrangebyrank(f"{self.ns}:popular", 0, -POPULAR_KEEP - 1)
+        pipe.set(f"{self.ns}:built", b"1")
+        pipe.delete(f"{self.ns}:rebuilding")
+        await pipe.execute()
+
     async def unpublish_video(self, video_id: int) -> None:
         """A video was deleted: drop it from the cache and the candidate lists."""
         pipe = self.redis.pipeline(transaction=False)
@@ -123,3 +153,7 @@ class Cache:
         ids = list(likes)
         authors = await self.redis.hmget(f"{self.ns}:authors", [str(v) for v in ids])
         return [(v, int(a), likes[v]) for v, a in zip(ids, authors) if a is not None]
+
+
+def _chunks(items: Sequence[tuple[int, int, int, int]], n: int) -> Iterable[Sequence[tuple[int, int, int, int]]]:
+    return (items[i : i + n] for i in range(0, len(items), n))

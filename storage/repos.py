@@ -144,6 +144,12 @@ class VideoRepo:
         )
         return bool(rows and rows[0].applied)
 
+    def scan_servable(self) -> list[tuple[int, int, int]]:
+        """(video_id, author_id, created_at ms) of every ready, undeleted video. A full table scan,
+        paged by the driver and blocking: for the rare rebuild of Redis (run it in a thread)."""
+        rows = self.cql.execute_sync("SELECT video_id, author_id, status, deleted, created_at FROM videos")
+        return [(r.video_id, r.author_id, _ms(r.created_at)) for r in rows if r.status == "ready" and not r.deleted]
+
     async def renew_claim(self, video_id: int) -> bool:
         """Heartbeat of the worker processing a video: push its claim's lease forward. False if the
         video is no longer being processed (finished, failed or deleted meanwhile)."""
@@ -247,6 +253,10 @@ class StatsRepo:
             for r in results
             if r
         }
+
+    def scan_likes(self) -> dict[int, int]:
+        """id -> like count of every row. A full table scan, blocking: for the rare rebuild of Redis."""
+        return {r.id: r.likes or 0 for r in self.cql.execute_sync("SELECT id, likes FROM stats")}
 
     async def put_many(self, rows: Iterable[tuple[int, int, int, int, int]]) -> None:
         """Write (id, likes, views, followers, applied_seq) rows, fenced by ``applied_seq``.

@@ -16,7 +16,8 @@ from clipstream.config.settings import Settings
 from clipstream.storage.cache import Cache, connect_redis
 from clipstream.storage.cql import connect_cql
 from clipstream.storage.objects import ObjectStore
-from clipstream.storage.repos import FollowRepo, UserRepo, VideoRepo
+from clipstream.storage.repos import FollowRepo, StatsRepo, UserRepo, VideoRepo
+from clipstream.workers.cache_keeper import CacheKeeper
 from clipstream.workers.fanout import Fanout
 from clipstream.workers.media_worker import MediaWorker
 
@@ -49,6 +50,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             Consumer(js, topology, "fanout", topology.video_subject("video_ready"), fanout.on_video_event),
         ]
         tasks = [asyncio.create_task(c.run(), name=c.durable) for c in consumers]
+        keeper = CacheKeeper(videos, StatsRepo(cql), Cache(redis))
+        tasks.append(asyncio.create_task(keeper.run(stop), name="cache-keeper"))
         log.info("worker running", consumers=[c.durable for c in consumers])
         await stop.wait()
         for c in consumers:
