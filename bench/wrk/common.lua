@@ -26,8 +26,13 @@ local function read_lines(path)
   return out
 end
 
--- per-thread state (globals live in each thread's own Lua state)
-sent, ok, bad, lat = 0, 0, 0, {}
+-- Per-thread state (globals live in each thread's own Lua state). done() reads it with
+-- thread:get, which copies flat arrays but crashes wrk 4.1 on nested or string-keyed tables:
+-- hence one flat latency array per endpoint.
+local LABELS = {"feed", "like", "upload_url"}
+sent, ok, bad = 0, 0, 0
+lat_feed, lat_like, lat_upload_url = {}, {}, {}
+local lat = {feed = lat_feed, like = lat_like, upload_url = lat_upload_url}
 local label, started
 
 local function begin(l)
@@ -36,9 +41,7 @@ local function begin(l)
 end
 
 local function finish(status)
-  local l = lat[label]
-  if l == nil then l = {}; lat[label] = l end
-  table.insert(l, now_us() - started)
+  table.insert(lat[label], now_us() - started)
   if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
 end
 
@@ -56,16 +59,18 @@ function done(summary, latency, requests)
     total.sent = total.sent + t:get("sent")
     total.ok = total.ok + t:get("ok")
     total.bad = total.bad + t:get("bad")
-    for l, values in pairs(t:get("lat")) do
+    for _, l in ipairs(LABELS) do
       per[l] = per[l] or {}
-      for _, v in ipairs(values) do table.insert(per[l], v) end
+      for _, v in ipairs(t:get("lat_" .. l)) do table.insert(per[l], v) end
     end
   end
   local parts = {}
   for l, values in pairs(per) do
+    if #values > 0 then
     table.sort(values)
     table.insert(parts, string.format('"%s":{"n":%d,"p50_us":%d,"p99_us":%d}', l, #values,
       percentile(values, 50), percentile(values, 99)))
+    end
   end
   local e = summary.errors
   io.write(string.format(
