@@ -1,0 +1,136 @@
+"""A like load through the public API with real-client retries, and process helpers, for fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+from redis.asyncio import Redis
+
+from clipstream.cli.apiclient import ApiClient
+from clipstream.storage.cache import Cache
+from clipstream.storage.ids import new_id
+from clipstream.storage.repos import StatsRepo, VideoRepo
+from clipstream.workers.seed import seed_ready_videos
+from tests.e2e.nodes import eventually
+
+__all__ = ["LikeLoad", "child_pid", "healthy", "kill_group"]
+
+USERS, VIDEOS, IN_FLIGHT = 40, 30, 32
+
+
+def child_pid(run_pid: int, name: str) -> int | None:
+    """The pid of the supervisor's child running `clipstream <name>`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().rstrip(b"\0").split(b"\0")  # [python,] clipstream, name
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == run_pid and argv[-1] == name.encode():
+            return int(entry.name)
+    return None
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+async def healthy(base: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            return (await http.get(base + "/health")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class LikeLoad:
+    """Users liking seeded videos through the API, retrying like a real client until accepted."""
+
+    def __init__(self, base: str, cql, settings) -> None:  # type: ignore[no-untyped-def]
+        self.base, self.cql, self.settings = base, cql, settings
+        self.http = httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=IN_FLIGHT))
+        self.users: list[ApiClient] = []
+        self.videos: list[str] = []
+        self.retried = 0
+
+    async def setup(self, tag: str) -> None:
+        suffix = new_id() % 10**8
+        sem = asyncio.Semaphore(8)
+
+        async def signup(i: int) -> ApiClient:
+            async with sem:
+                return await ApiClient(self.base, self.http).signup(f"{tag}{suffix}_{i}")
+
+        self.users = list(await asyncio.gather(*(signup(i) for i in range(USERS))))
+        redis = Redis.from_url(self.settings.redis.url)
+        try:
+            creator = self.users[0]
+            made = await seed_ready_videos(VideoRepo(self.cql), Cache(redis),
+                                           {int(creator.user_id or 0): f"{tag}{suffix}_0"}, VIDEOS)
+        finally:
+            await redis.aclose()
+        self.videos = [str(v) for v in made]
+
+    async def like(self, user: ApiClient, video: str) -> None:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                r = await self.http.post(f"{self.base}/v1/videos/{video}/like", json={"action": "like"},
+                                         headers={"Authorization": f"Bearer {user.token}"})
+                if r.status_code == 200:
+                    return
+                assert r.status_code == 503, (r.status_code, r.text)  # anything else is a bug
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "a like was never accepted"
+            self.retried += 1
+            await asyncio.sleep(0.2)
+
+    async def run(self, fault, after: int = 200) -> None:  # type: ignore[no-untyped-def]
+        """Every user likes every video; ``fault()`` runs once ``after`` likes were accepted."""
+        pairs = [(u, v) for v in self.videos for u in self.users]
+        gate = asyncio.Semaphore(IN_FLIGHT)
+        accepted = 0
+        fired = asyncio.Event()
+
+        async def one(user: ApiClient, video: str) -> None:
+            nonlocal accepted
+            async with gate:
+                await self.like(user, video)
+            accepted += 1
+            if accepted == after:
+                fired.set()
+
+        async def inject() -> None:
+            await fired.wait()
+            await fault()
+
+        await asyncio.gather(inject(), *(one(u, v) for u, v in pairs))
+
+    async def assert_exact(self) -> None:
+        stats = StatsRepo(self.cql)
+        ids = [int(v) for v in self.videos]
+        want = {i: USERS for i in ids}
+
+        async def counts() -> dict[int, int]:
+            return {k: row[0] for k, row in (await stats.get_many(ids)).items()}
+
+        async def exact() -> bool:
+            return await counts() == want
+
+        await eventually(exact, 90, "every accepted like is counted once", interval=0.5)
+        await asyncio.sleep(2 * self.settings.actors.flush_interval + 1)  # nothing more may arrive
+        assert await counts() == want
+
+    async def close(self) -> None:
+        await self.http.aclose()
