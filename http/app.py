@@ -27,6 +27,7 @@ from clipstream.http.bootstrap import Security, Services, build_security, open_s
 from clipstream.http.errors import exception_handlers
 from clipstream.http.feed import FEED_HANDLERS
 from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware
+from clipstream.http.openapi import StrictStructSchemaPlugin
 from clipstream.http.ratelimit import RateLimiter, RateLimitMiddleware
 from clipstream.http.schemas import StatusResponse
 from clipstream.http.uploads import UPLOAD_HANDLERS
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
         state=State({"rate_limiter": limiter}),
         exception_handlers=exception_handlers(),
         openapi_config=_openapi(),
+        plugins=[StrictStructSchemaPlugin()],
         request_max_body_size=settings.http.max_body_bytes,  # larger bodies: 413
         # Logging is configured once per process (clipstream.config.logs); Litestar's default
         # config would put its own format on the root logger. 500s are logged by the error edge.

@@ -39,7 +39,9 @@ class _Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class RegisterRequest(_Request):
     username: Annotated[str, Meta(pattern=r"^[a-z0-9_]{3,30}$", description="3-30 of a-z, 0-9, _")]
-    email: Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+    # Spaces and control characters spelled out: `\s` means different sets in Python (which checks)
+    # and ECMA-262 (what the OpenAPI document's readers use), so the document would say otherwise.
+    email: Annotated[str, Meta(max_length=254, pattern=r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]+\.[^@\x00-\x20\x7f]+$")]
     password: Annotated[str, Meta(min_length=8, max_length=256)]
 
 
@@ -51,8 +53,10 @@ class LoginRequest(_Request):
 class UploadUrlRequest(_Request):
     # Bounds against the configured limit are checked by the handler so the message can name it;
     # the type bound only keeps the value inside a CQL bigint.
-    file_size_bytes: Annotated[int, Meta(le=2**62, description="size of the file to upload, bytes")]
-    file_format: Annotated[str, Meta(max_length=16, description="container: mp4, mov or webm")]
+    file_size_bytes: Annotated[int, Meta(le=2**62, description="size of the file to upload, bytes (1 up to the configured limit)")]
+    file_format: Annotated[
+        str, Meta(max_length=16, description="container, one of the configured formats (default: mp4, mov, webm)")
+    ]
 
 
 class LikeRequestBody(_Request):
