@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ipaddress
 import json
+import os
 import time
 import urllib.parse
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -42,6 +45,37 @@ def test_second_up_is_quick_and_starts_nothing_new(stack_up):
     assert "started pid" not in out.stdout
     assert out.stdout.count("already running") == len(before)
     assert elapsed < 15, f"a warm `stack up` took {elapsed:.1f}s"
+
+
+def _listening(pid: int) -> list[str]:
+    """Local addresses of the TCP sockets ``pid`` listens on, from its fds and /proc/net/tcp{,6}."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                addr = fields[1].split(":")[0]
+                assert len(addr) == width
+                raw = bytes.fromhex(addr)
+                # /proc prints each 32-bit word in host (little-endian) order
+                host = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                out.append(str(ipaddress.ip_address(host)))
+    return out
+
+
+def test_every_service_listens_on_loopback_only(stack_up):
+    for name, pid in _pids().items():
+        addresses = _listening(pid)
+        assert addresses, f"{name} (pid {pid}) listens nowhere?"
+        assert all(ipaddress.ip_address(a).is_loopback for a in addresses), f"{name} listens on {addresses}"
 
 
 def test_status_reports_every_service_healthy(stack_up):
