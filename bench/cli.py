@@ -11,12 +11,14 @@ __all__ = ["bench_cmd"]
 @click.option("--quick", is_flag=True, help="5 s wrk runs and one upload round (for development)")
 @click.option("--scenarios", "only", default="", metavar="NAMES",
               help="comma separated subset: refs,feed,like,mixed,growth,upload,actors (default: all)")
-def bench_cmd(quick: bool, only: str) -> None:
+@click.option("--profile", is_flag=True, help="py-spy every system process during the feed and like runs")
+def bench_cmd(quick: bool, only: str, profile: bool) -> None:
     """Seed a corpus, start clipstream and the reference servers, run every scenario, print and save the figures.
 
     Data goes to the keyspace clipstream_bench and Redis database 14 (wiped and rebuilt each run).
     """
     import asyncio
+    import logging
     import os
 
     from clipstream.bench.results import format_table, result_path, rows_of, write_json
@@ -30,7 +32,8 @@ def bench_cmd(quick: bool, only: str) -> None:
     # Before anything reads settings (they are cached): this process and its children use the
     # bench keyspace, Redis database and ports, whatever the shell says.
     os.environ.update(BENCH_ENV)
-    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True)))
+    logging.getLogger("cassandra").setLevel(logging.WARNING)  # connection chatter would bury the progress
+    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True), profile))
     click.echo(format_table(rows_of(results)))
     path = write_json(results, result_path())
     click.echo(f"\nresults: {path}  ({results['elapsed_s']:.0f} s)")

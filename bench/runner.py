@@ -12,14 +12,16 @@ import asyncio
 import importlib
 import os
 import platform
+import random
 import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from clipstream.bench import scenarios
+from clipstream.bench.profile import descendants, record
 from clipstream.bench.seed import (CorpusShape, mint_tokens, seed_cards, seed_corpus, seed_extra_cards,
                                    seed_like_targets)
 from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server, ref_server, running
@@ -28,6 +30,9 @@ __all__ = ["ALL_SCENARIOS", "machine", "run_bench"]
 
 ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "actors")
 LIKE_TARGETS = 2_000
+#: users that drive the wrk scenarios: 4 per connection, a fresh slice of the corpus's users each run
+#: (feeds never repeat a video, so a user's feed is used up after a few runs of paging)
+ACTIVE_USERS = 4 * scenarios.CONNECTIONS
 GROWTH_EXTRA = 900_000
 
 
@@ -66,7 +71,20 @@ async def _actors(quick: bool) -> dict[str, Any]:
     return await module.run(quick)
 
 
-async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None]) -> dict[str, Any]:
+async def _profiled(name: str, scenario: Awaitable[Any], root_pid: int | None, seconds: float, workdir: Path,
+                    profiles: dict[str, Any] | None) -> Any:
+    """Run a scenario, with py-spy sampling every process of the system meanwhile when asked."""
+    if profiles is None or root_pid is None:
+        return await scenario
+    pids = {p: cmd for p, cmd in descendants(root_pid).items() if "python" in cmd or "clipstream" in cmd}
+    outdir = workdir / f"profile-{name}"
+    outdir.mkdir(exist_ok=True)
+    result, profiles[name] = await asyncio.gather(scenario, record(pids, seconds, outdir))
+    return result
+
+
+async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None],
+                    profile: bool = False) -> dict[str, Any]:
     """Run the chosen scenarios; returns every figure (the caller prints and writes them)."""
     from clipstream.bench.system import bench_env
     from clipstream.config.settings import get_settings
@@ -75,6 +93,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     from clipstream.storage.cql import apply_migrations, connect_cql
 
     progress = Progress(echo)
+    profiles: dict[str, Any] | None = {} if profile else None
     settings = get_settings()
     env = bench_env()
     workers = settings.http.workers
@@ -91,7 +110,10 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     redis = connect_redis(settings.redis)
     try:
         corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
-        tokens = mint_tokens(Tokens(settings.http.jwt_secret, 6 * 3600), corpus.user_ids)
+        start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS)
+        active = corpus.user_ids[start : start + ACTIVE_USERS]
+        results["active_users"] = {"count": ACTIVE_USERS, "first_id": active[0]}
+        tokens = mint_tokens(Tokens(settings.http.jwt_secret, 6 * 3600), active)
         with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
             work = Path(tmp)
             (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
@@ -119,17 +141,22 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                     await seed_cards(redis, corpus, corpus.video_ids[10_000:])
                     await asyncio.sleep(2)
                 if "feed" in wanted or "growth" in wanted:
-                    results["feed"] = (await scenarios.feed(system.url, load)).as_dict()
+                    root = system.proc.pid if system.proc else None
+                    if "growth" not in wanted and warmup:  # else the growth run just warmed the same users
+                        await scenarios.warm_feed(system.url, load)
+                    results["feed"] = (await _profiled("feed", scenarios.feed(system.url, load, warm=False), root,
+                                                       seconds, work, profiles)).as_dict()
                     growth["100k"] = results["feed"]
                     progress(f"feed: {results['feed']['rps']:,.0f} req/s, p50 {results['feed']['p50_ms']} ms, "
                              f"p99 {results['feed']['p99_ms']} ms")
                 if "like" in wanted:
                     targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
                     load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
-                    run = await scenarios.likes(system.url, load)
+                    run = await _profiled("like", scenarios.likes(system.url, load),
+                                          system.proc.pid if system.proc else None, seconds, work, profiles)
                     results["like"] = run.as_dict()
                     progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
-                    results["like_counts"] = await scenarios.count_check(cql, corpus.user_ids, targets, run)
+                    results["like_counts"] = await scenarios.count_check(cql, active, targets, run)
                     progress(f"like counts: {results['like_counts']}")
                 if "mixed" in wanted:
                     results["mixed"] = (await scenarios.mixed(system.url, load)).as_dict()
@@ -157,5 +184,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     finally:
         await redis.aclose()
         cql.close()
+    if profiles is not None:
+        results["profiles"] = profiles
     results["elapsed_s"] = round(time.monotonic() - progress.started, 1)
     return results

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from clipstream.bench.wrk import WrkResult, run_wrk
 from clipstream.storage.cql import Cql
 
-__all__ = ["Load", "count_check", "feed", "likes", "mixed", "upload_to_ready"]
+__all__ = ["Load", "count_check", "feed", "likes", "mixed", "upload_to_ready", "warm_feed"]
 
 CONNECTIONS = 64
 
@@ -31,12 +31,23 @@ class Load:
     workdir: Path
 
 
+def _feed_args(load: Load) -> list[str]:
+    return [str(load.tokens_file), str(CONNECTIONS)]
+
+
+async def warm_feed(url: str, load: Load) -> None:
+    """The feed scenario for ``load.warmup`` seconds, not measured: entities active, pools loaded."""
+    if load.warmup:
+        await run_wrk(url, "feed", _feed_args(load), connections=CONNECTIONS, seconds=load.warmup,
+                      workdir=load.workdir)
+
+
 async def feed(url: str, load: Load, warm: bool = True) -> WrkResult:
     """``GET /v1/feed?limit=10``, 64 connections, distinct users following their cursors."""
-    args = [str(load.tokens_file), str(CONNECTIONS)]
-    if warm and load.warmup:
-        await run_wrk(url, "feed", args, connections=CONNECTIONS, seconds=load.warmup, workdir=load.workdir)
-    return await run_wrk(url, "feed", args, connections=CONNECTIONS, seconds=load.seconds, workdir=load.workdir)
+    if warm:
+        await warm_feed(url, load)
+    return await run_wrk(url, "feed", _feed_args(load), connections=CONNECTIONS, seconds=load.seconds,
+                         workdir=load.workdir)
 
 
 async def likes(url: str, load: Load) -> WrkResult:
@@ -81,7 +92,8 @@ async def count_check(cql: Cql, user_ids: list[int], targets: list[int], run: Wr
     while True:
         counts, ledger = await asyncio.gather(_stats(cql, targets), _ledger(cql, user_ids, set(targets)))
         now = (sum(counts.values()), sum(ledger.values()))
-        if now == previous and now[0] == now[1] or time.monotonic() - started > settle_timeout:
+        settled = now == previous and now[0] == now[1] and now[1] >= run.ok
+        if settled or time.monotonic() - started > settle_timeout:
             break
         previous = now
         await asyncio.sleep(1.0)

@@ -81,16 +81,27 @@ def feed_item(card: VideoCard, likes: int, urls: MediaUrls) -> FeedItem:
 
 
 class Cards:
-    """Hydrates video ids into API items: Redis first, Scylla for what is missing."""
+    """Hydrates video ids into API items: this worker's recent items, then Redis, then Scylla.
 
-    __slots__ = ("cache", "videos", "users", "stats", "urls")
+    Feed items are kept in the worker for ``item_ttl`` seconds (1 s by default): a feed page is
+    mostly videos other users were just served, and the design accepts like counts that lag by a
+    second or so. A hit costs a dict lookup instead of a share of a Redis MGET, card decoding and
+    item building; a deletion reaches feeds within the same second. ``card`` (likes and views)
+    never uses them: a deleted video must answer 404 at once.
+    """
 
-    def __init__(self, cache: Cache, videos: VideoRepo, users: UserRepo, stats: StatsRepo, urls: MediaUrls) -> None:
+    __slots__ = ("cache", "videos", "users", "stats", "urls", "item_ttl", "_items", "_max_items")
+
+    def __init__(self, cache: Cache, videos: VideoRepo, users: UserRepo, stats: StatsRepo, urls: MediaUrls,
+                 item_ttl: float = 1.0, max_items: int = 100_000) -> None:
         self.cache = cache
         self.videos = videos
         self.users = users
         self.stats = stats
         self.urls = urls
+        self.item_ttl = item_ttl
+        self._items: dict[int, tuple[FeedItem, float]] = {}
+        self._max_items = max_items
 
     def item(self, card: VideoCard, likes: int) -> FeedItem:
         """The API item of a card."""
@@ -115,6 +126,26 @@ class Cards:
 
     async def items(self, video_ids: Sequence[int]) -> list[FeedItem]:
         """Items of servable videos in the given order; the others are dropped."""
+        now = time.monotonic()
+        kept = self._items
+        hits: dict[int, FeedItem] = {}
+        for vid in video_ids:
+            hit = kept.get(vid)
+            if hit is not None and hit[1] > now:
+                hits[vid] = hit[0]
+        if len(hits) < len(video_ids):
+            fetched = await self._fetch([vid for vid in video_ids if vid not in hits])
+            if self.item_ttl > 0:
+                if len(kept) + len(fetched) > self._max_items:
+                    kept.clear()  # crude but bounded: a cleared item costs one more read
+                expires = now + self.item_ttl
+                for vid, item in fetched.items():
+                    kept[vid] = (item, expires)
+            hits.update(fetched)
+        return [hits[vid] for vid in video_ids if vid in hits]
+
+    async def _fetch(self, video_ids: Sequence[int]) -> dict[int, FeedItem]:
+        """Items from Redis (one MGET), Scylla for what Redis lacks; unservable videos are absent."""
         found = await self.cache.cards_and_likes(video_ids)
         missing_cards = [vid for vid, (card, _) in zip(video_ids, found) if card is None]
         missing_likes = [vid for vid, (_, likes) in zip(video_ids, found) if likes is None]
@@ -122,11 +153,11 @@ class Cards:
         counts: dict[int, int] = {}
         if missing_cards or missing_likes:
             loaded, counts = await asyncio.gather(self._load_cards(missing_cards), self._load_likes(missing_likes))
-        out = []
+        out: dict[int, FeedItem] = {}
         for vid, (card, likes) in zip(video_ids, found):
             card = card or loaded.get(vid)
             if card is not None:
-                out.append(self.item(card, likes if likes is not None else counts.get(vid, 0)))
+                out[vid] = self.item(card, likes if likes is not None else counts.get(vid, 0))
         return out
 
     async def card(self, video_id: int) -> VideoCard | None:
