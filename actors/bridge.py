@@ -42,13 +42,26 @@ from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
-__all__ = ["Bridge"]
+__all__ = ["Bridge", "stream_seq"]
 
 log = structlog.get_logger("clipstream.actors.bridge")
 
 _query_decoder = msgspec.json.Decoder(Query)
 #: outbox publishes awaited together (the design numbers: ~23k/s with 100 in flight)
 _PUBLISH_WINDOW = 256
+
+
+def stream_seq(msg: Msg) -> int:
+    """The stream sequence of a JetStream message, from its ack subject: ``$JS.ACK.<stream>.
+    <consumer>.<delivered>.<stream seq>.…`` (9 tokens), or with a domain and account hash in
+    front of the stream (12). nats-py's ``msg.metadata`` parses every field into dataclasses and
+    a datetime; at tens of thousands of messages a second that was a seventh of the I/O thread."""
+    tokens = msg.reply.split(".", 8)
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        if tokens[8].count(".") == 0:
+            return int(tokens[5])
+        return int(tokens[7])
+    return int(msg.metadata.sequence.stream)  # anything else: nats-py's parser (and its errors)
 
 
 class _Stopping(Exception):
@@ -306,7 +319,7 @@ class Bridge:
         key_of = self.kind.key_of
         partitions = self.settings.actors.partitions
         for msg in msgs:
-            seq = msg.metadata.sequence.stream
+            seq = stream_seq(msg)
             try:
                 message = decode(msg.data)
                 key = key_of(message)

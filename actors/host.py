@@ -296,6 +296,11 @@ class EntityHost(Generic[E]):
         self.memory_estimate = int(mean * len(entities))
         return self.memory_estimate
 
+    @property
+    def flushing(self) -> bool:
+        """A flush job was taken and is not done yet."""
+        return bool(self._job_started)
+
     def passivation_candidates(self) -> list[int]:
         """Clean, flushed entities to passivate, least recently used first: the idle ones, and as
         many more as it takes to get under ``max_entities`` and the memory budget."""

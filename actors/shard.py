@@ -199,9 +199,13 @@ class Shard(ActorTypeDispatcher):
         host, bridge = self._host, self._bridge
         if host is None or bridge is None:
             return
-        job = host.take_flush_job()
-        if job is not None:
-            bridge.submit_flush(job)
+        # One job in flight at a time: while a flush runs, the next one gathers every entity
+        # dirtied meanwhile, so the batch grows with the flush latency instead of flushes of a
+        # hot entity queueing up behind a slow store (one row per entity per job).
+        if not host.flushing:
+            job = host.take_flush_job()
+            if job is not None:
+                bridge.submit_flush(job)
         candidates = host.passivation_candidates()
         if candidates:
             bridge.passivate(candidates, time.monotonic())
