@@ -109,7 +109,7 @@ def dlq(last: int) -> None:
 
 async def _dlq(last: int) -> list[str]:
     from clipstream.bus.connection import connect_nats
-    from clipstream.bus.codec import decode
+    from clipstream.bus.codec import DecodeError, decode
     from clipstream.bus.messages import DeadLetter
     from clipstream.bus.topology import Topology
     from clipstream.config import get_settings
@@ -128,10 +128,15 @@ async def _dlq(last: int) -> list[str]:
                 raw = await js.get_msg(stream, seq)
             except Exception:
                 continue
-            record = decode(raw.data)
+            try:
+                record = decode(raw.data)
+            except DecodeError as exc:  # one bad record must not hide the others
+                out.append(f"#{seq} {raw.subject}: not a dead-letter record ({exc})")
+                continue
             if isinstance(record, DeadLetter):
                 out.append(f"#{seq} {raw.subject} from {record.origin_subject} (seq {record.stream_seq}): "
-                           f"{record.reason}\n    {record.payload[:300]}")
+                           f"{record.reason}\n    {record.payload[:300]}"
+                           + (f" … ({record.payload_bytes} bytes)" if record.payload_bytes > 300 else ""))
         return out or ["no dead letters"]
     finally:
         await nc.close()

@@ -33,13 +33,20 @@ class Reject(Exception):
     """The message is valid JSON of a known type but can never be handled: dead-letter it."""
 
 
+#: bytes of a dead message kept in its DeadLetter (its full size is recorded beside them)
+DLQ_PAYLOAD_KEEP = MAX_MESSAGE_BYTES // 8
+
+
 def dead_letter_record(origin_subject: str, payload: bytes, stream_seq: int, reason: str) -> tuple[DeadLetter, str]:
     """The DeadLetter of one message and its de-duplication id; the one place both are made, so
     every consumer (workers, shard bridges, entity hosts) bounds them alike."""
     record = DeadLetter(
         origin_subject=origin_subject,
         reason=reason[:1000],
-        payload=payload[:MAX_MESSAGE_BYTES].decode("utf-8", errors="replace"),  # text, never re-decoded
+        # Text, never re-decoded; an excerpt, so the record itself stays a valid bus message even
+        # when JSON escaping inflates it (six bytes per byte at worst).
+        payload=payload[:DLQ_PAYLOAD_KEEP].decode("utf-8", errors="replace"),
+        payload_bytes=len(payload),
         stream_seq=stream_seq,
         at=int(time.time() * 1000),
     )

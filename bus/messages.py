@@ -137,9 +137,11 @@ class DeadLetter(_Msg, tag="dead_letter.v1"):
 
     origin_subject: str
     reason: str
+    #: the start of the dead message (see ``payload_bytes`` for its whole size)
     payload: str
     stream_seq: int = 0
     at: Millis = 0
+    payload_bytes: int = 0
 
 
 BusMessage = Union[

@@ -73,18 +73,25 @@ async def test_invalid_input_is_refused_or_dead_lettered(system, system_env, set
     marker = f"hostile-{new_id()}"
     await nc.publish(topo.feed_subject(3), json.dumps({"type": "like.v1", "note": marker}).encode())
     await nc.publish(topo.counter_subject(5), b"\xff\xfe not utf-8 " + marker.encode())
+    # hostile: an unknown tag, a wrong field type, and a payload far over the message size limit
+    await nc.publish(topo.feed_subject(4), json.dumps({"type": "drop.tables", "note": marker}).encode())
+    await nc.publish(topo.counter_subject(6), json.dumps(
+        {"type": "like_delta.v1", "video_id": "DROP", "user_id": 1, "delta": 1, "at": 0, "note": marker}).encode())
+    huge = json.dumps({"note": marker, "type": "like.v1", "pad": "x" * 300_000}).encode()
+    await nc.publish(topo.feed_subject(7), huge)
     await nc.flush()
     deadline = asyncio.get_running_loop().time() + 20
     while True:
         out = subprocess.run([CLIPSTREAM, "bus", "dlq", "--last", "50"], capture_output=True, text=True,
                              env=system_env, timeout=60)
         assert out.returncode == 0, out.stderr
-        if out.stdout.count(marker) >= 2 or asyncio.get_running_loop().time() > deadline:
+        if out.stdout.count(marker) >= 5 or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.5)
-    assert out.stdout.count(marker) >= 2, out.stdout[-2000:]
+    assert out.stdout.count(marker) >= 5, out.stdout[-3000:]
     lines = [line for line in out.stdout.splitlines() if "from cs." in line]
     assert any("undecodable" in line for line in lines)
+    assert "the limit is" in out.stdout  # the huge one, with its size in the reason
     # the shards went on: a health check of the feed still answers
     user = await ApiClient(system).signup(f"dl{new_id() % 10**8}")
     assert "videos" in await user.feed()
