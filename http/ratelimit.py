@@ -3,14 +3,18 @@
 A request is decided in memory: each worker keeps, per counter key, the last global count Redis
 gave it plus what it admitted since. Every ``sync_interval`` seconds one pipelined round trip adds
 what the worker counted (INCRBY, EXPIRE) and reads back the global counts. So no request waits for
-Redis (the feed is the hot path), and a worker's Redis traffic does not grow with its request rate.
+Redis (the feed is the hot path): zero round trips per request, ten per second per worker.
 
 Windows are fixed minutes (``<prefix>:<bucket>:<who>:<minute>``), the same keys in every worker.
 
-The bound: a worker learns what the other workers admitted at most one sync interval (plus a round
-trip) late, so within a window a limit ``L`` admits at most ``L`` plus what the other workers admit
-during one interval, e.g. two workers, 1,000 req/s each, 100 ms: L + 100. As with any fixed window,
-a client may also spend up to ``L`` at the end of a minute and ``L`` again at the start of the next.
+The bound: a worker learns what the others admitted when it next syncs a key it counted, so once
+the global count of a key reaches the limit ``L``, each worker admits at most what it admits before
+its next sync (one interval plus a round trip). Within a window at most ``L`` plus one interval's
+worth of that key's requests over all workers are admitted, e.g. two workers taking 1,000 req/s of
+one user between them, 100 ms: L + 100. Keys a worker did not count are not read back, so its
+Redis traffic is one pipeline per interval, sized by the keys it counted in that interval. As with
+any fixed window, a client may spend ``L`` at the end of a minute and ``L`` again at the start of
+the next.
 If Redis is unreachable the counts stay local (each worker limits on its own; fail open, logged
 once per outage) and are added when it returns; a flushed Redis restarts the counts of the minute.
 
@@ -51,7 +55,7 @@ _UNLIMITED = re.compile(r"^/(health|metrics)$|^/schema(/|$)")
 class RateLimiter:
     """Fixed-window counters decided locally and summed across workers through Redis."""
 
-    __slots__ = ("prefix", "interval", "_window", "_known", "_pending", "_redis", "_failing")
+    __slots__ = ("prefix", "interval", "_window", "_known", "_pending", "_redis", "_failing", "_syncing")
 
     def __init__(self, prefix: str, sync_interval: float) -> None:
         self.prefix = prefix
@@ -61,6 +65,8 @@ class RateLimiter:
         self._pending: dict[str, int] = {}  # key -> admitted here since the last sync
         self._redis: Redis | None = None
         self._failing = False
+        # One sync at a time: when sync() returns, everything admitted before the call is in Redis.
+        self._syncing = asyncio.Lock()
 
     def hit(self, bucket: str, who: str, limit: int, now: float | None = None) -> int | None:
         """Count one request of ``who`` in ``bucket``: None if admitted, else seconds to wait."""
@@ -78,6 +84,10 @@ class RateLimiter:
 
     async def sync(self) -> None:
         """Add the local counts to Redis and learn the global ones (one pipelined round trip)."""
+        async with self._syncing:
+            await self._sync()
+
+    async def _sync(self) -> None:
         if self._redis is None or not self._pending:
             return
         pending, window = self._pending, self._window
@@ -100,8 +110,10 @@ class RateLimiter:
             log.info("rate limit counters synced again")
             self._failing = False
         if window == self._window:
+            known = self._known
             for key, total in zip(pending, results[::2]):
-                self._known[key] = int(total)
+                # Counts only grow within a window: never step back to an older answer.
+                known[key] = max(known.get(key, 0), int(total))
 
     @contextlib.asynccontextmanager
     async def running(self, redis: Redis | None) -> AsyncIterator[None]:
