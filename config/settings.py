@@ -80,6 +80,9 @@ class MinioSettings(msgspec.Struct, frozen=True, kw_only=True):
     """MinIO / S3: raw uploads and processed media."""
 
     endpoint: Annotated[str, _doc("host:port of the S3 API")] = "127.0.0.1:9000"
+    public_endpoint: Annotated[
+        str, _doc("host:port clients use to reach the S3 API (presigned URLs are signed for it); empty: endpoint")
+    ] = ""
     access_key: Annotated[str, _doc("S3 access key (local default only: set a real one)")] = "clipstream"
     secret_key: Annotated[str, _doc("S3 secret key (local default only: set a real one)")] = (
         "clipstream-local-secret"

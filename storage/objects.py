@@ -22,10 +22,14 @@ from clipstream.storage.errors import NotFound, StorageUnavailable
 __all__ = ["ObjectStore", "make_minio"]
 
 
-def make_minio(settings: MinioSettings, timeout: float = 10.0, retries: int = 1) -> Minio:
+def make_minio(settings: MinioSettings, timeout: float = 10.0, retries: int = 1, public: bool = False) -> Minio:
     """A client for the configured endpoint whose calls give up after ``timeout`` seconds per
     connect/read (the library default waits minutes), with at most ``retries`` quick retries on
-    502/503/504. No network traffic until used; the known region keeps presigning local."""
+    502/503/504. No network traffic until used; the known region keeps presigning local.
+
+    ``public``: a client for the endpoint clients see, only for presigning. A presigned URL's
+    signature covers its host, so it must be made for the address the client will send it to
+    (in containers the servers reach MinIO as ``minio:9000``, a phone does not)."""
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout),
         maxsize=16,
@@ -34,7 +38,7 @@ def make_minio(settings: MinioSettings, timeout: float = 10.0, retries: int = 1)
         retries=urllib3.Retry(total=retries, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
     )
     return Minio(
-        settings.endpoint,
+        (settings.public_endpoint or settings.endpoint) if public else settings.endpoint,
         access_key=settings.access_key,
         secret_key=settings.secret_key,
         secure=settings.secure,
@@ -47,8 +51,10 @@ class ObjectStore:
     """Uploads and media buckets, handed a client."""
 
     def __init__(self, client: Minio, uploads_bucket: str, media_bucket: str, public_base_url: str = "",
-                 upload_ttl: int = 900, media_ttl: int = 6 * 3600) -> None:
+                 upload_ttl: int = 900, media_ttl: int = 6 * 3600, presigner: Minio | None = None) -> None:
         self.client = client
+        #: signs the URLs handed to clients (the same client unless a public endpoint is set)
+        self.presigner = presigner or client
         self.uploads = uploads_bucket
         self.media = media_bucket
         self.public_base_url = public_base_url.rstrip("/")
@@ -57,18 +63,19 @@ class ObjectStore:
 
     @classmethod
     def from_settings(cls, settings: MinioSettings, client: Minio | None = None) -> "ObjectStore":
+        presigner = make_minio(settings, public=True) if settings.public_endpoint else None
         return cls(client or make_minio(settings), settings.uploads_bucket, settings.media_bucket,
-                   settings.public_base_url, settings.upload_url_ttl, settings.media_url_ttl)
+                   settings.public_base_url, settings.upload_url_ttl, settings.media_url_ttl, presigner)
 
     def upload_url(self, key: str) -> str:
         """A presigned PUT for exactly this key in the uploads bucket, expiring."""
-        return self.client.presigned_put_object(self.uploads, key, expires=self.upload_ttl)
+        return self.presigner.presigned_put_object(self.uploads, key, expires=self.upload_ttl)
 
     def media_url(self, key: str) -> str:
         """Where clients fetch a processed object: the CDN/public base, or a presigned GET."""
         if self.public_base_url:
             return f"{self.public_base_url}/{key}"
-        return self.client.presigned_get_object(self.media, key, expires=self.media_ttl)
+        return self.presigner.presigned_get_object(self.media, key, expires=self.media_ttl)
 
     async def upload_size(self, key: str) -> int:
         """Size of an uploaded object; NotFound if the client has not uploaded it."""

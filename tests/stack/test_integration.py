@@ -180,3 +180,22 @@ def test_presigned_put_then_get(stack_up):
     forged = url.replace(urllib.parse.quote(name, safe="/"), urllib.parse.quote(name + ".x", safe="/"))
     assert httpx.put(forged, content=b"x", timeout=15).status_code == 403
     client.remove_object(bucket, name)
+
+
+def test_presigned_urls_are_signed_for_the_public_endpoint(stack_up):
+    """Clients may reach MinIO by another name than the servers do (containers: ``minio:9000``)."""
+    import msgspec
+
+    from clipstream.storage.objects import ObjectStore
+
+    port = stack_up.minio.endpoint.rsplit(":", 1)[1]
+    public = msgspec.structs.replace(stack_up.minio, public_endpoint=f"localhost:{port}")
+    store = ObjectStore.from_settings(public)
+    name = f"stack-test/{uuid.uuid4()}.mp4"
+    url = store.upload_url(name)
+    assert url.startswith(f"http://localhost:{port}/")
+    # signed for that host: sent to the internal name, the same URL is refused
+    assert httpx.put(url.replace("localhost", "127.0.0.1", 1), content=b"x", timeout=15).status_code == 403
+    assert httpx.put(url, content=b"x" * 100, timeout=15).status_code == 200
+    assert _minio(stack_up).stat_object(stack_up.minio.uploads_bucket, name).size == 100
+    _minio(stack_up).remove_object(stack_up.minio.uploads_bucket, name)
