@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["descendants", "record", "summarize"]
+__all__ = ["descendants", "record", "summarize", "with_env"]
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -38,6 +38,24 @@ def descendants(pid: int) -> dict[int, str]:
     return out
 
 
+def with_env(assignment: str) -> dict[int, str]:
+    """pid -> command line of every process whose environment holds ``NAME=value``.
+
+    Thespian's actor processes are not below the node in the process tree; they inherit its
+    environment, so the node's unique name finds them.
+    """
+    needle = assignment.encode() + b"\0"
+    out: dict[int, str] = {}
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in env.read_bytes() + b"\0":
+                pid = int(env.parent.name)
+                out[pid] = (env.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()[:120]
+        except OSError:
+            continue
+    return out
+
+
 def summarize(raw: str, top: int = 12) -> dict[str, Any]:
     """Self and inclusive sample counts from py-spy's raw output (``frame;frame;... count`` lines)."""
     self_count: Counter[str] = Counter()
@@ -52,7 +70,7 @@ def summarize(raw: str, top: int = 12) -> dict[str, Any]:
         frames = stack.split(";")
         self_count[frames[-1]] += count
         for frame in set(frames):
-            if "clipstream" in frame or "/work/" in frame:
+            if "clipstream" in frame or "main/" in frame:
                 inclusive[frame] += count
     pct = lambda c: round(100 * c / total, 1) if total else 0.0  # noqa: E731
     return {

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
 from clipstream.bench import scenarios
-from clipstream.bench.profile import descendants, record
+from clipstream.bench.profile import record, with_env
 from clipstream.bench.seed import (CorpusShape, mint_tokens, seed_cards, seed_corpus, seed_extra_cards,
                                    seed_like_targets)
 from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server, ref_server, running
@@ -71,12 +71,12 @@ async def _actors(quick: bool) -> dict[str, Any]:
     return await module.run(quick)
 
 
-async def _profiled(name: str, scenario: Awaitable[Any], root_pid: int | None, seconds: float, workdir: Path,
+async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds: float, workdir: Path,
                     profiles: dict[str, Any] | None) -> Any:
     """Run a scenario, with py-spy sampling every process of the system meanwhile when asked."""
-    if profiles is None or root_pid is None:
+    if profiles is None:
         return await scenario
-    pids = {p: cmd for p, cmd in descendants(root_pid).items() if "python" in cmd or "clipstream" in cmd}
+    pids = with_env(f"CLIPSTREAM_ACTORS_NODE_NAME={node_name}")
     outdir = workdir / f"profile-{name}"
     outdir.mkdir(exist_ok=True)
     result, profiles[name] = await asyncio.gather(scenario, record(pids, seconds, outdir))
@@ -141,10 +141,10 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                     await seed_cards(redis, corpus, corpus.video_ids[10_000:])
                     await asyncio.sleep(2)
                 if "feed" in wanted or "growth" in wanted:
-                    root = system.proc.pid if system.proc else None
+                    node = env["CLIPSTREAM_ACTORS_NODE_NAME"]
                     if "growth" not in wanted and warmup:  # else the growth run just warmed the same users
                         await scenarios.warm_feed(system.url, load)
-                    results["feed"] = (await _profiled("feed", scenarios.feed(system.url, load, warm=False), root,
+                    results["feed"] = (await _profiled("feed", scenarios.feed(system.url, load, warm=False), node,
                                                        seconds, work, profiles)).as_dict()
                     growth["100k"] = results["feed"]
                     progress(f"feed: {results['feed']['rps']:,.0f} req/s, p50 {results['feed']['p50_ms']} ms, "
@@ -153,7 +153,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                     targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
                     load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
                     run = await _profiled("like", scenarios.likes(system.url, load),
-                                          system.proc.pid if system.proc else None, seconds, work, profiles)
+                                          env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
                     results["like"] = run.as_dict()
                     progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
                     results["like_counts"] = await scenarios.count_check(cql, active, targets, run)

@@ -148,6 +148,9 @@ async def _publish_cards(redis: Redis, cache: Cache, cards: Sequence[VideoCard],
         pipe = redis.pipeline(transaction=False)
         pipe.zremrangebyrank(f"{ns}:fresh", 0, -FRESH_KEEP - 1)
         pipe.zremrangebyrank(f"{ns}:popular", 0, -POPULAR_KEEP - 1)
+        # The lists are built: without this sentinel the worker's cache keeper would rebuild them
+        # from every ready video in Scylla (storage/cache.py), undoing the corpus size under test.
+        pipe.set(f"{ns}:built", b"1")
         await pipe.execute()
 
 
