@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from clipstream.config.settings import Settings
+from clipstream.config.settings import ActorSettings, Settings
 
 __all__ = [
     "AssignPartitions",
@@ -26,7 +26,13 @@ __all__ = [
 
 
 class RuntimeOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """Tuning of the shard runtime that is not (yet) in :class:`ActorSettings`."""
+    """Tuning of the shard runtime. The operator's knobs come from :class:`ActorSettings`
+    (:meth:`from_settings`); the rest are internal pacing that tests shorten."""
+
+    @classmethod
+    def from_settings(cls, actors: ActorSettings) -> "RuntimeOptions":
+        return cls(lease_ttl=actors.lease_ttl, fetch_batch=actors.fetch_batch,
+                   max_ack_pending=actors.max_ack_pending, ack_wait=actors.ack_wait)
 
     #: most messages one pull request returns; bigger batches amortise the hop to the actor thread
     fetch_batch: int = 500

@@ -143,7 +143,7 @@ class Node:
     ) -> None:
         self.settings = settings
         self.kinds = dict(KINDS if kinds is None else kinds)
-        self.options = options or RuntimeOptions()
+        self.options = options or RuntimeOptions.from_settings(settings.actors)
         self.name = settings.actors.node_name or f"{socket.gethostname()}-{os.getpid()}"
         self.loopback = loopback
         #: "multiprocTCPBase" in production; "simpleSystemBase" runs the supervision logic in this

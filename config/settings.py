@@ -110,6 +110,16 @@ class ActorSettings(msgspec.Struct, frozen=True, kw_only=True):
     memory_budget_mb: Annotated[
         float, _doc("estimated MB of entities a shard process holds before passivating the least recently used", gt=0)
     ] = 512.0
+    lease_ttl: Annotated[
+        float, _doc("seconds a partition lease lives unrenewed: how fast a dead node's partitions move", ge=1)
+    ] = 6.0
+    fetch_batch: Annotated[int, _doc("most messages one pull request of a partition returns", ge=1, le=10_000)] = 500
+    max_ack_pending: Annotated[
+        int, _doc("unacked messages a partition may have out: the bound of a shard's in-flight work", ge=1)
+    ] = 20_000
+    ack_wait: Annotated[
+        float, _doc("seconds JetStream waits for an ack before redelivering (bounds a stalled flush)", ge=1)
+    ] = 30.0
     restart_backoff: Annotated[float, _doc("first restart delay of a crashed shard (doubles)", gt=0)] = 0.5
     restart_budget: Annotated[int, _doc("restarts allowed per shard within ten minutes", ge=1)] = 5
     node_name: Annotated[str, _doc("name of this node (empty: hostname-pid)")] = ""

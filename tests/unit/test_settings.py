@@ -38,3 +38,12 @@ def test_every_variable_is_documented() -> None:
     assert len(variables) > 40
     for name, _type, _default, description in variables:
         assert name.startswith("CLIPSTREAM_") and description, name
+
+
+def test_the_operators_runtime_knobs_reach_the_shards() -> None:
+    from clipstream.actors.messages import RuntimeOptions
+
+    s = load_settings({"CLIPSTREAM_ACTORS_LEASE_TTL": "9", "CLIPSTREAM_ACTORS_FETCH_BATCH": "200",
+                       "CLIPSTREAM_ACTORS_MAX_ACK_PENDING": "5000", "CLIPSTREAM_ACTORS_ACK_WAIT": "45"})
+    options = RuntimeOptions.from_settings(s.actors)
+    assert (options.lease_ttl, options.fetch_batch, options.max_ack_pending, options.ack_wait) == (9, 200, 5000, 45)
