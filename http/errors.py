@@ -111,6 +111,13 @@ def _not_utf8(exc: Exception) -> HTTPException:
     return HTTPException(status_code=400, detail="request body is not valid UTF-8")
 
 
+def _too_deep(exc: Exception) -> HTTPException:
+    # msgspec gives up on deeply nested JSON (e.g. 1,000 "[") with a RecursionError: bad input.
+    if "deserializing" in str(exc):
+        return HTTPException(status_code=400, detail="request body is nested too deeply")
+    return _internal(exc)
+
+
 def _internal(exc: Exception) -> HTTPException:
     # A bug: log it with its traceback, tell the client nothing about the internals.
     log.error("unhandled error", exc_info=exc)
@@ -130,6 +137,7 @@ def exception_handlers() -> dict[type[Exception], Callable[[Request[Any, Any, An
         redis.exceptions.TimeoutError: unavailable,
         InvalidCursor: _as(_invalid_cursor),
         UnicodeDecodeError: _as(_not_utf8),
+        RecursionError: _as(_too_deep),
     }
     try:  # the CQL driver raises these outside Cql.execute (e.g. preparing a statement)
         from cassandra import DriverException, OperationTimedOut, RequestExecutionException
