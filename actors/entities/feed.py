@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from typing import Any, Callable
 
 import msgspec
 
+from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo
 from clipstream.bus.rpc import FeedPage, FeedQuery
@@ -24,35 +26,52 @@ from clipstream.storage.cache import Cache
 from clipstream.storage.ids import created_ms
 from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo
 
-__all__ = ["CandidatePool", "FeedKind", "UserFeed", "rank_page"]
+__all__ = ["CandidatePool", "Changes", "FeedKind", "UserFeed", "build_feed", "rank_page"]
 
 INBOX_KEEP = 500
-PAGES_KEEP = 8
+#: pages an entity keeps to answer a repeated cursor: the one just served (what a client retry
+#: asks again); an older cursor gets a fresh page, like any unknown one. Every page is
+#: still stored (feed_pages); in memory they cost 8 bytes per id here, against a set of 300
+#: served ids at 2.4 KB (the bulk of a feed).
+PAGES_KEEP = 1
 MAX_LIMIT = 50
 
 
-class UserFeed:
-    """One user's feed state."""
+class Changes:
+    """What a feed changed since its last flush (absent while it is clean)."""
 
-    __slots__ = (
-        "key", "seq", "liked", "following", "served", "inbox", "next_page", "pages",
-        "new_served", "new_pages", "like_changes", "follow_changes", "state_dirty",
-    )
+    __slots__ = ("new_served", "new_pages", "like_changes", "follow_changes")
 
-    def __init__(self, key: int) -> None:
-        self.key = key
-        self.seq = 0
-        self.liked: dict[int, int] = {}  # video_id -> author_id
-        self.following: set[int] = set()
-        self.served: set[int] = set()
-        self.inbox: list[tuple[int, int]] = []  # (video, author), newest last
-        self.next_page = 0
-        self.pages: dict[int, list[int]] = {}
+    def __init__(self) -> None:
         self.new_served: list[int] = []
         self.new_pages: list[tuple[int, list[int]]] = []
         self.like_changes: list[tuple[int, int, int, bool, int]] = []
         self.follow_changes: list[tuple[int, int, bool]] = []
+
+
+class UserFeed:
+    """One user's feed state. A shard holds a hundred thousand: ids live unboxed in sorted
+    arrays (see :mod:`.compact`), and the per-flush changes only exist while there are some."""
+
+    __slots__ = ("key", "seq", "liked", "following", "served", "inbox", "next_page", "pages", "changes",
+                 "state_dirty")
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.seq = 0
+        self.liked = IdMap()  # video_id -> author_id
+        self.following = IdSet()
+        self.served = IdSet()
+        self.inbox = Pairs()  # (video, author), newest last
+        self.next_page = 0
+        self.pages = Pages()
+        self.changes: Changes | None = None
         self.state_dirty = False
+
+    def changed(self) -> Changes:
+        if self.changes is None:
+            self.changes = Changes()
+        return self.changes
 
 
 class CandidatePool:
@@ -77,12 +96,12 @@ def base_score(video_id: int, likes: int, now_ms: int) -> float:
 def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
     """Pick up to ``limit`` unserved videos: best personal score first, one per author while possible."""
     liked_authors: dict[int, int] = {}
-    for author in feed.liked.values():
+    for author in feed.liked.authors():
         liked_authors[author] = liked_authors.get(author, 0) + 1
     now = int(time.time() * 1000)
     window = limit * 6
     scored: list[tuple[float, int, int]] = []
-    for vid, author in reversed(feed.inbox):  # followed creators' new videos
+    for vid, author in feed.inbox.reversed_pairs():  # followed creators' new videos
         if vid not in feed.served:
             scored.append((base_score(vid, pool.likes.get(vid, 0), now) + 0.6, vid, author))
     seen = {v for _, v, _ in scored}
@@ -146,10 +165,7 @@ class FeedKind(EntityKind[UserFeed]):
         (seq, next_page, inbox, served, pages), liked, following = await asyncio.gather(
             self.feeds.load(key), self.likes_repo.liked_by(key), self.follows_repo.following(key)
         )
-        feed = UserFeed(key)
-        feed.seq, feed.next_page, feed.inbox, feed.served, feed.pages = seq, next_page, inbox, served, pages
-        feed.liked, feed.following = liked, following
-        return feed
+        return build_feed(key, seq, next_page, inbox, served, pages, liked, following)
 
     async def refresh(self) -> None:
         """Rebuild the shard's candidate pool from Redis."""
@@ -173,20 +189,20 @@ class FeedKind(EntityKind[UserFeed]):
         elif isinstance(message, Follow):
             self._follow(entity, message, seq, outbox)
         elif isinstance(message, NewVideo):
-            entry = (message.video_id, message.author_id)
-            if message.video_id not in entity.served and entry not in entity.inbox:
-                entity.inbox.append(entry)
-                del entity.inbox[:-INBOX_KEEP]
+            video, author = message.video_id, message.author_id
+            if video not in entity.served and not entity.inbox.has(video, author):
+                entity.inbox.push(video, author)
+                entity.inbox.keep_last(INBOX_KEEP)
         return True
 
     def _like(self, feed: UserFeed, m: LikeRequest, seq: int, outbox: Outbox) -> None:
         if m.like == (m.video_id in feed.liked):
             return  # a second like, or an unlike of a video never liked: nothing changes
         if m.like:
-            feed.liked[m.video_id] = m.author_id
+            feed.liked.set(m.video_id, m.author_id)
         else:
-            del feed.liked[m.video_id]
-        feed.like_changes.append((feed.key, m.video_id, m.author_id, m.like, m.at))
+            feed.liked.remove(m.video_id)
+        feed.changed().like_changes.append((feed.key, m.video_id, m.author_id, m.like, m.at))
         delta = LikeDelta(video_id=m.video_id, user_id=feed.key, delta=1 if m.like else -1, at=m.at)
         outbox.publish(self.subject_for(delta), delta, f"like:{feed.key}:{m.video_id}:{seq}")
 
@@ -197,38 +213,35 @@ class FeedKind(EntityKind[UserFeed]):
             feed.following.add(m.author_id)
         else:
             feed.following.discard(m.author_id)
-        feed.follow_changes.append((feed.key, m.author_id, m.follow))
+        feed.changed().follow_changes.append((feed.key, m.author_id, m.follow))
         delta = FollowDelta(author_id=m.author_id, user_id=feed.key, delta=1 if m.follow else -1, at=m.at)
         outbox.publish(self.subject_for(delta), delta, f"follow:{feed.key}:{m.author_id}:{seq}")
 
     def query(self, entity: UserFeed, request: bytes) -> tuple[bytes, bool]:
         q = _query_decoder.decode(request)
         limit = max(1, min(MAX_LIMIT, q.limit))
-        if q.page is not None and q.page in entity.pages:
-            ids = entity.pages[q.page]  # the same cursor again: the same page
+        ids = entity.pages.get(q.page) if q.page is not None else None
+        if ids is not None:  # the same cursor again: the same page
             return _encoder.encode(FeedPage(q.page, ids, q.page + 1 if ids else None)), False
         page = entity.next_page
         ids = rank_page(entity, self.pool, limit)
         entity.next_page += 1
-        entity.pages[page] = ids
-        for old in sorted(entity.pages)[:-PAGES_KEEP]:
-            del entity.pages[old]
+        entity.pages.put(page, ids, PAGES_KEEP)
         entity.served.update(ids)
-        entity.new_served.extend(ids)
-        entity.new_pages.append((page, ids))
-        if ids:
-            entity.inbox = [e for e in entity.inbox if e[0] not in entity.served]
+        changes = entity.changed()
+        changes.new_served.extend(ids)
+        changes.new_pages.append((page, ids))
+        if ids and entity.inbox:
+            entity.inbox = Pairs(p for p in entity.inbox.pairs() if p[0] not in entity.served)
         entity.state_dirty = True
         return _encoder.encode(FeedPage(page, ids, page + 1 if ids else None)), True
 
     def snapshot(self, entity: UserFeed) -> tuple[Any, ...]:
-        snap = (
-            entity.key, entity.seq, entity.next_page, list(entity.inbox), entity.new_served,
-            entity.new_pages, entity.like_changes, entity.follow_changes,
-        )
-        entity.new_served, entity.new_pages, entity.like_changes, entity.follow_changes = [], [], [], []
+        c = entity.changes or Changes()
+        entity.changes = None
         entity.state_dirty = False
-        return snap
+        return (entity.key, entity.seq, entity.next_page, entity.inbox.pairs(), c.new_served,
+                c.new_pages, c.like_changes, c.follow_changes)
 
     async def flush(self, snapshots: list[Any]) -> None:
         await self.likes_repo.apply(c for s in snapshots for c in s[6])
@@ -240,4 +253,23 @@ class FeedKind(EntityKind[UserFeed]):
         )
 
     def size_of(self, entity: UserFeed) -> int:
-        return 400 + 40 * (len(entity.served) + len(entity.liked) + len(entity.inbox)) + 30 * len(entity.following)
+        # Checked against tracemalloc by bench/actors_memory.py: the object (96), its seq int, the
+        # containers as allocated, and the pages dict with its arrays; pending changes are small
+        # and short-lived (a flush interval), and the key is in the host's per-key overhead.
+        return (
+            128 + sys.getsizeof(entity.served) + sys.getsizeof(entity.following) + sys.getsizeof(entity.inbox)
+            + sys.getsizeof(entity.liked) + sys.getsizeof(entity.pages)
+        )
+
+
+def build_feed(key: int, seq: int, next_page: int, inbox: list[tuple[int, int]], served: set[int],
+               pages: dict[int, list[int]], liked: dict[int, int], following: set[int]) -> UserFeed:
+    """A UserFeed from its stored state, in the compact forms."""
+    feed = UserFeed(key)
+    feed.seq, feed.next_page = seq, next_page
+    feed.inbox = Pairs(inbox)
+    feed.served = IdSet(served)
+    feed.pages = Pages(pages, PAGES_KEEP)
+    feed.liked = IdMap(liked)
+    feed.following = IdSet(following)
+    return feed

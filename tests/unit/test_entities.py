@@ -138,3 +138,65 @@ def test_the_inbox_keeps_each_videos_author_with_it() -> None:
     reloaded = feed_kind()
     reloaded.pool = CandidatePool([(ids(), 100, 50)])
     assert page(reloaded, f, limit=2).video_ids[0] == new
+
+
+class TestCompactContainers:
+    """The arrays that replace a feed's sets, dict and lists answer like them."""
+
+    def test_id_set_is_a_set(self) -> None:
+        from clipstream.actors.entities.compact import IdSet
+
+        s, ref = IdSet([5, 3, 3, 2**62]), {5, 3, 2**62}
+        for x in (9, 1, 5, -4, 2**62):
+            s.add(x)
+            ref.add(x)
+        s.discard(3)
+        ref.discard(3)
+        s.discard(77)
+        assert s == ref and list(s) == sorted(ref)
+        assert all(x in s for x in ref) and 3 not in s and 4 not in s
+
+    def test_id_map_is_a_dict(self) -> None:
+        from clipstream.actors.entities.compact import IdMap
+
+        m, ref = IdMap({7: 70, 2: 20}), {7: 70, 2: 20}
+        m.set(5, 50)
+        ref[5] = 50
+        m.set(7, 71)
+        ref[7] = 71
+        m.remove(2)
+        del ref[2]
+        m.remove(99)
+        assert m == ref and m.get(5) == 50 and m.get(2) is None
+        assert 7 in m and 2 not in m and m.count_keys() == 2
+        assert sorted(m.authors()) == sorted(ref.values())
+
+    def test_pairs_keep_order_and_the_newest(self) -> None:
+        from clipstream.actors.entities.compact import Pairs
+
+        p = Pairs([(1, 10), (2, 20)])
+        p.push(3, 30)
+        assert p.has(2, 20) and not p.has(20, 3) and not p.has(2, 10)
+        p.keep_last(2)
+        assert p == [(2, 20), (3, 30)] and list(p.reversed_pairs()) == [(3, 30), (2, 20)]
+
+    def test_pages_keep_the_newest(self) -> None:
+        from clipstream.actors.entities.compact import Pages
+
+        pages = Pages({1: [5, 6], 2: [7], 3: []}, keep=2)
+        assert pages.numbers() == [2, 3] and pages.get(2) == [7] and pages.get(3) == [] and pages.get(1) is None
+        pages.put(4, [8, 9], keep=2)
+        assert pages.numbers() == [3, 4] and pages.get(4) == [8, 9]
+
+
+def test_feed_state_survives_the_compact_forms() -> None:
+    from clipstream.actors.entities.feed import build_feed
+
+    f = build_feed(1, seq=9, next_page=3, inbox=[(11, 2)], served={4, 5}, pages={1: [4], 2: [5]},
+                   liked={4: 2}, following={2})
+    assert f.served == {4, 5} and f.following == {2} and f.liked == {4: 2} and f.inbox == [(11, 2)]
+    assert f.pages.get(2) == [5]
+    kind = feed_kind()
+    kind.pool = CandidatePool([(ids(), 100, 50)])
+    again = page(kind, f, at=2)
+    assert again.video_ids == [5] and not again.video_ids == []
