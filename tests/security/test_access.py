@@ -71,7 +71,7 @@ class TestTokens:
         now = int(time.time())
         admin_claims = {"sub": str(user_id), "iat": now, "exp": now + 600, "role": "admin"}
         head, _, sig = good["Authorization"].removeprefix("Bearer ").split(".")
-        other_payload = jwt.encode({**admin_claims, "sub": str(victim_id), "role": "user"}, "x", algorithm="HS256").split(".")[1]
+        other_payload = jwt.encode({**admin_claims, "sub": str(victim_id), "role": "user"}, "x" * 32, algorithm="HS256").split(".")[1]
         forged = [
             jwt.encode(admin_claims, None, algorithm="none"),  # unsigned
             jwt.encode(admin_claims, app_settings.http.jwt_secret, algorithm="HS256"),  # the raw secret
