@@ -148,6 +148,7 @@ class FeedKind(EntityKind[UserFeed]):
         self.refresh_every = refresh_every
         self.pool = CandidatePool()
         self._refresher: asyncio.Task[None] | None = None
+        self._first_pool = asyncio.Event()
 
     def key_of(self, message: BusMessage) -> int:
         if isinstance(message, (LikeRequest, Follow, NewVideo)):
@@ -156,8 +157,11 @@ class FeedKind(EntityKind[UserFeed]):
 
     async def load(self, keys: list[int]) -> dict[int, UserFeed]:
         if self._refresher is None:  # first load runs on the shard's I/O loop: refresh from there on
-            await self.refresh()
+            # Set before any await: loads of many partitions run concurrently, and each one that
+            # saw None here used to start its own refresher (28.7 pool refreshes/s for 2 shards).
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
+        if not self._first_pool.is_set():
+            await self._first_pool.wait()
         loaded = await asyncio.gather(*(self._load_one(k) for k in keys))
         return {f.key: f for f in loaded}
 
@@ -173,11 +177,12 @@ class FeedKind(EntityKind[UserFeed]):
 
     async def _refresh_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.refresh_every)
             try:
                 await self.refresh()
             except Exception:  # Redis away: keep serving the last pool
                 pass
+            self._first_pool.set()  # tried once: the first loads go on (with an empty pool if Redis is away)
+            await asyncio.sleep(self.refresh_every)
 
     def handle(self, entity: UserFeed, message: BusMessage, seq: int, outbox: Outbox) -> bool:
         if seq <= entity.seq:

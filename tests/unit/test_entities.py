@@ -200,3 +200,22 @@ def test_feed_state_survives_the_compact_forms() -> None:
     kind.pool = CandidatePool([(ids(), 100, 50)])
     again = page(kind, f, at=2)
     assert again.video_ids == [5] and not again.video_ids == []
+
+
+async def test_concurrent_first_loads_start_one_pool_refresher() -> None:
+    import asyncio
+
+    class Cache:
+        calls = 0
+
+        async def candidates(self, fresh: int, popular: int) -> list[tuple[int, int, int]]:
+            Cache.calls += 1
+            await asyncio.sleep(0.01)
+            return []
+
+    kind = FeedKind(None, None, None, Cache(), subject_for=str, refresh_every=60)  # type: ignore[arg-type]
+
+    await asyncio.gather(*(kind.load([]) for _ in range(32)))
+    assert Cache.calls == 1
+    assert kind._refresher is not None
+    kind._refresher.cancel()
