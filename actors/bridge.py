@@ -64,6 +64,65 @@ def stream_seq(msg: Msg) -> int:
     return int(msg.metadata.sequence.stream)  # anything else: nats-py's parser (and its errors)
 
 
+class _Puller:
+    """Pull requests of one partition's consumer, answered on a private inbox whose subscription
+    callback gathers the messages in arrival order (which is stream order).
+
+    nats-py's ``fetch`` awaits each message of a batch through its own ``wait_for`` (a Task per
+    message on Python 3.11): at tens of thousands of messages a second that was the I/O thread's
+    biggest cost. Here a request asks for ``batch`` messages with an expiry; a fetch returns as
+    soon as messages stop arriving for a moment. Messages of a request still open when a fetch
+    returned stay in the list for the next one, so none is lost or reordered.
+    """
+
+    __slots__ = ("_nc", "_next", "_inbox", "_msgs", "_arrived", "_open")
+
+    #: a fetch with messages returns once none arrived for this long
+    _QUIET = 0.002
+
+    def __init__(self, nc: NATS, stream: str, consumer: str) -> None:
+        self._nc = nc
+        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._inbox = nc.new_inbox()
+        self._msgs: list[Msg] = []
+        self._arrived = asyncio.Event()
+        self._open = 0  # messages asked for and not yet delivered or expired
+
+    @classmethod
+    async def open(cls, nc: NATS, sub: JetStreamContext.PullSubscription) -> "_Puller":
+        info = await sub.consumer_info()
+        self = cls(nc, info.stream_name, info.name)
+        await nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
+        return self
+
+    async def _on_msg(self, msg: Msg) -> None:
+        status = JetStreamContext.is_status_msg(msg)
+        if status is None:
+            self._msgs.append(msg)
+            self._open -= 1
+        elif status in ("404", "408", "409"):
+            self._open = 0  # no messages / request expired / request ended: ask again
+        self._arrived.set()
+
+    async def fetch(self, batch: int, timeout: float) -> list[Msg]:
+        if self._open <= 0 and not self._msgs:
+            self._open = batch
+            await self._nc.publish(self._next, msgspec.json.encode({"batch": batch, "expires": int(timeout * 1e9)}),
+                                   reply=self._inbox)
+        if not self._msgs:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout + 1.0)
+            except asyncio.TimeoutError:
+                self._open = 0  # lost answer (reconnect): ask again
+        seen = -1
+        while self._open > 0 and len(self._msgs) != seen:
+            seen = len(self._msgs)
+            await asyncio.sleep(self._QUIET)
+        msgs, self._msgs = self._msgs, []
+        return msgs
+
+
 class _Stopping(Exception):
     """Raised inside retry loops when the shard stops: give up instead of retrying."""
 
@@ -297,11 +356,14 @@ class Bridge:
     # --- inbound ------------------------------------------------------------------------------
 
     async def _fetch_loop(self, partition: int, sub: JetStreamContext.PullSubscription) -> None:
-        assert self._healthy is not None
+        assert self._healthy is not None and self._nc is not None
+        puller: _Puller | None = None
         while True:
             await self._healthy.wait()
             try:
-                msgs = await sub.fetch(self.options.fetch_batch, timeout=self.options.fetch_timeout)
+                if puller is None:
+                    puller = await _Puller.open(self._nc, sub)
+                msgs = await puller.fetch(self.options.fetch_batch, timeout=self.options.fetch_timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -309,6 +371,8 @@ class Bridge:
             except Exception as exc:  # connection trouble: nats-py reconnects, we retry
                 log.warning("fetch failed", kind=self.kind.name, partition=partition, error=repr(exc))
                 await asyncio.sleep(0.5)
+                continue
+            if not msgs:
                 continue
             self.fetches += 1
             self.fetched += len(msgs)

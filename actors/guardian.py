@@ -338,6 +338,7 @@ class Guardian(ActorTypeDispatcher):
                     error=slot.error,
                     flushes=s.flushes if s else 0,
                     flush_seconds=s.flush_seconds if s else 0.0,
+                    memory_bytes=s.memory_bytes if s else 0,
                     last_flush_latency=s.last_flush_latency if s else 0.0,
                     hot=s.hot if s else (),
                 )

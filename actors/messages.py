@@ -125,6 +125,8 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     poison: int = 0
     ready: bool = False
     error: str = ""
+    #: estimated bytes of the shard's entities (what its memory budget is checked against)
+    memory_bytes: int = 0
 
 
 class StopShards(msgspec.Struct, frozen=True):
@@ -173,6 +175,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     flushes: int = 0
     flush_seconds: float = 0.0
     last_flush_latency: float = 0.0
+    #: estimated bytes of the shard's entities, against ``CLIPSTREAM_ACTORS_MEMORY_BUDGET_MB``
+    memory_bytes: int = 0
     #: busiest entities of the shard's last complete hot window: (decimal key, messages)
     hot: tuple[tuple[str, int], ...] = ()
 

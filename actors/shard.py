@@ -44,6 +44,8 @@ _DRAIN_LIMIT = 64
 #: long enough for a poller to see each window, and the top-N pass runs once per window only
 _HOT = 5
 _HOT_WINDOW = 5.0
+#: pause after a flush, in multiples of its latency, before the next one is taken
+_FLUSH_REST = 2.0
 
 
 class Shard(ActorTypeDispatcher):
@@ -202,7 +204,12 @@ class Shard(ActorTypeDispatcher):
         # One job in flight at a time: while a flush runs, the next one gathers every entity
         # dirtied meanwhile, so the batch grows with the flush latency instead of flushes of a
         # hot entity queueing up behind a slow store (one row per entity per job).
-        if not host.flushing:
+        # And after a slow flush, a pause of twice its length before the next: the I/O thread
+        # spends at most a third of its time writing, the rest fetching (one row per dirty entity
+        # costs the same whether it covers one event or a hundred).
+        last = host.last_flush_at
+        rested = last is None or time.monotonic() - last >= _FLUSH_REST * host.last_flush_latency
+        if not host.flushing and rested:
             job = host.take_flush_job()
             if job is not None:
                 bridge.submit_flush(job)
@@ -241,6 +248,7 @@ class Shard(ActorTypeDispatcher):
             poison=self._poison,
             ready=bool(bridge and bridge.ready),
             error=self._error or (bridge.error if bridge else ""),
+            memory_bytes=host.memory_estimate if host else 0,
         )
         self.send(self._guardian, stats)
 
