@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -63,6 +63,9 @@ def _like_rows(r: dict[str, Any]) -> list[Row]:
         rows.append(Row("", "counts exact (sent · acked · stored · stats sum)",
                         f"{check['sent']} · {check['acknowledged']} · {check['stored_distinct_likes']} · "
                         f"{check['stats_sum']}", "exact", _met(check["exact"])))
+        if "settled_after_s" in check:
+            drained = f"{check['settled_after_s']} s" + ("" if check.get("settled", True) else " (timed out: still applying)")
+            rows.append(Row("", "applied and flushed after the run ended", drained))
     return rows
 
 
@@ -99,14 +102,27 @@ def _growth_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _actor_figure(name: str, v: Any) -> Row:
+    """One figure of ``bench/actors_bench.py`` ({value, unit, target, met, ...}), or any value as JSON."""
+    if isinstance(v, dict) and "value" in v:
+        value = f"{v['value']:,}" if isinstance(v["value"], (int, float)) else str(v["value"])
+        unit = v.get("unit", "")
+        target = v.get("target")
+        return Row("", name, f"{value} {unit}".strip(), "" if target is None else f"{target:,} {unit}".strip(),
+                   _met(v.get("met")))
+    return Row("", name, v if isinstance(v, str) else json.dumps(v))
+
+
 def _actor_rows(r: dict[str, Any]) -> list[Row]:
     actors = r.get("actors")
     if actors is None:
         return []
     if isinstance(actors, dict) and "skipped" in actors:
         return [Row("actor scenarios", "", actors["skipped"])]
-    return [Row("actor scenarios" if i == 0 else "", str(k), json.dumps(v) if not isinstance(v, str) else v)
-            for i, (k, v) in enumerate(actors.items())]
+    rows = [_actor_figure(k, v) for k, v in actors.items()]
+    if rows:
+        rows[0] = replace(rows[0], scenario="actor scenarios (bench/actors_bench.py)")
+    return rows
 
 
 def rows_of(results: dict[str, Any]) -> list[Row]:

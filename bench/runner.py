@@ -166,7 +166,8 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                                           env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
                     results["like"] = run.as_dict()
                     progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
-                    results["like_counts"] = await scenarios.count_check(cql, active, targets, run)
+                    results["like_counts"] = await scenarios.count_check(
+                        cql, active, targets, run, settle_timeout=60.0 if quick else 150.0)
                     progress(f"like counts: {results['like_counts']}")
                 if "mixed" in wanted:
                     results["mixed"] = (await scenarios.mixed(system.url, load)).as_dict()

@@ -100,7 +100,7 @@ async def count_check(cql: Cql, user_ids: list[int], targets: list[int], run: Wr
     wrong = [v for v in targets if counts.get(v, 0) != ledger.get(v, 0)]
     stored = sum(ledger.values())
     return {
-        "settled_after_s": round(time.monotonic() - started, 1),
+        "settled": settled, "settled_after_s": round(time.monotonic() - started, 1),
         "sent": run.sent, "acknowledged": run.ok, "stored_distinct_likes": stored,
         "stats_sum": sum(counts.values()), "videos": len(targets), "videos_with_wrong_count": len(wrong),
         "exact": not wrong and run.ok <= stored <= run.sent,

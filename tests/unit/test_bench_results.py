@@ -82,3 +82,10 @@ class TestTable:
     def test_result_file_is_named_by_utc_time(self) -> None:
         when = datetime(2026, 11, 23, 23, 5, 7, tzinfo=timezone.utc)
         assert result_path(when, Path("/r")) == Path("/r/2026-11-23T23-05-07Z.json")
+
+
+def test_actor_figures_show_value_unit_target_and_verdict() -> None:
+    rows = rows_of({"actors": {"inject_events_per_s": {"value": 17163.8, "unit": "events/s", "target": 20000.0,
+                                                      "met": False, "detail": {}}}})
+    assert rows == [Row("actor scenarios (bench/actors_bench.py)", "inject_events_per_s", "17,163.8 events/s",
+                        "20,000.0 events/s", "NOT met")]
