@@ -57,6 +57,63 @@ class TestLimiterAlone:
             assert limiter.hit("write", "7", 1, now=T0) is not None
 
 
+class _Pipeline:
+    """A stand-in for redis-py's pipeline: INCRBY into a dict, or fail like an unreachable server."""
+
+    def __init__(self, store: dict[str, int], down: bool) -> None:
+        self.store, self.down, self.ops = store, down, []
+
+    async def __aenter__(self) -> "_Pipeline":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+    def incrby(self, key: str, n: int) -> None:
+        self.ops.append((key, n))
+
+    def expire(self, key: str, seconds: int) -> None:
+        self.ops.append((key, None))
+
+    async def execute(self) -> list[Any]:
+        if self.down:
+            import redis.exceptions
+
+            raise redis.exceptions.ConnectionError("connection refused")
+        out: list[Any] = []
+        for key, n in self.ops:
+            if n is None:
+                out.append(True)
+            else:
+                self.store[key] = self.store.get(key, 0) + n
+                out.append(self.store[key])
+        return out
+
+
+class _Redis:
+    def __init__(self) -> None:
+        self.store: dict[str, int] = {}
+        self.down = False
+
+    def pipeline(self, transaction: bool = True) -> _Pipeline:
+        return _Pipeline(self.store, self.down)
+
+
+class TestRedisOutage:
+    async def test_counts_stay_local_while_redis_is_down_and_are_added_when_it_returns(self) -> None:
+        limiter, redis = RateLimiter("t", 3600.0), _Redis()
+        async with limiter.running(redis):  # type: ignore[arg-type]
+            redis.down = True
+            assert all(limiter.hit("write", "7", 5, now=T0) is None for _ in range(3))
+            await limiter.sync()  # fails: logged, nothing lost
+            assert limiter.hit("write", "7", 5, now=T0) is None
+            assert limiter.hit("write", "7", 5, now=T0) is None
+            assert limiter.hit("write", "7", 5, now=T0) is not None  # still limited, per worker
+            redis.down = False
+            await limiter.sync()
+        assert list(redis.store.values()) == [5]
+
+
 SETTINGS = Settings(http=HttpSettings(rate_limit_writes=3, rate_limit_reads=5))
 
 
