@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
         ],
         lifespan=[lifespan],
         state=State({"rate_limiter": limiter}),
-        exception_handlers=exception_handlers(),
+        exception_handlers=exception_handlers(settings.http.max_body_bytes),
         openapi_config=_openapi(),
         plugins=[StrictStructSchemaPlugin()],
         request_max_body_size=settings.http.max_body_bytes,  # larger bodies: 413

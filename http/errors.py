@@ -16,7 +16,12 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.exceptions.responses import create_exception_response
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.status_codes import HTTP_409_CONFLICT, HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_409_CONFLICT,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 
 from clipstream.bus.publisher import BusUnavailable
 from clipstream.http.cursors import InvalidCursor
@@ -124,10 +129,15 @@ def _internal(exc: Exception) -> HTTPException:
     return HTTPException(status_code=HTTP_500_INTERNAL_SERVER_ERROR, detail="internal server error")
 
 
-def exception_handlers() -> dict[type[Exception], Callable[[Request[Any, Any, Any], Exception], Response[Any]]]:
-    """Handlers for Litestar's ``exception_handlers``: looked up along the exception's MRO."""
+def exception_handlers(
+    max_body_bytes: int | None = None,
+) -> dict[type[Exception] | int, Callable[[Request[Any, Any, Any], Exception], Response[Any]]]:
+    """Handlers for Litestar's ``exception_handlers``: looked up along the exception's MRO.
+
+    ``max_body_bytes``: the body limit, named in the 413 answer so a client knows what fits.
+    """
     unavailable = _as(_unavailable)
-    handlers: dict[type[Exception], Any] = {
+    handlers: dict[type[Exception] | int, Any] = {
         NotFound: _as(_not_found),
         Conflict: _as(_conflict),
         StorageUnavailable: unavailable,
@@ -147,5 +157,11 @@ def exception_handlers() -> dict[type[Exception], Callable[[Request[Any, Any, An
             handlers[cls] = unavailable
     except ImportError:  # pragma: no cover - the driver is a dependency
         pass
-    handlers[HTTP_500_INTERNAL_SERVER_ERROR] = _as(_internal)  # type: ignore[index]
+    handlers[HTTP_500_INTERNAL_SERVER_ERROR] = _as(_internal)
+    if max_body_bytes is not None:
+        too_large = HTTPException(
+            status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            detail=f"request body too large: the limit is {max_body_bytes} bytes",
+        )
+        handlers[HTTP_413_REQUEST_ENTITY_TOO_LARGE] = _as(lambda exc: too_large)
     return handlers

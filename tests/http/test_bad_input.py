@@ -159,6 +159,7 @@ class TestSizes:
         for path, _ in BODY_ROUTES:
             r = await client.post(path, content=big, headers={**auth(), "Content-Type": "application/json"})
             assert r.status_code == 413, (path, r.text)
+            assert r.json()["detail"] == "request body too large: the limit is 2048 bytes"
 
     async def test_a_lying_content_length_is_413(self, client: Client) -> None:
         r = await client.post(
