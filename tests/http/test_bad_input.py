@@ -179,3 +179,34 @@ class TestTheDocumentSaysSo:
             schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
             assert schema["additionalProperties"] is False, template
             assert {"400", "413", "415", "429"} <= set(op["responses"]), template
+
+
+class TestRawBytes:
+    """What a client can send that httpx would escape: raw non-UTF-8 bytes in path and query."""
+
+    @staticmethod
+    async def _call(app: Litestar, path: bytes, query: bytes) -> tuple[int, bytes]:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": path.decode("latin-1"), "raw_path": path, "root_path": "", "query_string": query,
+            "headers": [(b"host", b"testserver"), (b"authorization", auth()["Authorization"].encode())],
+            "client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {},
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return start["status"], body
+
+    @pytest.mark.parametrize("query", [b"limit=\xff", b"cursor=\xff\xfe", b"limit=1&cursor=\xc0\xaf", b"limit=0&\xff=\xff"])
+    async def test_raw_non_utf8_query_is_a_4xx(self, client: Client, query: bytes) -> None:
+        status, body = await self._call(client.app, b"/v1/feed", query)
+        assert 400 <= status < 500, (status, body)
+        assert b"detail" in body
