@@ -80,8 +80,13 @@ async def run(quick: bool) -> dict[str, Any]:
     )
     feeds = await _memory("feed", 20_000 if quick else 100_000)
     figures["feed_bytes_each"] = _figure(
+        feeds["bytes_each"], "bytes", FEED_BYTES_TARGET, feeds["bytes_each"] <= FEED_BYTES_TARGET, detail=feeds,
+    )
+    # The same feeds with their keys' bookkeeping outside the entity (the host's dict slot and
+    # the I/O thread's active-set slot): what the shard pays per feed in all.
+    figures["feed_bytes_each_with_keys"] = _figure(
         feeds["bytes_each_with_keys"], "bytes", FEED_BYTES_TARGET,
-        feeds["bytes_each_with_keys"] <= FEED_BYTES_TARGET, detail=feeds,
+        feeds["bytes_each_with_keys"] <= FEED_BYTES_TARGET,
     )
     return figures
 
