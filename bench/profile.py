@@ -14,28 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["descendants", "record", "summarize", "with_env"]
-
-
-def descendants(pid: int) -> dict[int, str]:
-    """pid -> command line of ``pid`` and every process below it (read from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out: dict[int, str] = {}
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            out[p] = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()[:120]
-        except OSError:
-            continue
-        todo.extend(children.get(p, []))
-    return out
+__all__ = ["record", "summarize", "with_env"]
 
 
 def with_env(assignment: str) -> dict[int, str]:

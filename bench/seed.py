@@ -41,6 +41,7 @@ REDIS_CHUNK = 5_000
 CORPUS_VERSION = 1
 
 Progress = Callable[[str], None]
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,6 @@ async def _publish_cards(redis: Redis, cache: Cache, cards: Sequence[VideoCard],
         await pipe.execute()
 
 
-_encode = msgspec.json.Encoder().encode
 
 
 async def seed_corpus(cql: Cql, redis: Redis, shape: CorpusShape, progress: Progress) -> Corpus:
