@@ -42,7 +42,7 @@ from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
-__all__ = ["Bridge", "stream_seq"]
+__all__ = ["AckRef", "Bridge", "stream_seq"]
 
 log = structlog.get_logger("clipstream.actors.bridge")
 
@@ -121,6 +121,19 @@ class _Puller:
             await asyncio.sleep(self._QUIET)
         msgs, self._msgs = self._msgs, []
         return msgs
+
+
+class AckRef(msgspec.Struct, gc=False):
+    """What a shard keeps of an applied JetStream message until the flush that covers it: its
+    subject (for a dead letter) and its ack subject. A shard holds up to ``max_ack_pending`` per
+    partition of these; the whole nats-py ``Msg`` (payload, headers, client) was several times
+    the size, and was the bulk of a busy shard's memory."""
+
+    subject: str
+    reply: str
+
+
+_ACK = b"+ACK"
 
 
 class _Stopping(Exception):
@@ -399,7 +412,7 @@ class Bridge:
                     msg, seq, f"key {key} belongs to partition {partition_of(key, partitions)}, not {partition}"
                 )
                 continue
-            items.append((key, seq, message, msg))
+            items.append((key, seq, message, AckRef(msg.subject, msg.reply)))
         if not items:
             return
         loaded = await self._load_missing({item[0] for item in items})
@@ -520,8 +533,9 @@ class Bridge:
                             kind=self.kind.name, job=job.job_id)
                 return
             try:
-                for msg in job.acks:
-                    await msg.ack()
+                publish = self._nc.publish  # type: ignore[union-attr]
+                for ref in job.acks:
+                    await publish(ref.reply, _ACK)
             except Exception as exc:  # unacked ones come back and are skipped by the entities
                 log.warning("ack failed", kind=self.kind.name, job=job.job_id, error=repr(exc))
             self._healthy.set()
