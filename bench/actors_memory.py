@@ -135,7 +135,8 @@ def measure_feeds(count: int) -> dict[str, Any]:
         items = []
         for f in chunk:
             seq += 1
-            items.append((f.key, seq, NewVideo(user_id=f.key, video_id=ids(), author_id=rnd.choice(authors), at=1), None))
+            video = NewVideo(user_id=f.key, video_id=ids(), author_id=rnd.choice(authors), at=1)
+            items.append((f.key, seq, video, None))
         loaded = {f.key: f for f in chunk}
         active.update(loaded)
         host.apply(Batch(items, loaded))
