@@ -5,6 +5,7 @@ Each repository is handed an open :class:`~clipstream.storage.cql.Cql` and never
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import time
 from typing import Any, Iterable
@@ -333,42 +334,54 @@ class FollowRepo:
 
 
 class FeedRepo:
-    """A user's feed state: applied sequence, page counter, inbox, served videos, recent pages."""
+    """A user's feed state: applied sequence, inbox, and every page served (the served videos are
+    their union; the next page number follows the newest)."""
 
     def __init__(self, cql: Cql) -> None:
         self.cql = cql
 
-    async def load(self, user_id: int) -> tuple[int, int, list[tuple[int, int]], set[int], dict[int, list[int]]]:
-        """(applied_seq, next_page, inbox of (video, author), served, recent pages); zeros for a new user.
+    async def load(
+        self, user_id: int, recent: int = 8
+    ) -> tuple[int, int, list[tuple[int, int]], set[int], dict[int, list[int]]]:
+        """(applied_seq, next_page, inbox of (video, author), served, the ``recent`` newest pages);
+        zeros for a new user.
 
-        The inbox is stored flat, video and author interleaved, in one list<bigint> column.
+        The inbox is stored flat, video and author interleaved, in one list<bigint> column; what
+        was served since it was last written is dropped from it here.
         """
-        state = await self.cql.execute(
-            "SELECT applied_seq, next_page, inbox FROM feed_state WHERE user_id = ?", (user_id,)
-        )
-        served = await self.cql.execute("SELECT video_id FROM feed_served WHERE user_id = ?", (user_id,))
-        pages = await self.cql.execute(
-            "SELECT page, video_ids FROM feed_pages WHERE user_id = ? LIMIT 8", (user_id,)
+        state, pages, legacy = await asyncio.gather(
+            self.cql.execute("SELECT applied_seq, next_page, inbox FROM feed_state WHERE user_id = ?", (user_id,)),
+            self.cql.execute("SELECT page, video_ids FROM feed_pages WHERE user_id = ?", (user_id,)),
+            # written before migration 2 only; read so that those feeds never repeat either
+            self.cql.execute("SELECT video_id FROM feed_served WHERE user_id = ?", (user_id,)),
         )
         seq, next_page, inbox = (0, 0, [])
         if state:
             seq, next_page = state[0].applied_seq or 0, state[0].next_page or 0
             flat = list(state[0].inbox or [])
             inbox = list(zip(flat[0::2], flat[1::2]))
-        return seq, next_page, inbox, {r.video_id for r in served}, {r.page: list(r.video_ids or []) for r in pages}
+        served = {r.video_id for r in legacy}
+        for r in pages:  # newest first (clustering order)
+            served.update(r.video_ids or ())
+        if pages:
+            next_page = max(next_page, pages[0].page + 1)
+        inbox = [pair for pair in inbox if pair[0] not in served]
+        return seq, next_page, inbox, served, {r.page: list(r.video_ids or []) for r in pages[:recent]}
 
     async def save(
         self,
         states: Iterable[tuple[int, int, int, list[tuple[int, int]]]],
-        served: Iterable[tuple[int, int]],
         pages: Iterable[tuple[int, int, list[int]]],
     ) -> None:
-        """Write (user, seq, next_page, inbox) states, new (user, video) served rows and new pages."""
-        await self.cql.execute_many(
-            "INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)",
-            [(user, seq, page, [n for pair in inbox for n in pair]) for user, seq, page, inbox in states],
-        )
-        await self.cql.execute_many("INSERT INTO feed_served (user_id, video_id) VALUES (?, ?)", list(served))
-        await self.cql.execute_many(
-            "INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", list(pages)
+        """Write (user, seq, next_page, inbox) states and new (user, page, video ids) pages.
+
+        A page is one row whatever its size, and a feed that only served pages since its last
+        flush needs no state row: that is one CQL write per page served."""
+        states, pages = list(states), list(pages)
+        await asyncio.gather(
+            self.cql.execute_many(
+                "INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)",
+                [(user, seq, page, [n for pair in inbox for n in pair]) for user, seq, page, inbox in states],
+            ),
+            self.cql.execute_many("INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", pages),
         )

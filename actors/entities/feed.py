@@ -40,10 +40,12 @@ MAX_LIMIT = 50
 class Changes:
     """What a feed changed since its last flush (absent while it is clean)."""
 
-    __slots__ = ("new_served", "new_pages", "like_changes", "follow_changes")
+    __slots__ = ("state", "new_pages", "like_changes", "follow_changes")
 
     def __init__(self) -> None:
-        self.new_served: list[int] = []
+        #: a bus message was applied: the state row (sequence, inbox) must be written. Serving a
+        #: page alone does not need it (the next page number follows the stored pages).
+        self.state = False
         self.new_pages: list[tuple[int, list[int]]] = []
         self.like_changes: list[tuple[int, int, int, bool, int]] = []
         self.follow_changes: list[tuple[int, int, bool]] = []
@@ -185,6 +187,7 @@ class FeedKind(EntityKind[UserFeed]):
         if seq <= entity.seq:
             return False
         entity.seq = seq
+        entity.changed().state = True
         if isinstance(message, LikeRequest):
             self._like(entity, message, seq, outbox)
         elif isinstance(message, Follow):
@@ -230,7 +233,6 @@ class FeedKind(EntityKind[UserFeed]):
         entity.pages.put(page, ids, PAGES_KEEP)
         entity.served.update(ids)
         changes = entity.changed()
-        changes.new_served.extend(ids)
         changes.new_pages.append((page, ids))
         if ids and entity.inbox:
             entity.inbox = Pairs(p for p in entity.inbox.pairs() if p[0] not in entity.served)
@@ -239,16 +241,17 @@ class FeedKind(EntityKind[UserFeed]):
     def snapshot(self, entity: UserFeed) -> tuple[Any, ...]:
         c = entity.changes or Changes()
         entity.changes = None
-        return (entity.key, entity.seq, entity.next_page, entity.inbox.pairs(), c.new_served,
+        return (entity.key, entity.seq, entity.next_page, entity.inbox.pairs() if c.state else None,
                 c.new_pages, c.like_changes, c.follow_changes)
 
     async def flush(self, snapshots: list[Any]) -> None:
-        await self.likes_repo.apply(c for s in snapshots for c in s[6])
-        await self.follows_repo.apply(c for s in snapshots for c in s[7])
-        await self.feeds.save(
-            states=[(s[0], s[1], s[2], s[3]) for s in snapshots],
-            served=[(s[0], v) for s in snapshots for v in s[4]],
-            pages=[(s[0], p, ids) for s in snapshots for p, ids in s[5]],
+        await asyncio.gather(
+            self.likes_repo.apply(c for s in snapshots for c in s[5]),
+            self.follows_repo.apply(c for s in snapshots for c in s[6]),
+            self.feeds.save(
+                states=[(s[0], s[1], s[2], s[3]) for s in snapshots if s[3] is not None],
+                pages=[(s[0], p, ids) for s in snapshots for p, ids in s[4]],
+            ),
         )
 
     def size_of(self, entity: UserFeed) -> int:

@@ -100,8 +100,16 @@ class TestGraph:
         await follows.apply([(user, author, True)])
         assert await follows.following(user) == {author} and await follows.followers(author) == [user]
         feeds = FeedRepo(cql)
-        await feeds.save([(user, 9, 2, [(vid, author)])], [(user, vid)], [(user, 1, [vid])])
-        assert await feeds.load(user) == (9, 2, [(vid, author)], {vid}, {1: [vid]})
+        other = new_id()
+        await feeds.save([(user, 9, 2, [(vid, author), (other, author)])], [(user, 1, [vid])])
+        # served = the stored pages' videos; the inbox loses what was served since it was written
+        assert await feeds.load(user) == (9, 2, [(other, author)], {vid}, {1: [vid]})
+        await feeds.save([], [(user, p, [p]) for p in range(2, 12)])  # pages alone, no state row
+        seq, next_page, inbox, served, pages = await feeds.load(user, recent=8)
+        assert (seq, next_page, inbox) == (9, 12, [(other, author)])
+        assert served == {vid, *range(2, 12)} and sorted(pages) == list(range(4, 12))
+        cql.execute_sync("INSERT INTO feed_served (user_id, video_id) VALUES (%s, %s)", (user, other))
+        assert (await feeds.load(user))[3] == {vid, other, *range(2, 12)}  # served before migration 2
 
 
 class TestStatsFencing:
