@@ -139,6 +139,9 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
         str, _doc("comma separated usernames given the admin role (empty: nobody is admin)")
     ] = ""
     max_body_bytes: Annotated[int, _doc("largest request body accepted", ge=1024)] = 64 * 1024
+    feed_item_ttl: Annotated[
+        float, _doc("seconds an API worker reuses a hydrated feed item (like counts that old at most; 0: off)", ge=0)
+    ] = 1.0
     # Rate limits (0: off). Defaults are far above what a client or a benchmark does, so only a
     # deployment that lowers them sees a 429. Counted per worker, summed through Redis (http/ratelimit.py).
     rate_limit_reads: Annotated[int, _doc("GET requests per minute per user (0: no limit)", ge=0)] = 60_000

@@ -144,7 +144,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
                 js, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
             ),
             feed=FeedClient(nc, settings.nats.subject_prefix, settings.actors.partitions, settings.nats.timeout),
-            cards=Cards(cache, videos, users, stats, urls),
+            cards=Cards(cache, videos, users, stats, urls, item_ttl=settings.http.feed_item_ttl),
             users=users,
             videos=videos,
             stats=stats,
