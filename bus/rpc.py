@@ -26,11 +26,15 @@ class FeedQuery(msgspec.Struct, frozen=True):
 
 
 class FeedPage(msgspec.Struct, frozen=True):
-    """The video ids of one page and the page number that follows (None: nothing more to show)."""
+    """The video ids of one page and the page number that follows (None: nothing more to show).
+
+    ``stored``: the page was served before and the entity no longer holds it (it keeps the newest
+    only); its ids are in storage (``FeedRepo.page``), ``video_ids`` is empty."""
 
     page: int
     video_ids: list[int]
     next_page: int | None
+    stored: bool = False
 
 
 def rpc_subject(prefix: str, kind: str, partition: int) -> str:

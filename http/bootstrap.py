@@ -32,7 +32,7 @@ from clipstream.http.security import Passwords, Principal, Tokens
 from clipstream.storage.cache import Cache, connect_redis
 from clipstream.storage.cql import Cql, connect_cql
 from clipstream.storage.objects import ObjectStore, make_minio
-from clipstream.storage.repos import FollowRepo, StatsRepo, UserRepo, VideoRepo
+from clipstream.storage.repos import FeedRepo, FollowRepo, StatsRepo, UserRepo, VideoRepo
 
 __all__ = ["CurrentUser", "Security", "Services", "ServicesDep", "build_security", "open_services"]
 
@@ -74,6 +74,8 @@ class Services:
     objects_probe: ObjectStoreProbe
     publisher: Publisher
     feed: FeedClient
+    #: pages served before, for a cursor older than what the feed entity keeps
+    feed_pages: FeedRepo
     cards: Cards
     users: UserRepo
     videos: VideoRepo
@@ -144,6 +146,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
                 js, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
             ),
             feed=FeedClient(nc, settings.nats.subject_prefix, settings.actors.partitions, settings.nats.timeout),
+            feed_pages=FeedRepo(cql),
             cards=Cards(cache, videos, users, stats, urls, item_ttl=settings.http.feed_item_ttl),
             users=users,
             videos=videos,

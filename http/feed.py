@@ -8,7 +8,7 @@ from litestar import get
 from litestar.params import Parameter
 
 from clipstream.http.bootstrap import CurrentUser, ServicesDep
-from clipstream.http.errors import errors
+from clipstream.http.errors import ServiceUnavailable, errors
 from clipstream.http.schemas import FeedResponse
 
 __all__ = ["FEED_HANDLERS", "MAX_LIMIT"]
@@ -29,8 +29,14 @@ async def feed(
     signer = svc.security.feed_cursors
     page = signer.verify(me.user_id, cursor) if cursor else None  # forged/foreign -> 400
     result = await svc.feed.page(me.user_id, limit, page)  # no shard in time -> 503
-    items = await svc.cards.items(result.video_ids)
-    next_cursor = signer.sign(me.user_id, result.next_page) if result.next_page is not None else None
+    ids, next_page = result.video_ids, result.next_page
+    if result.stored:  # an older cursor: its page as it was served, from storage
+        ids = await svc.feed_pages.page(me.user_id, result.page)
+        if ids is None:  # served an instant ago and not flushed yet
+            raise ServiceUnavailable("that page is being saved; retry")
+        next_page = result.page + 1 if ids else None
+    items = await svc.cards.items(ids)
+    next_cursor = signer.sign(me.user_id, next_page) if next_page is not None else None
     return FeedResponse(next_cursor=next_cursor, videos=items)
 
 

@@ -368,6 +368,13 @@ class FeedRepo:
         inbox = [pair for pair in inbox if pair[0] not in served]
         return seq, next_page, inbox, served, {r.page: list(r.video_ids or []) for r in pages[:recent]}
 
+    async def page(self, user_id: int, page: int) -> list[int] | None:
+        """The video ids of a page served before; None if it is not (yet) stored."""
+        rows = await self.cql.execute(
+            "SELECT video_ids FROM feed_pages WHERE user_id = ? AND page = ?", (user_id, page)
+        )
+        return list(rows[0].video_ids or []) if rows else None
+
     async def save(
         self,
         states: Iterable[tuple[int, int, int, list[tuple[int, int]]]],

@@ -224,9 +224,12 @@ class FeedKind(EntityKind[UserFeed]):
     def query(self, entity: UserFeed, request: bytes) -> tuple[bytes, bool]:
         q = _query_decoder.decode(request)
         limit = max(1, min(MAX_LIMIT, q.limit))
-        ids = entity.pages.get(q.page) if q.page is not None else None
-        if ids is not None:  # the same cursor again: the same page
-            return _encoder.encode(FeedPage(q.page, ids, q.page + 1 if ids else None)), False
+        if q.page is not None:
+            ids = entity.pages.get(q.page)
+            if ids is not None:  # the same cursor again: the same page
+                return _encoder.encode(FeedPage(q.page, ids, q.page + 1 if ids else None)), False
+            if q.page < entity.next_page:  # an older page: the same page too, read from storage
+                return _encoder.encode(FeedPage(q.page, [], None, stored=True)), False
         page = entity.next_page
         ids = rank_page(entity, self.pool, limit)
         entity.next_page += 1

@@ -109,3 +109,38 @@ async def test_paging_to_the_end_never_repeats(system, tmp_path) -> None:
     assert set(ids) <= set(seen)
     await creator.close()
     await viewer.close()
+
+
+async def test_an_older_cursor_returns_its_page_again(system, cql, settings) -> None:
+    """The feed entity keeps only its newest page in memory; older ones come back from storage."""
+    from redis.asyncio import Redis
+
+    from clipstream.storage.cache import Cache
+    from clipstream.storage.repos import VideoRepo
+    from clipstream.workers.seed import seed_ready_videos
+
+    suffix = new_id() % 10**8
+    creator = await ApiClient(system).signup(f"olga{suffix}")
+    redis = Redis.from_url(settings.redis.url)
+    await seed_ready_videos(VideoRepo(cql), Cache(redis), {int(creator.user_id or 0): f"olga{suffix}"}, 12)
+    await redis.aclose()
+    viewer = await ApiClient(system).signup(f"pete{suffix}")
+    await asyncio.sleep(1.5)  # the candidate pool refresh
+    pages, cursors = [], [None]
+    for _ in range(3):
+        page = await viewer.feed(limit=3, cursor=cursors[-1])
+        pages.append(page)
+        cursors.append(page["next_cursor"])
+    assert all(p["videos"] for p in pages)
+
+    async def first_again() -> dict | None:
+        try:
+            return await viewer.feed(limit=3, cursor=cursors[1])
+        except ApiError as exc:  # 503 while that page is still being saved
+            assert exc.status == 503, exc
+            return None
+
+    again = await eventually(first_again, timeout=10)
+    assert again == pages[1], "an older cursor must return the page it returned the first time"
+    await creator.close()
+    await viewer.close()
