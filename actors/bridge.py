@@ -7,9 +7,8 @@ runs one asyncio loop in a daemon thread. The loop:
   not decode (or belongs to another partition) is dead-lettered and acked at once; the entities a
   batch needs are loaded (batched) before the batch is queued for the actor thread;
 - answers request/reply queries the same way (load, then queue for the actor thread);
-- runs the flush jobs of the actor thread one at a time, in order: the outbox publishes with their
-  msg-ids, then ``kind.flush``, then the acks. A failing flush is retried with backoff and nothing
-  is acked; fetching pauses until it succeeds (back-pressure).
+- runs the flush jobs of the actor thread (:mod:`.flusher`): a failing flush is retried and
+  nothing is acked; fetching pauses until it succeeds (back-pressure). Pulls are :mod:`.pull`'s.
 
 Each queued item is followed by one byte on a socketpair that the actor watches (ThespianWatch).
 """
@@ -32,9 +31,11 @@ from nats.js import JetStreamContext
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from clipstream.actors.consumers import bind_partition
-from clipstream.actors.entity import EntityKind, Publish
+from clipstream.actors.entity import EntityKind
 from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, FlushJob, Inbound, QueryItem
 from clipstream.actors.messages import RuntimeOptions
+from clipstream.actors.flusher import Flusher
+from clipstream.actors.pull import AckRef, Puller, stream_seq
 from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
 from clipstream.bus.connection import connect_nats
@@ -42,102 +43,11 @@ from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
-__all__ = ["AckRef", "Bridge", "stream_seq"]
+__all__ = ["Bridge"]
 
 log = structlog.get_logger("clipstream.actors.bridge")
 
 _query_decoder = msgspec.json.Decoder(Query)
-#: outbox publishes awaited together (the design numbers: ~23k/s with 100 in flight)
-_PUBLISH_WINDOW = 256
-
-
-def stream_seq(msg: Msg) -> int:
-    """The stream sequence of a JetStream message, from its ack subject: ``$JS.ACK.<stream>.
-    <consumer>.<delivered>.<stream seq>.…`` (9 tokens), or with a domain and account hash in
-    front of the stream (12). nats-py's ``msg.metadata`` parses every field into dataclasses and
-    a datetime; at tens of thousands of messages a second that was a seventh of the I/O thread."""
-    tokens = msg.reply.split(".", 8)
-    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
-        if tokens[8].count(".") == 0:
-            return int(tokens[5])
-        return int(tokens[7])
-    return int(msg.metadata.sequence.stream)  # anything else: nats-py's parser (and its errors)
-
-
-class _Puller:
-    """Pull requests of one partition's consumer, answered on a private inbox whose subscription
-    callback gathers the messages in arrival order (which is stream order).
-
-    nats-py's ``fetch`` awaits each message of a batch through its own ``wait_for`` (a Task per
-    message on Python 3.11): at tens of thousands of messages a second that was the I/O thread's
-    biggest cost. Here a request asks for ``batch`` messages with an expiry; a fetch returns as
-    soon as messages stop arriving for a moment. Messages of a request still open when a fetch
-    returned stay in the list for the next one, so none is lost or reordered.
-    """
-
-    __slots__ = ("_nc", "_next", "_inbox", "_msgs", "_arrived", "_open")
-
-    #: a fetch with messages returns once none arrived for this long
-    _QUIET = 0.002
-
-    def __init__(self, nc: NATS, stream: str, consumer: str) -> None:
-        self._nc = nc
-        self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-        self._inbox = nc.new_inbox()
-        self._msgs: list[Msg] = []
-        self._arrived = asyncio.Event()
-        self._open = 0  # messages asked for and not yet delivered or expired
-
-    @classmethod
-    async def open(cls, nc: NATS, sub: JetStreamContext.PullSubscription) -> "_Puller":
-        info = await sub.consumer_info()
-        self = cls(nc, info.stream_name, info.name)
-        await nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
-        return self
-
-    async def _on_msg(self, msg: Msg) -> None:
-        status = JetStreamContext.is_status_msg(msg)
-        if status is None:
-            self._msgs.append(msg)
-            self._open -= 1
-        elif status in ("404", "408", "409"):
-            self._open = 0  # no messages / request expired / request ended: ask again
-        self._arrived.set()
-
-    async def fetch(self, batch: int, timeout: float) -> list[Msg]:
-        if self._open <= 0 and not self._msgs:
-            self._open = batch
-            await self._nc.publish(self._next, msgspec.json.encode({"batch": batch, "expires": int(timeout * 1e9)}),
-                                   reply=self._inbox)
-        if not self._msgs:
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), timeout + 1.0)
-            except asyncio.TimeoutError:
-                self._open = 0  # lost answer (reconnect): ask again
-        seen = -1
-        while self._open > 0 and len(self._msgs) != seen:
-            seen = len(self._msgs)
-            await asyncio.sleep(self._QUIET)
-        msgs, self._msgs = self._msgs, []
-        return msgs
-
-
-class AckRef(msgspec.Struct, gc=False):
-    """What a shard keeps of an applied JetStream message until the flush that covers it: its
-    subject (for a dead letter) and its ack subject. A shard holds up to ``max_ack_pending`` per
-    partition of these; the whole nats-py ``Msg`` (payload, headers, client) was several times
-    the size, and was the bulk of a busy shard's memory."""
-
-    subject: str
-    reply: str
-
-
-_ACK = b"+ACK"
-
-
-class _Stopping(Exception):
-    """Raised inside retry loops when the shard stops: give up instead of retrying."""
 
 
 class Bridge:
@@ -172,7 +82,7 @@ class Bridge:
         self._active: set[int] = set()
         self._healthy: asyncio.Event | None = None
         self._flush_q: asyncio.Queue[FlushJob | None] | None = None
-        self._stop_deadline: float | None = None
+        self._flush: Flusher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._main_task: asyncio.Task[None] | None = None
         self._done: asyncio.Event | None = None
@@ -186,10 +96,13 @@ class Bridge:
         self.ready = False
         self.error = ""
         self.backlog = 0
-        self.flush_failures = 0
         self.dead_letters = 0
         self.fetches = 0
         self.fetched = 0
+
+    @property
+    def flush_failures(self) -> int:
+        return self._flush.failures if self._flush is not None else 0
 
     # --- actor-thread API ---------------------------------------------------------------------
 
@@ -282,7 +195,9 @@ class Bridge:
                 rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}", cb=self._on_query
             )
         self._fetchers = [asyncio.create_task(self._fetch_loop(p, sub)) for p, sub in self._subs.items()]
-        self._flusher = asyncio.create_task(self._flush_loop())
+        self._flush = Flusher(self.kind, self._nc, self._js, self._flush_q, self._healthy,  # type: ignore[arg-type]
+                              self.options.flush_retry_max, lambda job_id: self._push(FlushDone(job_id)))
+        self._flusher = asyncio.create_task(self._flush.run())
         self._monitor = asyncio.create_task(self._backlog_loop())
         for task in (*self._fetchers, self._flusher, self._monitor):
             task.add_done_callback(self._task_ended)
@@ -370,12 +285,12 @@ class Bridge:
 
     async def _fetch_loop(self, partition: int, sub: JetStreamContext.PullSubscription) -> None:
         assert self._healthy is not None and self._nc is not None
-        puller: _Puller | None = None
+        puller: Puller | None = None
         while True:
             await self._healthy.wait()
             try:
                 if puller is None:
-                    puller = await _Puller.open(self._nc, sub)
+                    puller = await Puller.open(self._nc, sub)
                 msgs = await puller.fetch(self.options.fetch_batch, timeout=self.options.fetch_timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
@@ -492,66 +407,6 @@ class Bridge:
         for subject, data, error in replies:
             await self._reply(subject, data, error)
 
-    def _retrying(self, what: str) -> AsyncRetrying:
-        def before_sleep(rs: Any) -> None:
-            self.flush_failures += 1
-            assert self._healthy is not None
-            self._healthy.clear()  # stop fetching until the flush goes through
-            log.warning(f"{what} failed; retrying", kind=self.kind.name, attempt=rs.attempt_number,
-                        error=repr(rs.outcome.exception()))
-            if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
-                raise _Stopping(what)
-
-        return AsyncRetrying(
-            wait=wait_exponential(multiplier=0.1, max=self.options.flush_retry_max),
-            retry=retry_if_exception_type(Exception),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-
-    async def _flush_loop(self) -> None:
-        assert self._flush_q is not None and self._healthy is not None
-        while True:
-            job = await self._flush_q.get()
-            if job is None:
-                return
-            try:
-                # Publishes first: if the process dies before the state is written, the messages
-                # are applied again and publish again under the same msg-ids, which JetStream
-                # drops as duplicates. The other order loses them: once the state is written the
-                # redelivered messages are skipped as already applied, and publish nothing.
-                if job.publishes:
-                    async for attempt in self._retrying("outbox publish"):
-                        with attempt:
-                            await self._publish_all(job.publishes)
-                if job.snapshots:
-                    async for attempt in self._retrying("flush"):
-                        with attempt:
-                            await self.kind.flush(job.snapshots)
-            except _Stopping:
-                log.warning("stopping with an unflushed job; its messages will be redelivered",
-                            kind=self.kind.name, job=job.job_id)
-                return
-            try:
-                publish = self._nc.publish  # type: ignore[union-attr]
-                for ref in job.acks:
-                    await publish(ref.reply, _ACK)
-            except Exception as exc:  # unacked ones come back and are skipped by the entities
-                log.warning("ack failed", kind=self.kind.name, job=job.job_id, error=repr(exc))
-            self._healthy.set()
-            self._push(FlushDone(job.job_id))
-
-    async def _publish_all(self, publishes: list[Publish]) -> None:
-        """Publish with msg-ids, many in flight; a retry after a partial failure is de-duplicated
-        by JetStream within its duplicate window."""
-        assert self._js is not None
-        js = self._js
-        for i in range(0, len(publishes), _PUBLISH_WINDOW):
-            chunk = publishes[i : i + _PUBLISH_WINDOW]
-            await asyncio.gather(
-                *(js.publish(p.subject, encode(p.message), headers={"Nats-Msg-Id": p.msg_id}) for p in chunk)
-            )
-
     async def _backlog_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.backlog_interval)
@@ -574,7 +429,8 @@ class Bridge:
         if self._flush_q is None or self._done is None:  # _main has not run yet
             self._main_task.cancel()
             return
-        self._stop_deadline = time.monotonic() + timeout * 0.6
+        if self._flush is not None:
+            self._flush.stop_deadline = time.monotonic() + timeout * 0.6
         for task in [*self._fetchers, self._monitor]:
             if task is not None:
                 task.cancel()
