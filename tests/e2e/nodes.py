@@ -14,10 +14,35 @@ from pathlib import Path
 import pytest
 
 from clipstream.actors.node import session_processes
+from clipstream.bus.topology import Topology
 
-__all__ = ["CLIPSTREAM", "NodeProc", "eventually", "free_port", "rss_kib"]
+__all__ = ["CLIPSTREAM", "NodeProc", "eventually", "free_port", "private_bus", "rss_kib", "stack_service"]
 
 CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
+
+
+def private_bus(prefix: str, partitions: int, shards: int) -> tuple[dict[str, str], Topology]:
+    """The environment of nodes on a subject prefix of their own (own streams, consumers and lease
+    bucket), so that a system started by other tests takes no part; and its topology."""
+    env = {
+        **os.environ,
+        "PYTHONSAFEPATH": "1",
+        "CLIPSTREAM_NATS_SUBJECT_PREFIX": prefix,
+        "CLIPSTREAM_NATS_MINIO_SUBJECT": f"{prefix}.minio.events",
+        "CLIPSTREAM_ACTORS_PARTITIONS": str(partitions),
+        "CLIPSTREAM_ACTORS_SHARDS": str(shards),
+    }
+    return env, Topology(prefix=prefix, minio_subject=f"{prefix}.minio.events")
+
+
+def stack_service(action: str, service: str) -> float:
+    """``clipstream stack <action> --only <service>`` (the stack's own stop and start of one
+    shared service); returns the seconds it took."""
+    started = time.monotonic()
+    done = subprocess.run([CLIPSTREAM, "stack", action, "--only", service], env={**os.environ, "PYTHONSAFEPATH": "1"},
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"stack {action} {service} failed:\n{done.stdout}\n{done.stderr}"
+    return time.monotonic() - started
 
 
 def free_port() -> int:

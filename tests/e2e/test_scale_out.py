@@ -15,7 +15,6 @@ started by other e2e tests does not take part.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -28,10 +27,10 @@ from clipstream.actors.leases import bucket_name, lease_key
 from clipstream.actors.node import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
-from clipstream.bus.topology import Topology, ensure_streams
+from clipstream.bus.topology import ensure_streams
 from clipstream.storage.ids import new_id
 from clipstream.storage.repos import StatsRepo
-from tests.e2e.nodes import NodeProc, eventually
+from tests.e2e.nodes import NodeProc, eventually, private_bus
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +44,7 @@ LEASE_TTL = 6.0  # RuntimeOptions.lease_ttl
 
 async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, tmp_path) -> None:
     prefix = "so" + uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "PYTHONSAFEPATH": "1",
-        "CLIPSTREAM_NATS_SUBJECT_PREFIX": prefix,
-        "CLIPSTREAM_NATS_MINIO_SUBJECT": f"{prefix}.minio.events",
-        "CLIPSTREAM_ACTORS_PARTITIONS": str(PARTITIONS),
-        "CLIPSTREAM_ACTORS_SHARDS": "2",
-    }
-    topology = Topology(prefix=prefix, minio_subject=f"{prefix}.minio.events")
+    env, topology = private_bus(prefix, PARTITIONS, 2)
     nodes = {name: NodeProc(name, env, tmp_path / f"{name}.log") for name in ("so-a", "so-b")}
     a, b = nodes["so-a"], nodes["so-b"]
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)

@@ -14,8 +14,6 @@ Each stops a shared service with the stack's own command, so they are marked dis
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 
 import httpx
@@ -25,15 +23,9 @@ from redis.asyncio import Redis
 from clipstream.cli.apiclient import ApiClient
 from clipstream.storage.ids import new_id
 from tests.e2e.load import LikeLoad
-from tests.e2e.nodes import CLIPSTREAM, eventually
+from tests.e2e.nodes import eventually, stack_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
-
-
-def stack(action: str, service: str) -> None:
-    done = subprocess.run([CLIPSTREAM, "stack", action, "--only", service], env={**os.environ, "PYTHONSAFEPATH": "1"},
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, f"stack {action} {service} failed:\n{done.stdout}\n{done.stderr}"
 
 
 class Outage:
@@ -45,10 +37,10 @@ class Outage:
 
     async def stop(self) -> None:
         self.down = True
-        await asyncio.to_thread(stack, "down", self.service)
+        await asyncio.to_thread(stack_service, "down", self.service)
 
     async def start(self) -> None:
-        await asyncio.to_thread(stack, "up", self.service)
+        await asyncio.to_thread(stack_service, "up", self.service)
         self.down = False
 
     async def __aenter__(self) -> "Outage":

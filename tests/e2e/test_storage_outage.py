@@ -18,9 +18,7 @@ Marked disruptive: it stops a shared service, so it runs after every other test.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
 import time
 import uuid
 
@@ -31,10 +29,10 @@ from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.node import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
-from clipstream.bus.topology import Topology, ensure_streams
+from clipstream.bus.topology import ensure_streams
 from clipstream.storage.ids import new_id
 from clipstream.storage.repos import StatsRepo
-from tests.e2e.nodes import CLIPSTREAM, NodeProc, eventually, rss_kib
+from tests.e2e.nodes import NodeProc, eventually, private_bus, rss_kib, stack_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
@@ -48,26 +46,9 @@ OUTAGE = 10.0
 RSS_BOUND_MB = 80
 
 
-def _stack(action: str, env: dict[str, str]) -> float:
-    """``clipstream stack <action> --only cassandra``; returns the seconds it took."""
-    started = time.monotonic()
-    done = subprocess.run([CLIPSTREAM, "stack", action, "--only", "cassandra"], env=env, capture_output=True,
-                          text=True, timeout=180)
-    assert done.returncode == 0, f"stack {action} failed:\n{done.stdout}\n{done.stderr}"
-    return time.monotonic() - started
-
-
 async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, tmp_path) -> None:
     prefix = "co" + uuid.uuid4().hex[:8]
-    env = {
-        **os.environ,
-        "PYTHONSAFEPATH": "1",
-        "CLIPSTREAM_NATS_SUBJECT_PREFIX": prefix,
-        "CLIPSTREAM_NATS_MINIO_SUBJECT": f"{prefix}.minio.events",
-        "CLIPSTREAM_ACTORS_PARTITIONS": str(PARTITIONS),
-        "CLIPSTREAM_ACTORS_SHARDS": str(SHARDS),
-    }
-    topology = Topology(prefix=prefix, minio_subject=f"{prefix}.minio.events")
+    env, topology = private_bus(prefix, PARTITIONS, SHARDS)
     node = NodeProc("outage-a", env, tmp_path / "node.log")
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)
     js = nc.jetstream(timeout=10)
@@ -148,7 +129,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
 
         cassandra_down = True
         down_at = time.monotonic()  # SIGTERM: Cassandra drains and stops answering within seconds
-        took = await asyncio.to_thread(_stack, "down", env)
+        took = await asyncio.to_thread(stack_service, "down", "cassandra")
         stamp(f"cassandra stopped ({took:.1f}s)")
 
         async def flushes_fail() -> int:
@@ -168,7 +149,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
         stamp(f"still down: processed {processed_in_outage} since the failures began, backlog {backlog}, "
               f"rss {rss_before // 1024} -> peak {rss_in_outage // 1024} MB")
 
-        took = await asyncio.to_thread(_stack, "up", env)
+        took = await asyncio.to_thread(stack_service, "up", "cassandra")
         cassandra_down = False
         stamp(f"cassandra back after {time.monotonic() - down_at:.1f}s down (start took {took:.1f}s)")
         await send_range(BEFORE + DURING, len(stream))
@@ -198,7 +179,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
         assert all(s.state == "running" for s in final.shards), [(s.kind, s.state, s.error) for s in final.shards]
     finally:
         if cassandra_down:  # never leave the shared stack without Cassandra
-            await asyncio.to_thread(_stack, "up", env)
+            await asyncio.to_thread(stack_service, "up", "cassandra")
         if sampler is not None:
             sampler.cancel()
         node.stop()
