@@ -172,7 +172,7 @@ class FeedKind(EntityKind[UserFeed]):
 
     async def refresh(self) -> None:
         """Rebuild the shard's candidate pool from Redis."""
-        self.pool = CandidatePool(await self.cache.candidates(fresh=5000, popular=5000))
+        self.pool = CandidatePool(await self.cache.candidates(fresh=5000, popular=5000, known_authors=self.pool.authors))
 
     async def _refresh_forever(self) -> None:
         while True:

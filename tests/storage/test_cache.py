@@ -22,6 +22,10 @@ async def test_cards_counts_and_candidates(redis) -> None:
     assert got[0] == (card, 0) and got[1][1] == 4 and got[2] == (None, None)
     candidates = await cache.candidates(fresh=10, popular=10)
     assert sorted(candidates) == sorted([(a, 11, 0), (b, 12, 4)])
+    # authors already known are not asked again: a stale hash entry does not show through
+    await redis.hset(f"{cache.ns}:authors", str(a), 99)
+    again = await cache.candidates(fresh=10, popular=10, known_authors={a: 11})
+    assert sorted(again) == sorted([(a, 11, 0), (b, 12, 4)])
     await cache.unpublish_video(a)
     assert (await cache.cards_and_likes([a]))[0][0] is None
     assert [c[0] for c in await cache.candidates(10, 10)] == [b]

@@ -208,7 +208,7 @@ async def test_concurrent_first_loads_start_one_pool_refresher() -> None:
     class Cache:
         calls = 0
 
-        async def candidates(self, fresh: int, popular: int) -> list[tuple[int, int, int]]:
+        async def candidates(self, fresh: int, popular: int, known_authors=None) -> list[tuple[int, int, int]]:
             Cache.calls += 1
             await asyncio.sleep(0.01)
             return []
