@@ -82,7 +82,10 @@ class CandidatePool:
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         self.authors = {v: a for v, a, _ in items}
         self.likes = {v: n for v, _, n in items}
-        self.ranked = sorted(self.authors, key=lambda v: -base_score(v, self.likes[v], now))
+        # (video, author, base score), best first: the score is computed once per refresh, not
+        # once per candidate per page (it moves by a hair in the second before the next refresh)
+        self.ranked = [(v, a, s) for s, v, a in sorted(((base_score(v, n, now), v, a) for v, a, n in items),
+                                                        reverse=True)]
         self.refreshed_at = now
 
 
@@ -104,14 +107,18 @@ def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
         if vid not in feed.served:
             scored.append((base_score(vid, pool.likes.get(vid, 0), now) + 0.6, vid, author))
     seen = {v for _, v, _ in scored}
-    for vid in pool.ranked:
+    # The best of the pool is mostly what a keen user has been served already: the scan skips
+    # hundreds of served ids per page. One C-level pass into a set beats as many bisections of
+    # the compact array through Python calls (measured: most of a feed shard's time in the bench).
+    served = set(feed.served) if len(feed.served) > 32 else feed.served
+    key = feed.key
+    for vid, author, base in pool.ranked:
         if len(scored) >= window:
             break
-        author = pool.authors[vid]
-        if vid in feed.served or vid in seen or author == feed.key:
+        if vid in served or vid in seen or author == key:
             continue
         affinity = 0.6 if author in feed.following else 0.1 * min(5, liked_authors.get(author, 0))
-        scored.append((base_score(vid, pool.likes[vid], now) + affinity, vid, author))
+        scored.append((base + affinity, vid, author))
     scored.sort(reverse=True)
     picked: list[int] = []
     authors_in_page: set[int] = set()
