@@ -54,13 +54,21 @@ class ApiClient:
         self.token, self.user_id = body["access_token"], str(body["user_id"])
         return self
 
-    async def upload(self, path: str | os.PathLike[str], fmt: str = "mp4") -> str:
-        """Ask for an upload URL and PUT the file to it with plain HTTP; returns the video id."""
+    async def upload(self, path: str | os.PathLike[str], fmt: str = "mp4", complete: bool = True) -> str:
+        """Ask for an upload URL, PUT the file to it with plain HTTP and (``complete``) say so;
+        returns the video id.
+
+        The bucket notification starts processing on its own, but MinIO delivers it through its
+        on-disk event queue (so that no event is lost while NATS is away), which measured 0.9 to
+        2.5 s after the PUT; the client's own "complete" starts it at once. Whichever arrives
+        second finds the video claimed and changes nothing."""
         data = Path(path).read_bytes()
         slot = await self.call("POST", "/v1/videos/upload-url", {"file_size_bytes": len(data), "file_format": fmt})
         r = await self.http.put(slot["upload_url"], content=data)
         if r.status_code != 200:
             raise ApiError(r.status_code, r.text)
+        if complete:
+            await self.call("POST", f"/v1/videos/{slot['video_id']}/complete")
         return str(slot["video_id"])
 
     async def video(self, video_id: str) -> dict[str, Any]:
