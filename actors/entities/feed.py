@@ -255,13 +255,18 @@ class FeedKind(EntityKind[UserFeed]):
                 c.new_pages, c.like_changes, c.follow_changes)
 
     async def flush(self, snapshots: list[Any]) -> None:
+        # Likes and follows strictly before the state row with its applied sequence: a process
+        # killed between the two must come back with the sequence *behind* what the rows say, so
+        # the redelivered requests find the like already there and change nothing. The other
+        # order loses the like from the user's set while its delta was counted, and a second like
+        # of the same video later counts again (the scale-out SIGKILL test caught exactly that).
         await asyncio.gather(
             self.likes_repo.apply(c for s in snapshots for c in s[5]),
             self.follows_repo.apply(c for s in snapshots for c in s[6]),
-            self.feeds.save(
-                states=[(s[0], s[1], s[2], s[3]) for s in snapshots if s[3] is not None],
-                pages=[(s[0], p, ids) for s in snapshots for p, ids in s[4]],
-            ),
+        )
+        await self.feeds.save(
+            states=[(s[0], s[1], s[2], s[3]) for s in snapshots if s[3] is not None],
+            pages=[(s[0], p, ids) for s in snapshots for p, ids in s[4]],
         )
 
     def size_of(self, entity: UserFeed) -> int:

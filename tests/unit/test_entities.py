@@ -219,3 +219,29 @@ async def test_concurrent_first_loads_start_one_pool_refresher() -> None:
     assert Cache.calls == 1
     assert kind._refresher is not None
     kind._refresher.cancel()
+
+
+async def test_the_state_row_is_written_after_the_likes_it_covers() -> None:
+    """A crash between the two writes must leave the stored sequence behind the stored likes."""
+    import asyncio
+
+    order: list[str] = []
+
+    class Repo:
+        def __init__(self, name: str, delay: float) -> None:
+            self.name, self.delay = name, delay
+
+        async def apply(self, changes) -> None:  # type: ignore[no-untyped-def]
+            list(changes)
+            await asyncio.sleep(self.delay)
+            order.append(self.name)
+
+        async def save(self, states, pages) -> None:  # type: ignore[no-untyped-def]
+            order.append("state")
+
+    kind = FeedKind(Repo("feeds", 0), Repo("likes", 0.02), Repo("follows", 0.01), None,  # type: ignore[arg-type]
+                    subject_for=lambda m: "s")
+    f = UserFeed(1)
+    kind.handle(f, LikeRequest(user_id=1, video_id=10, author_id=2, like=True, at=0), 5, Outbox())
+    await kind.flush([kind.snapshot(f)])
+    assert order[-1] == "state" and set(order[:-1]) == {"likes", "follows"}
