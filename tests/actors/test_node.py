@@ -71,13 +71,18 @@ def env_for(settings: Settings, db: str) -> dict[str, str]:
     return env
 
 
+def _start_node(actor_settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m clipstream.actors.node`` with the echo counter kind, as a real process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
+        env=env_for(actor_settings, str(tmp_path / "echo.db")),
+        cwd=tmp_path,
+    )
+
+
 class TestRunNode:
     def test_sigterm_stops_everything(self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
-            env=env_for(actor_settings, str(tmp_path / "echo.db")),
-            cwd=tmp_path,
-        )
+        proc = _start_node(actor_settings, tmp_path)
         session = 0
         try:
             status = asyncio.run(self._status_when_running(actor_settings))
@@ -104,11 +109,7 @@ class TestRunNode:
     def test_actor_system_stops_itself_when_the_node_is_killed(
         self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
     ) -> None:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
-            env=env_for(actor_settings, str(tmp_path / "echo.db")),
-            cwd=tmp_path,
-        )
+        proc = _start_node(actor_settings, tmp_path)
         session = 0
         try:
             status = asyncio.run(self._status_when_running(actor_settings))
