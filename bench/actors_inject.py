@@ -29,6 +29,7 @@ from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeDelta
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
+from clipstream.stack.nats_service import installed_nats_server
 from clipstream.storage.cql import connect_cql
 from clipstream.storage.repos import StatsRepo
 
@@ -57,7 +58,7 @@ class private_nats:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "private_nats":
-        binary = shutil.which("nats-server") or str(Path.home() / ".cache/clipstream/go/bin/nats-server")
+        binary = installed_nats_server() or shutil.which("nats-server") or "nats-server"
         self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self

@@ -13,7 +13,7 @@ from clipstream.stack.base import Service, StackError
 from clipstream.stack.installers import apt_install, go_binary, go_install, which
 from clipstream.stack.proc import port_open
 
-__all__ = ["NatsService", "run_async"]
+__all__ = ["NatsService", "installed_nats_server", "run_async"]
 
 T = TypeVar("T")
 
@@ -62,7 +62,8 @@ class NatsService(Service):
     def _fallback_marker(self) -> Path:
         return self.ctx.cache_dir / "go" / "bin" / ".nats-server.debian-fallback"
 
-    def _binary(self) -> str | None:
+    def binary(self) -> str | None:
+        """The nats-server this stack installed: the pinned build, else Debian's fallback; None before `up`."""
         built = go_binary(self.ctx, "nats-server", pins.NATS_VERSION)
         if built is not None:
             return str(built)
@@ -71,7 +72,7 @@ class NatsService(Service):
         return None
 
     def installed(self) -> bool:
-        return self._binary() is not None
+        return self.binary() is not None
 
     def install(self) -> None:
         try:
@@ -83,7 +84,7 @@ class NatsService(Service):
             self._fallback_marker.write_text("go install failed; using Debian's nats-server\n")
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        binary = self._binary()
+        binary = self.binary()
         if binary is None:
             raise StackError("nats: nats-server not installed")
         store = self.data_dir / "jetstream"
@@ -140,3 +141,11 @@ class NatsService(Service):
 
     def address(self) -> str:
         return f"{pins.HOST}:{self._port()} (monitor {pins.HOST}:{self._monitor_port()})"
+
+
+def installed_nats_server() -> str | None:
+    """The nats-server of the local stack, for tools and tests that run a private one."""
+    from clipstream.stack.base import StackContext
+    from clipstream.config import get_settings
+
+    return NatsService(StackContext(get_settings())).binary()

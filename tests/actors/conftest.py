@@ -57,10 +57,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
 
 
 def _nats_binary() -> str | None:
+    from clipstream.stack.nats_service import installed_nats_server
+
     for candidate in (
         os.environ.get("CLIPSTREAM_TEST_NATS_SERVER"),
+        installed_nats_server(),
         shutil.which("nats-server"),
-        str(Path.home() / ".cache/clipstream/go/bin/nats-server"),
     ):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
