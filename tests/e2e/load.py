@@ -17,7 +17,7 @@ from clipstream.storage.ids import new_id
 from clipstream.storage.errors import StorageUnavailable
 from clipstream.storage.repos import StatsRepo, VideoRepo
 from clipstream.workers.seed import seed_ready_videos
-from tests.e2e.nodes import eventually
+from tests.e2e.nodes import assert_counts_become
 
 __all__ = ["LikeLoad", "child_pid", "healthy", "kill_group"]
 
@@ -123,16 +123,13 @@ class LikeLoad:
         ids = [int(v) for v in self.videos]
         want = {i: USERS for i in ids}
 
-        async def counts() -> dict[int, int]:
-            return {k: row[0] for k, row in (await stats.get_many(ids)).items()}
-
-        async def exact() -> bool:
+        async def counts() -> dict[int, int] | None:
             try:
-                return await counts() == want
+                return {k: row[0] for k, row in (await stats.get_many(ids)).items()}
             except StorageUnavailable:  # this test's own session reconnects after an outage
-                return False
+                return None
 
-        await eventually(exact, 90, "every accepted like is counted once", interval=0.5)
+        await assert_counts_become(counts, want, 90, "every accepted like is counted once")
         await asyncio.sleep(2 * self.settings.actors.flush_interval + 1)  # nothing more may arrive
         assert await counts() == want
 

@@ -16,7 +16,7 @@ import pytest
 from clipstream.actors.node import session_processes
 from clipstream.bus.topology import Topology
 
-__all__ = ["CLIPSTREAM", "NodeProc", "eventually", "free_port", "private_bus", "rss_kib", "stack_service"]
+__all__ = ["CLIPSTREAM", "NodeProc", "eventually", "free_port", "Outage", "assert_counts_become", "private_bus", "rss_kib", "stack_service"]
 
 CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 
@@ -43,6 +43,36 @@ def stack_service(action: str, service: str) -> float:
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, f"stack {action} {service} failed:\n{done.stdout}\n{done.stderr}"
     return time.monotonic() - started
+
+
+class Outage:
+    """Stops one shared service with the stack's own command, and always starts it again."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.down = False
+
+    async def stop(self) -> float:
+        """Stop it; returns the seconds that took."""
+        self.down = True  # from the first instant: it stops answering while it drains
+        return await asyncio.to_thread(stack_service, "down", self.service)
+
+    async def start(self) -> float:
+        """Start it and wait until it answers; returns the seconds that took."""
+        took = await asyncio.to_thread(stack_service, "up", self.service)
+        self.down = False
+        return took
+
+    async def restore(self) -> None:
+        """Never leave the shared stack without the service."""
+        if self.down:
+            await self.start()
+
+    async def __aenter__(self) -> "Outage":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.restore()
 
 
 def free_port() -> int:
@@ -103,6 +133,22 @@ async def eventually(check, timeout: float, what: str, interval: float = 0.25): 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s: {what} (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+async def assert_counts_become(read, expected: dict[int, int], timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``read()`` (counts by id, or None while storage is away) until it equals ``expected``;
+    otherwise fail naming how many counts differ, some of them, and the totals."""
+
+    async def exact() -> bool:
+        return await read() == expected
+
+    try:
+        await eventually(exact, timeout, what, interval=1.0)
+    except pytest.fail.Exception:
+        got = await read() or {}
+        wrong = {k: (got.get(k), n) for k, n in expected.items() if got.get(k) != n}
+        pytest.fail(f"{len(wrong)} counts differ (got, expected), e.g. {list(wrong.items())[:10]}; "
+                    f"total {sum(got.values())} of {sum(expected.values())}")
 
 
 def rss_kib(pids: list[int]) -> int:

@@ -30,7 +30,7 @@ from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import ensure_streams
 from clipstream.storage.ids import new_id
 from clipstream.storage.repos import StatsRepo
-from tests.e2e.nodes import NodeProc, eventually, private_bus
+from tests.e2e.nodes import NodeProc, assert_counts_become, eventually, private_bus
 
 pytestmark = pytest.mark.integration
 
@@ -164,16 +164,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
         async def likes() -> dict[int, int]:
             return {k: row[0] for k, row in (await stats.get_many(videos)).items()}
 
-        async def exact() -> bool:
-            return await likes() == expected
-
-        try:
-            await eventually(exact, 120, "every like count in Scylla equals the distinct likes", interval=1.0)
-        except pytest.fail.Exception:
-            got = await likes()
-            wrong = {v: (got.get(v), n) for v, n in expected.items() if got.get(v) != n}
-            pytest.fail(f"{len(wrong)} counts differ (got, expected), e.g. {list(wrong.items())[:10]}; "
-                        f"total {sum(got.values())} of {sum(expected.values())}")
+        await assert_counts_become(likes, expected, 120, "every like count in Scylla equals the distinct likes")
         stamp("every count in Scylla is exact")
         await asyncio.sleep(3)  # late redeliveries would show up here as double counts
         assert await likes() == expected

@@ -23,32 +23,9 @@ from redis.asyncio import Redis
 from clipstream.cli.apiclient import ApiClient, ApiError
 from clipstream.storage.ids import new_id
 from tests.e2e.load import LikeLoad
-from tests.e2e.nodes import eventually, stack_service
+from tests.e2e.nodes import Outage, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
-
-
-class Outage:
-    """Stops a service, and always starts it again."""
-
-    def __init__(self, service: str) -> None:
-        self.service = service
-        self.down = False
-
-    async def stop(self) -> None:
-        self.down = True
-        await asyncio.to_thread(stack_service, "down", self.service)
-
-    async def start(self) -> None:
-        await asyncio.to_thread(stack_service, "up", self.service)
-        self.down = False
-
-    async def __aenter__(self) -> "Outage":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.down:
-            await self.start()
 
 
 def assert_unavailable(r: httpx.Response) -> None:

@@ -32,7 +32,7 @@ from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import ensure_streams
 from clipstream.storage.ids import new_id
 from clipstream.storage.repos import StatsRepo
-from tests.e2e.nodes import NodeProc, eventually, private_bus, rss_kib, stack_service
+from tests.e2e.nodes import NodeProc, Outage, assert_counts_become, eventually, private_bus, rss_kib
 
 pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
 
@@ -53,7 +53,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)
     js = nc.jetstream(timeout=10)
     t0 = time.monotonic()
-    cassandra_down = False
+    cassandra = Outage("cassandra")
 
     def stamp(what: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {what}")
@@ -90,7 +90,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
         while True:
             try:
                 st = await status()
-                samples.append((time.monotonic(), cassandra_down, rss_kib(node.pids()),
+                samples.append((time.monotonic(), cassandra.down, rss_kib(node.pids()),
                                 sum(s.processed for s in st.shards), sum(s.flush_failures for s in st.shards)))
             except Exception:  # noqa: BLE001 - a missed sample is fine
                 pass
@@ -127,9 +127,8 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
         rss_before = rss_kib(node.pids())
         failures_before = sum(s.flush_failures for s in (await status()).shards)
 
-        cassandra_down = True
         down_at = time.monotonic()  # SIGTERM: Cassandra drains and stops answering within seconds
-        took = await asyncio.to_thread(stack_service, "down", "cassandra")
+        took = await cassandra.stop()
         stamp(f"cassandra stopped ({took:.1f}s)")
 
         async def flushes_fail() -> int:
@@ -149,22 +148,12 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
         stamp(f"still down: processed {processed_in_outage} since the failures began, backlog {backlog}, "
               f"rss {rss_before // 1024} -> peak {rss_in_outage // 1024} MB")
 
-        took = await asyncio.to_thread(stack_service, "up", "cassandra")
-        cassandra_down = False
+        took = await cassandra.start()
         stamp(f"cassandra back after {time.monotonic() - down_at:.1f}s down (start took {took:.1f}s)")
         await send_range(BEFORE + DURING, len(stream))
         stamp(f"sent the last {len(stream) - BEFORE - DURING} likes")
 
-        async def exact() -> bool:
-            return await likes() == expected
-
-        try:
-            await eventually(exact, 180, "every like count in Cassandra equals the distinct likes", interval=1.0)
-        except pytest.fail.Exception:
-            got = await likes() or {}
-            wrong = {v: (got.get(v), n) for v, n in expected.items() if got.get(v) != n}
-            pytest.fail(f"{len(wrong)} counts differ (got, expected), e.g. {list(wrong.items())[:10]}; "
-                        f"total {sum(got.values())} of {sum(expected.values())}")
+        await assert_counts_become(likes, expected, 180, "every like count in Cassandra equals the distinct likes")
         stamp("every count is exact")
         await asyncio.sleep(3)  # late redeliveries would show up here as double counts
         assert await likes() == expected
@@ -178,8 +167,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
         final = await status()
         assert all(s.state == "running" for s in final.shards), [(s.kind, s.state, s.error) for s in final.shards]
     finally:
-        if cassandra_down:  # never leave the shared stack without Cassandra
-            await asyncio.to_thread(stack_service, "up", "cassandra")
+        await cassandra.restore()
         if sampler is not None:
             sampler.cancel()
         node.stop()
