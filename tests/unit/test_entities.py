@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from clipstream.actors.entities.counter import Counter, CounterKind
-from clipstream.actors.entities.feed import CandidatePool, FeedKind, UserFeed
+from clipstream.actors.entities.feed import CandidatePool, FeedKind, UserFeed, base_score
 from clipstream.actors.entity import Outbox
 from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta
 from clipstream.bus.rpc import FeedPage, FeedQuery
-from clipstream.storage.ids import IdGenerator
+from clipstream.storage.ids import IdGenerator, created_ms
 
 ids = IdGenerator(salt=7)
 
@@ -120,6 +122,28 @@ class TestFeedPages:
         kind.handle(f, Follow(user_id=1, author_id=555, follow=True, at=0), 1, Outbox())
         kind.handle(f, NewVideo(user_id=1, video_id=new, author_id=555, at=0), 2, Outbox())
         assert page(kind, f).video_ids[0] == new
+
+    def test_pool_ranks_by_the_base_score(self) -> None:
+        now = created_ms(max(v for v, _, _ in self.videos)) + 3_600_000
+        pool = CandidatePool(self.videos, now_ms=now)
+        expected = sorted(self.videos, key=lambda v: (base_score(v[0], v[2], now), v[0]), reverse=True)
+        assert pool.ids == [v for v, _, _ in expected]
+        for v, a, n in self.videos:
+            author, score = pool.ranked[v]
+            assert author == a and math.isclose(score, base_score(v, n, now))
+
+    def test_a_long_inbox_is_served_to_the_end_without_repeats(self) -> None:
+        f, kind = UserFeed(1), feed_kind()
+        kind.handle(f, Follow(user_id=1, author_id=555, follow=True, at=0), 1, Outbox())
+        new = [ids() for _ in range(130)]  # more than a page's window of candidates (6 x 10)
+        for seq, vid in enumerate(new, start=2):
+            kind.handle(f, NewVideo(user_id=1, video_id=vid, author_id=555, at=0), seq, Outbox())
+        served: list[int] = []
+        p = page(kind, f)
+        while p.next_page is not None:
+            served.extend(p.video_ids)
+            p = page(kind, f, at=p.next_page)
+        assert sorted(served) == sorted(new) and served[:10] == new[::-1][:10]  # newest first
 
     def test_empty_pool_answers_an_empty_last_page(self) -> None:
         kind = feed_kind()
