@@ -216,23 +216,24 @@ class EntityHost(Generic[E]):
 
     def query(self, item: QueryItem) -> None:
         """Answer one query; the reply is queued on :attr:`replies`."""
-        now = self.clock()
         if item.loaded:
-            self._activate(item.loaded, now)
-        entity = self.entities.get(item.key)
+            self._activate(item.loaded, self.clock())
+        self.replies.append(self.answer(item.key, item.body, item.reply))
+
+    def answer(self, key: int, body: bytes, reply_to: str) -> Reply:
+        """The reply to one query of an entity (an error reply if it is not active)."""
+        entity = self.entities.get(key)
         if entity is None:
-            log.error("no entity for query", kind=self.kind.name, key=item.key)
-            self.replies.append((item.reply, encode_error("entity not active; retry"), True))
-            return
+            log.error("no entity for query", kind=self.kind.name, key=key)
+            return (reply_to, encode_error("entity not active; retry"), True)
         try:
-            reply, became_dirty = self.kind.query(entity, item.body)
+            reply, became_dirty = self.kind.query(entity, body)
         except Exception as exc:
-            self.replies.append((item.reply, encode_error(f"{type(exc).__name__}: {exc}"), True))
-            return
+            return (reply_to, encode_error(f"{type(exc).__name__}: {exc}"), True)
         if became_dirty:
-            self.dirty.add(item.key)
-        self._touch(item.key, now)
-        self.replies.append((item.reply, reply, False))
+            self.dirty.add(key)
+        self._touch(key, self.clock())
+        return (reply_to, reply, False)
 
     def evict(self, item: Evict) -> list[int]:
         """Drop the evicted entities that are still idle and clean; returns the keys kept."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import queue
 import socket
+import sys
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from thespian.actors import (
 
 from clipstream.actors.bridge import Bridge
 from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Inbound, QueryItem
-from clipstream.actors.host import EntityHost
+from clipstream.actors.host import EntityHost, Reply
 from clipstream.actors.kinds import load_kind
 from clipstream.actors.messages import OwnPartitions, ShardStats
 from clipstream.bus.topology import Topology
@@ -46,6 +48,8 @@ _HOT = 5
 _HOT_WINDOW = 5.0
 #: pause after a flush, in multiples of its latency, before the next one is taken
 _FLUSH_REST = 2.0
+#: seconds a thread may hold the GIL while the other waits for it
+_SWITCH_INTERVAL = 0.0005
 
 
 class Shard(ActorTypeDispatcher):
@@ -65,6 +69,9 @@ class Shard(ActorTypeDispatcher):
         self._exiting = False
         self._hot: tuple[tuple[str, int], ...] = ()
         self._hot_at = time.monotonic()
+        #: held while this thread works on the host, and by the I/O thread while it answers a
+        #: query of an active entity directly (``_answer_now``)
+        self._lock = threading.Lock()
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         # Thespian resets the watched sockets after every message to whatever this returns, and to
@@ -112,9 +119,13 @@ class Shard(ActorTypeDispatcher):
             passivate_batch=msg.options.passivate_batch,
             memory_budget=int(actors.memory_budget_mb * 1024 * 1024),
         )
+        # Two threads share this process's GIL: the I/O thread and this one. Handing it over only
+        # every 5 ms (CPython's default) makes each hop between them wait up to that long.
+        sys.setswitchinterval(_SWITCH_INTERVAL)
         self._rsock, self._wsock = socket.socketpair()
         self._rsock.setblocking(False)
-        self._bridge = Bridge(kind, msg.partitions, msg.settings, msg.options, self._inbox, self._wsock)
+        self._bridge = Bridge(kind, msg.partitions, msg.settings, msg.options, self._inbox, self._wsock,
+                              answer_now=self._answer_now)
         self._bridge.start()
         self.wakeupAfter(timedelta(seconds=actors.flush_interval), payload=_FLUSH)
         self.wakeupAfter(timedelta(seconds=msg.options.stats_interval), payload=_STATS)
@@ -150,33 +161,45 @@ class Shard(ActorTypeDispatcher):
         except (BlockingIOError, InterruptedError):
             pass
         handled = 0
+        lock = self._lock
         while limit is None or handled < limit:
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
                 break
             handled += 1
-            if isinstance(item, Batch):
-                host.apply(item)
-            elif isinstance(item, QueryItem):
-                host.query(item)
-            elif isinstance(item, FlushDone):
-                host.flush_done(item)
-            elif isinstance(item, Evict):
-                kept = host.evict(item)
-                if kept:
-                    bridge.mark_active(kept)
-            elif isinstance(item, BridgeFailed):
+            if isinstance(item, BridgeFailed):
                 self._error = f"I/O thread failed: {item.reason}"
                 log.error("shard exiting: I/O thread failed", reason=item.reason)
                 self._send_stats()
                 self.send(self.myAddress, ActorExitRequest())
                 break
+            with lock:  # one item at a time: a direct query waits at most one item's work
+                if isinstance(item, Batch):
+                    host.apply(item)
+                elif isinstance(item, QueryItem):
+                    host.query(item)
+                elif isinstance(item, FlushDone):
+                    host.flush_done(item)
+                elif isinstance(item, Evict):
+                    kept = host.evict(item)
+                    if kept:
+                        bridge.mark_active(kept)
         else:
             self._wake_self()  # more queued than one turn takes: come back after the mailbox
-        replies = host.take_replies()
+        with lock:
+            replies = host.take_replies()
         if replies:
             bridge.send_replies(replies)
+
+    def _answer_now(self, key: int, body: bytes, reply_to: str) -> Reply | None:
+        """Called on the I/O thread: the reply to a query of an entity in memory, or None if it
+        is not (yet) there and the query must go through the queue after its activation."""
+        with self._lock:
+            host = self._host
+            if host is None or self._exiting or key not in host.entities:
+                return None
+            return host.answer(key, body, reply_to)
 
     def _wake_self(self) -> None:
         if self._wsock is not None:
@@ -207,13 +230,13 @@ class Shard(ActorTypeDispatcher):
         # And after a slow flush, a pause of twice its length before the next: the I/O thread
         # spends at most a third of its time writing, the rest fetching (one row per dirty entity
         # costs the same whether it covers one event or a hundred).
-        last = host.last_flush_at
-        rested = last is None or time.monotonic() - last >= _FLUSH_REST * host.last_flush_latency
-        if not host.flushing and rested:
-            job = host.take_flush_job()
-            if job is not None:
-                bridge.submit_flush(job)
-        candidates = host.passivation_candidates()
+        with self._lock:
+            last = host.last_flush_at
+            rested = last is None or time.monotonic() - last >= _FLUSH_REST * host.last_flush_latency
+            job = host.take_flush_job() if not host.flushing and rested else None
+            candidates = host.passivation_candidates()
+        if job is not None:
+            bridge.submit_flush(job)
         if candidates:
             bridge.passivate(candidates, time.monotonic())
 
@@ -223,7 +246,8 @@ class Shard(ActorTypeDispatcher):
             return
         now = time.monotonic()
         if host is not None and now - self._hot_at >= _HOT_WINDOW:
-            self._hot = tuple((str(k), n) for k, n in host.take_hot(_HOT))
+            with self._lock:
+                self._hot = tuple((str(k), n) for k, n in host.take_hot(_HOT))
             self._hot_at = now
         age = -1.0
         if host is not None and host.last_flush_at is not None:
@@ -261,7 +285,8 @@ class Shard(ActorTypeDispatcher):
         host, bridge = self._host, self._bridge
         if host is not None and bridge is not None:
             self._drain(None)
-            job = host.take_flush_job()
+            with self._lock:
+                job = host.take_flush_job()
             bridge.stop(job)
             log.info("shard stopped", kind=host.kind.name, processed=host.processed)
         for sock in (self._rsock, self._wsock):
