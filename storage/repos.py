@@ -268,10 +268,10 @@ class StatsRepo:
         last flush after the new owner's, and without this its older counts would overwrite the
         newer ones. No lightweight transaction (a Paxos round per row) is needed.
         """
-        await self.cql.execute_many(
+        await self.cql.write_many((
             "INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
             [(*row, fence_timestamp(row[4])) for row in rows],
-        )
+        ))
 
 
 class LikeRepo:
@@ -288,16 +288,18 @@ class LikeRepo:
         return {r.video_id: r.author_id for r in rows}
 
     async def apply(self, changes: Iterable[tuple[int, int, int, bool, int]]) -> None:
-        """(user_id, video_id, author_id, liked, at_ms) -> rows inserted or deleted."""
-        adds, removes = [], []
-        for user_id, video_id, author_id, liked, at in changes:
-            (adds if liked else removes).append((user_id, video_id, author_id, at) if liked else (user_id, video_id))
-        if adds:
-            await self.cql.execute_many(
-                "INSERT INTO likes_by_user (user_id, video_id, author_id, liked_at) VALUES (?, ?, ?, ?)", adds
-            )
-        if removes:
-            await self.cql.execute_many("DELETE FROM likes_by_user WHERE user_id = ? AND video_id = ?", removes)
+        """(user_id, video_id, author_id, liked, at_ms) changes in order -> rows inserted or deleted.
+
+        Only the last change of a (user, video) is written: a user's rows go in one batch, with
+        one write timestamp, on which a delete beats an insert; so a like, unlike and like again
+        in one flush must not send the unlike (sending the adds, then the removes lost it too)."""
+        last = {(c[0], c[1]): c for c in changes}
+        await self.cql.write_many(
+            ("INSERT INTO likes_by_user (user_id, video_id, author_id, liked_at) VALUES (?, ?, ?, ?)",
+             [(u, v, a, at) for u, v, a, liked, at in last.values() if liked]),
+            ("DELETE FROM likes_by_user WHERE user_id = ? AND video_id = ?",
+             [(u, v) for u, v, _, liked, _ in last.values() if not liked]),
+        )
 
 
 class FollowRepo:
@@ -317,20 +319,17 @@ class FollowRepo:
         return [r.user_id for r in rows]
 
     async def apply(self, changes: Iterable[tuple[int, int, bool]]) -> None:
-        """(user_id, author_id, follows) -> both directions written or removed."""
-        adds, removes = [], []
-        for user_id, author_id, follows in changes:
-            (adds if follows else removes).append((user_id, author_id))
-        if adds:
-            await self.cql.execute_many("INSERT INTO follows (user_id, author_id) VALUES (?, ?)", adds)
-            await self.cql.execute_many(
-                "INSERT INTO followers (author_id, user_id) VALUES (?, ?)", [(a, u) for u, a in adds]
-            )
-        if removes:
-            await self.cql.execute_many("DELETE FROM follows WHERE user_id = ? AND author_id = ?", removes)
-            await self.cql.execute_many(
-                "DELETE FROM followers WHERE author_id = ? AND user_id = ?", [(a, u) for u, a in removes]
-            )
+        """(user_id, author_id, follows) changes in order -> both directions written or removed
+        (the last change of a pair only, as in :meth:`LikeRepo.apply`)."""
+        last = {(u, a): follows for u, a, follows in changes}
+        adds = [pair for pair, follows in last.items() if follows]
+        removes = [pair for pair, follows in last.items() if not follows]
+        await self.cql.write_many(
+            ("INSERT INTO follows (user_id, author_id) VALUES (?, ?)", adds),
+            ("INSERT INTO followers (author_id, user_id) VALUES (?, ?)", [(a, u) for u, a in adds]),
+            ("DELETE FROM follows WHERE user_id = ? AND author_id = ?", removes),
+            ("DELETE FROM followers WHERE author_id = ? AND user_id = ?", [(a, u) for u, a in removes]),
+        )
 
 
 class FeedRepo:
@@ -383,12 +382,10 @@ class FeedRepo:
         """Write (user, seq, next_page, inbox) states and new (user, page, video ids) pages.
 
         A page is one row whatever its size, and a feed that only served pages since its last
-        flush needs no state row: that is one CQL write per page served."""
-        states, pages = list(states), list(pages)
-        await asyncio.gather(
-            self.cql.execute_many(
-                "INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)",
-                [(user, seq, page, [n for pair in inbox for n in pair]) for user, seq, page, inbox in states],
-            ),
-            self.cql.execute_many("INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", pages),
+        flush needs no state row: that is one CQL row per page served, batched with the user's
+        other rows."""
+        await self.cql.write_many(
+            ("INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)",
+             [(user, seq, page, [n for pair in inbox for n in pair]) for user, seq, page, inbox in states]),
+            ("INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", pages),
         )

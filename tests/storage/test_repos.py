@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from clipstream.storage.cql import apply_migrations
+import pytest
+from cassandra.query import BatchStatement
+
+from clipstream.storage.cql import BATCH_ROWS, apply_migrations
 from clipstream.storage.errors import Conflict, NotFound
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import User, Video
 from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo, StatsRepo, UserRepo, VideoRepo, now_ms
+from tests.storage.conftest import rows_of
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +116,62 @@ class TestGraph:
         assert (await feeds.load(user))[3] == {vid, other, *range(2, 12)}  # served before migration 2
 
 
+def batched(sent: list[Any], rows: int) -> None:
+    """All ``rows`` went out in fewer requests, as unlogged batches of at most BATCH_ROWS."""
+    assert sum(len(rows_of(r)) for r in sent) == rows and len(sent) < rows
+    assert all(isinstance(r, BatchStatement) and len(r) <= BATCH_ROWS for r in sent if len(rows_of(r)) > 1)
+
+
+class TestBatchedWrites:
+    """Each write-behind repository call writes all its rows through Cql.write_many's batches."""
+
+    async def test_likes_over_many_users(self, cql, sent) -> None:
+        users, author = [new_id() for _ in range(4)], new_id()
+        videos = [new_id() for _ in range(BATCH_ROWS + 10)]
+        likes = LikeRepo(cql)
+        await likes.apply([(u, v, author, True, now_ms()) for u in users for v in videos])
+        batched(sent, len(users) * len(videos))
+        for u in users:
+            assert await likes.liked_by(u) == dict.fromkeys(videos, author)
+        # unlike half, and like-unlike-like one video in the same call: it stays liked
+        v0 = videos[0]
+        await likes.apply([(users[0], v0, author, False, now_ms()), (users[0], v0, author, True, now_ms())]
+                          + [(u, v, author, False, now_ms()) for u in users for v in videos[1::2]])
+        assert await likes.liked_by(users[0]) == dict.fromkeys(videos[0::2], author)
+        assert await likes.liked_by(users[1]) == dict.fromkeys(videos[0::2], author)
+
+    async def test_follows_in_both_directions(self, cql, sent) -> None:
+        users, authors = [new_id() for _ in range(BATCH_ROWS + 3)], [new_id() for _ in range(3)]
+        follows = FollowRepo(cql)
+        await follows.apply([(u, a, True) for u in users for a in authors])
+        batched(sent, 2 * len(users) * len(authors))
+        assert all([await follows.following(u) == set(authors) for u in users])
+        for a in authors:
+            assert sorted(await follows.followers(a)) == sorted(users)
+        await follows.apply([(u, authors[0], False) for u in users] + [(users[0], authors[1], False),
+                                                                        (users[0], authors[1], True)])
+        assert await follows.followers(authors[0]) == []
+        assert await follows.following(users[0]) == set(authors[1:])
+
+    async def test_stats_rows(self, cql, sent) -> None:
+        rows = [(new_id(), i, 2 * i, 3, 1000 + i) for i in range(3 * BATCH_ROWS)]
+        stats = StatsRepo(cql)
+        await stats.put_many(rows)
+        batched(sent, len(rows))
+        assert await stats.get_many(r[0] for r in rows) == {r[0]: r[1:] for r in rows}
+
+    async def test_feed_states_and_pages(self, cql, sent) -> None:
+        users = [new_id() for _ in range(5)]
+        feeds = FeedRepo(cql)
+        states = [(u, 7, 20, [(new_id(), new_id()) for _ in range(40)]) for u in users]
+        await feeds.save(states, [(u, p, [p, 1000 + p]) for u in users for p in range(20)])
+        batched(sent, len(users) * 21)
+        for (u, seq, next_page, inbox) in states:
+            assert await feeds.load(u, recent=20) == (
+                seq, next_page, inbox, {*range(20), *range(1000, 1020)}, {p: [p, 1000 + p] for p in range(20)},
+            )
+
+
 class TestStatsFencing:
     """A stale owner's late flush (lower applied sequence) never overwrites a newer one."""
 
@@ -123,6 +183,17 @@ class TestStatsFencing:
         assert (await stats.get_many([vid]))[vid] == (10, 1, 0, 500)
         await stats.put_many([(vid, 11, 2, 0, 501)])
         assert (await stats.get_many([vid]))[vid] == (11, 2, 0, 501)
+
+    async def test_fencing_holds_inside_a_batch(self, cql, sent) -> None:
+        """Each row's USING TIMESTAMP in an unlogged batch (which sets none) still decides."""
+        ids = [new_id() for _ in range(BATCH_ROWS)]
+        stats = StatsRepo(cql)
+        await stats.put_many([(i, 10, 1, 0, 500) for i in ids])
+        await stats.put_many([(i, 7, 1, 0, 300) if n % 2 else (i, 11, 2, 0, 501) for n, i in enumerate(ids)])
+        batched(sent, 2 * len(ids))
+        assert await stats.get_many(ids) == {
+            i: (10, 1, 0, 500) if n % 2 else (11, 2, 0, 501) for n, i in enumerate(ids)
+        }
 
     async def test_rows_written_before_fencing_are_still_overwritten(self, cql) -> None:
         vid = new_id()
