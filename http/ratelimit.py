@@ -1,7 +1,7 @@
 """Rate limits per user and per IP, shared by every API worker through Redis, off the request path.
 
 A request is decided in memory: each worker keeps, per counter key, the last global count Redis
-gave it plus what it admitted since. Every ``sync_interval`` seconds one pipelined round trip adds
+gave it plus what it admitted since. Every ``sync_interval`` seconds one round trip (a script) adds
 what the worker counted (INCRBY, EXPIRE) and reads back the global counts. So no request waits for
 Redis (the feed is the hot path): zero round trips per request, ten per second per worker.
 
@@ -38,6 +38,7 @@ from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from clipstream.config.settings import HttpSettings
@@ -50,12 +51,23 @@ WINDOW_SECONDS = 60
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Liveness probes, scrapes and the docs are never limited (a scraper must not starve an operator).
 _UNLIMITED = re.compile(r"^/(health|metrics)$|^/schema(/|$)")
+#: KEYS: the counters; ARGV: what this worker adds to each, then their lifetime in seconds.
+#: Returns the global counts, in the order of KEYS.
+_SYNC_SCRIPT = """
+local ttl = tonumber(ARGV[#KEYS + 1])
+local totals = {}
+for i, key in ipairs(KEYS) do
+  totals[i] = redis.call('INCRBY', key, ARGV[i])
+  redis.call('EXPIRE', key, ttl)
+end
+return totals
+"""
 
 
 class RateLimiter:
     """Fixed-window counters decided locally and summed across workers through Redis."""
 
-    __slots__ = ("prefix", "interval", "_window", "_known", "_pending", "_redis", "_failing", "_syncing")
+    __slots__ = ("prefix", "interval", "_window", "_known", "_pending", "_redis", "_failing", "_syncing", "_script")
 
     def __init__(self, prefix: str, sync_interval: float) -> None:
         self.prefix = prefix
@@ -65,6 +77,7 @@ class RateLimiter:
         self._pending: dict[str, int] = {}  # key -> admitted here since the last sync
         self._redis: Redis | None = None
         self._failing = False
+        self._script: AsyncScript | None = None
         # One sync at a time: when sync() returns, everything admitted before the call is in Redis.
         self._syncing = asyncio.Lock()
 
@@ -83,7 +96,7 @@ class RateLimiter:
         return None
 
     async def sync(self) -> None:
-        """Add the local counts to Redis and learn the global ones (one pipelined round trip)."""
+        """Add the local counts to Redis and learn the global ones (one round trip)."""
         async with self._syncing:
             await self._sync()
 
@@ -93,11 +106,12 @@ class RateLimiter:
         pending, window = self._pending, self._window
         self._pending = {}
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key, count in pending.items():
-                    pipe.incrby(key, count)
-                    pipe.expire(key, 2 * WINDOW_SECONDS)
-                results = await pipe.execute()
+            # One script call for every key: a pipeline of an INCRBY and an EXPIRE per key cost
+            # redis-py a command to pack and a reply to parse each, a tenth of a worker's time
+            # under the feed bench (256 users, 10 syncs a second). The script object loads the
+            # script again if Redis lost it (NOSCRIPT after a restart).
+            assert self._script is not None
+            results = await self._script(keys=list(pending), args=[*pending.values(), 2 * WINDOW_SECONDS])
         except (RedisError, OSError) as exc:
             if window == self._window:  # not rolled over meanwhile: keep the counts for the next try
                 for key, count in pending.items():
@@ -111,7 +125,7 @@ class RateLimiter:
             self._failing = False
         if window == self._window:
             known = self._known
-            for key, total in zip(pending, results[::2]):
+            for key, total in zip(pending, results):
                 # Counts only grow within a window: never step back to an older answer.
                 known[key] = max(known.get(key, 0), int(total))
 
@@ -122,6 +136,7 @@ class RateLimiter:
         if redis is None:
             yield
             return
+        self._script = redis.register_script(_SYNC_SCRIPT)
 
         async def loop() -> None:
             while True:

@@ -57,37 +57,23 @@ class TestLimiterAlone:
             assert limiter.hit("write", "7", 1, now=T0) is not None
 
 
-class _Pipeline:
-    """A stand-in for redis-py's pipeline: INCRBY into a dict, or fail like an unreachable server."""
+class _Script:
+    """A stand-in for the limiter's sync script: INCRBY each key into a dict and return the
+    totals, or fail like an unreachable server. (The script itself runs on the real Redis in
+    TestAcrossWorkers.)"""
 
-    def __init__(self, store: dict[str, int], down: bool) -> None:
-        self.store, self.down, self.ops = store, down, []
+    def __init__(self, redis: "_Redis") -> None:
+        self.redis = redis
 
-    async def __aenter__(self) -> "_Pipeline":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        return None
-
-    def incrby(self, key: str, n: int) -> None:
-        self.ops.append((key, n))
-
-    def expire(self, key: str, seconds: int) -> None:
-        self.ops.append((key, None))
-
-    async def execute(self) -> list[Any]:
-        if self.down:
+    async def __call__(self, keys: list[str], args: list[int]) -> list[int]:
+        if self.redis.down:
             import redis.exceptions
 
             raise redis.exceptions.ConnectionError("connection refused")
-        out: list[Any] = []
-        for key, n in self.ops:
-            if n is None:
-                out.append(True)
-            else:
-                self.store[key] = self.store.get(key, 0) + n
-                out.append(self.store[key])
-        return out
+        store = self.redis.store
+        for key, n in zip(keys, args):
+            store[key] = store.get(key, 0) + n
+        return [store[key] for key in keys]
 
 
 class _Redis:
@@ -95,8 +81,8 @@ class _Redis:
         self.store: dict[str, int] = {}
         self.down = False
 
-    def pipeline(self, transaction: bool = True) -> _Pipeline:
-        return _Pipeline(self.store, self.down)
+    def register_script(self, source: str) -> _Script:
+        return _Script(self)
 
 
 class TestRedisOutage:
