@@ -22,7 +22,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from clipstream.bench import scenarios
 from clipstream.bench.profile import record, with_env
-from clipstream.bench.seed import (CorpusShape, mint_tokens, seed_cards, seed_corpus, seed_extra_cards,
+from clipstream.bench.seed import (CorpusShape, forget_feeds, mint_tokens, seed_cards, seed_corpus, seed_extra_cards,
                                    seed_like_targets)
 from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server, ref_server, running
 
@@ -30,9 +30,15 @@ __all__ = ["ALL_SCENARIOS", "machine", "run_bench"]
 
 ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "actors")
 LIKE_TARGETS = 2_000
-#: users that drive the wrk scenarios: 4 per connection, a fresh slice of the corpus's users each run
-#: (feeds never repeat a video, so a user's feed is used up after a few runs of paging)
+#: users that drive one wrk scenario: 4 per connection. Each scenario that serves feeds gets its own
+#: slice of the corpus's users, with their feed history cleared first: a page's cost grows with
+#: what the user was served before (the unserved candidates are found past the served ones), so
+#: scenarios sharing users, or runs drawing users with longer histories, measured the history,
+#: not the system (the growth points came later in the run than the feed point, with ~1,000 more
+#: videos served per user each).
 ACTIVE_USERS = 4 * scenarios.CONNECTIONS
+#: the scenarios with their own users, in slice order
+SLICES = ("growth-10k", "feed", "like", "mixed", "growth-1M")
 GROWTH_EXTRA = 900_000
 
 
@@ -116,16 +122,22 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     redis = connect_redis(settings.redis)
     try:
         corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
-        start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS)
-        active = corpus.user_ids[start : start + ACTIVE_USERS]
-        results["active_users"] = {"count": ACTIVE_USERS, "first_id": active[0]}
-        tokens = mint_tokens(Tokens(settings.http.jwt_secret, 6 * 3600), active)
+        start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS * len(SLICES))
+        slices = {name: corpus.user_ids[start + i * ACTIVE_USERS : start + (i + 1) * ACTIVE_USERS]
+                  for i, name in enumerate(SLICES)}
+        await forget_feeds(cql, [u for users in slices.values() for u in users])
+        results["active_users"] = {"count": ACTIVE_USERS, "first_id": {n: u[0] for n, u in slices.items()},
+                                   "feed_history": "cleared before the run"}
+        issuer = Tokens(settings.http.jwt_secret, 6 * 3600)
         with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
             work = Path(tmp)
-            (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
             (work / "corpus_videos.txt").write_text("\n".join(map(str, corpus.video_ids)) + "\n")
-            load = scenarios.Load(work / "tokens.txt", work / "like_videos.txt", work / "corpus_videos.txt",
-                                  seconds, warmup, work)
+            loads: dict[str, scenarios.Load] = {}
+            for name, users in slices.items():
+                (work / f"tokens-{name}.txt").write_text("\n".join(mint_tokens(issuer, users)) + "\n")
+                loads[name] = scenarios.Load(work / f"tokens-{name}.txt", work / "like_videos.txt",
+                                             work / "corpus_videos.txt", seconds, warmup, work)
+            load = loads["feed"]
             logdir = Path(tmp)
             if "refs" in wanted:
                 for name, port, key in (("ceiling", CEILING_PORT, "ref_ceiling"), ("cache", CACHE_PORT, "ref_cache")):
@@ -142,14 +154,13 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 results["clipstream_pids"] = system.pids()
                 if "growth" in wanted:
                     await asyncio.sleep(2)  # the feed shards' candidate pools refresh every second
-                    growth["10k"] = (await scenarios.feed(system.url, load)).as_dict()
+                    growth["10k"] = (await scenarios.feed(system.url, loads["growth-10k"])).as_dict()
                     progress(f"growth 10k: {growth['10k']['rps']:,.0f} req/s, p99 {growth['10k']['p99_ms']} ms")
                     await seed_cards(redis, corpus, corpus.video_ids[10_000:])
                     await asyncio.sleep(2)
                 if "feed" in wanted or "growth" in wanted:
                     node = env["CLIPSTREAM_ACTORS_NODE_NAME"]
-                    if "growth" not in wanted and warmup:  # else the growth run just warmed the same users
-                        await scenarios.warm_feed(system.url, load)
+                    await scenarios.warm_feed(system.url, load)
                     calls_before, t0 = await _zrevrange_calls(redis), time.monotonic()
                     results["feed"] = (await _profiled("feed", scenarios.feed(system.url, load, warm=False), node,
                                                        seconds, work, profiles)).as_dict()
@@ -162,20 +173,21 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 if "like" in wanted:
                     targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
                     load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
-                    run = await _profiled("like", scenarios.likes(system.url, load),
+                    run = await _profiled("like", scenarios.likes(system.url, loads["like"]),
                                           env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
                     results["like"] = run.as_dict()
                     progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
                     results["like_counts"] = await scenarios.count_check(
-                        cql, active, targets, run, settle_timeout=60.0 if quick else 150.0)
+                        cql, slices["like"], targets, run, settle_timeout=60.0 if quick else 150.0)
                     progress(f"like counts: {results['like_counts']}")
                 if "mixed" in wanted:
-                    results["mixed"] = (await scenarios.mixed(system.url, load)).as_dict()
+                    await scenarios.warm_feed(system.url, loads["mixed"])  # as warm as the feed scenario
+                    results["mixed"] = (await scenarios.mixed(system.url, loads["mixed"])).as_dict()
                     progress(f"mixed: {results['mixed']['rps']:,.0f} req/s")
                 if "growth" in wanted:
                     await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
                     await asyncio.sleep(2)
-                    growth["1M"] = (await scenarios.feed(system.url, load)).as_dict()
+                    growth["1M"] = (await scenarios.feed(system.url, loads["growth-1M"])).as_dict()
                     progress(f"growth 1M: {growth['1M']['rps']:,.0f} req/s, p99 {growth['1M']['p99_ms']} ms")
                     results["growth"] = {
                         "points": growth,

@@ -212,6 +212,14 @@ async def seed_like_targets(cql: Cql, redis: Redis, corpus: Corpus, count: int) 
     return ids
 
 
+async def forget_feeds(cql: Cql, user_ids: Sequence[int]) -> None:
+    """Clear what these users' feeds were served (pages, state, pre-migration served rows), in the
+    bench's keyspace: they start like the corpus made them (follows and likes kept)."""
+    rows = [(u,) for u in user_ids]
+    for table in ("feed_pages", "feed_state", "feed_served"):
+        await cql.execute_many(f"DELETE FROM {table} WHERE user_id = ?", rows)
+
+
 def mint_tokens(tokens: Tokens, user_ids: Iterable[int]) -> list[str]:
     """Access tokens of the bench users, made with the project's token code (no login round trip)."""
     return [tokens.issue(u, username(u)) for u in user_ids]
