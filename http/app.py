@@ -7,6 +7,7 @@ mode); connections are opened in the app's lifespan, so nothing touches the netw
 from __future__ import annotations
 
 import contextlib
+import gc
 from typing import AsyncContextManager, AsyncIterator, Callable
 
 from litestar import Litestar, Router, get
@@ -81,6 +82,10 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_fn(settings, security) as svc, limiter.running(svc.redis):
             app.state.services = svc
+            # Everything built so far (the app, its routes and schema, the drivers) lives as long
+            # as the worker: out of the cyclic collector's sight, whose full passes over it
+            # stalled every request of the worker for their length.
+            gc.freeze()
             yield
 
     return Litestar(

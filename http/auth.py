@@ -33,7 +33,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         self.tokens = tokens
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization")
+        header = _authorization(connection.scope)
         if not header:
             raise NotAuthorizedException("missing bearer token", headers=_CHALLENGE)
         scheme, _, token = header.partition(" ")
@@ -44,6 +44,15 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         except InvalidToken as exc:
             raise NotAuthorizedException(str(exc), headers=_CHALLENGE) from None
         return AuthenticationResult(user=principal, auth=token)
+
+
+def _authorization(scope: Any) -> str | None:
+    """The Authorization header, read off the raw ASGI headers (names arrive lower-cased): building
+    Litestar's Headers for one lookup was ~9 % of an API worker's time under the like bench."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def current_user(request: Request[Principal, str, Any], svc: Services) -> Principal:
