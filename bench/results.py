@@ -30,12 +30,24 @@ def _met(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "NOT met")
 
 
+def _cpu_row(x: dict[str, Any], label: str = "") -> list[Row]:
+    """Where one request's CPU went, by process role (from ``bench/cpu.py``), the largest first."""
+    cpu = x.get("cpu") or {}
+    per = cpu.get("us_per_request")
+    if not per:
+        return []
+    parts = " · ".join(f"{role} {us:,}" for role, us in per.items() if us >= 5)
+    return [Row(label, f"CPU µs per request ({cpu['total_pct']:.0f} % of {cpu['cores']} cores busy)", parts)]
+
+
 def _feed_rows(r: dict[str, Any]) -> list[Row]:
     feed, ref_a, ref_b = r.get("feed"), r.get("ref_ceiling"), r.get("ref_cache")
     rows = []
     for name, x in (("ref (a) ceiling: feed from memory", ref_a), ("ref (b) cache: feed with one MGET", ref_b)):
         if x:
             rows.append(Row(name, "req/s · p50 · p99", f"{x['rps']:,.0f} · {x['p50_ms']} ms · {x['p99_ms']} ms"))
+            if x is ref_b:
+                rows.extend(_cpu_row(x))
     if feed:
         rows.append(Row("GET /v1/feed, 64 conns, distinct users", "req/s · p50 · p99",
                         f"{feed['rps']:,.0f} · {feed['p50_ms']} ms · {feed['p99_ms']} ms"))
@@ -46,6 +58,7 @@ def _feed_rows(r: dict[str, Any]) -> list[Row]:
             rows.append(Row("", "× ref (a) req/s", f"{ratio(feed['rps'], ref_a['rps'])}"))
         rows.append(Row("", "p99", f"{feed['p99_ms']} ms", "≤ 50 ms", _met(feed["p99_ms"] <= 50)))
         rows.append(Row("", "non-2xx · socket errors", f"{feed['non_2xx']} · {feed['socket_errors']}"))
+        rows.extend(_cpu_row(feed))
     return rows
 
 
@@ -58,6 +71,7 @@ def _like_rows(r: dict[str, Any]) -> list[Row]:
             _met(like["rps"] >= 3000)),
         Row("", "p50 · p99", f"{like['p50_ms']} ms · {like['p99_ms']} ms", "p99 ≤ 50 ms", _met(like["p99_ms"] <= 50)),
         Row("", "non-2xx · socket errors", f"{like['non_2xx']} · {like['socket_errors']}"),
+        *_cpu_row(like),
     ]
     if check:
         rows.append(Row("", "counts exact (sent · acked · stored · stats sum)",

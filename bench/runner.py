@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
 from clipstream.bench import scenarios
+from clipstream.bench.cpu import CpuWindow
 from clipstream.bench.profile import record, with_env
 from clipstream.bench.seed import (CorpusShape, forget_feeds, mint_tokens, seed_cards, seed_corpus, seed_extra_cards,
                                    seed_like_targets)
@@ -84,15 +85,18 @@ async def _actors(quick: bool) -> dict[str, Any]:
 
 
 async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds: float, workdir: Path,
-                    profiles: dict[str, Any] | None) -> Any:
-    """Run a scenario, with py-spy sampling every process of the system meanwhile when asked."""
+                    profiles: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """Run a scenario, with the CPU shares of every process during it (and py-spy sampling every
+    process of the system meanwhile when asked); returns the result and the shares."""
+    window = CpuWindow(seconds)
     if profiles is None:
-        return await scenario
-    pids = with_env(f"CLIPSTREAM_ACTORS_NODE_NAME={node_name}")
-    outdir = workdir / f"profile-{name}"
-    outdir.mkdir(exist_ok=True)
-    result, profiles[name] = await asyncio.gather(scenario, record(pids, seconds, outdir))
-    return result
+        result, _ = await asyncio.gather(scenario, window.run())
+    else:
+        pids = with_env(f"CLIPSTREAM_ACTORS_NODE_NAME={node_name}")
+        outdir = workdir / f"profile-{name}"
+        outdir.mkdir(exist_ok=True)
+        result, profiles[name], _ = await asyncio.gather(scenario, record(pids, seconds, outdir), window.run())
+    return result, window.finish(result.rps)
 
 
 async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None],
@@ -143,7 +147,10 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 for name, port, key in (("ceiling", CEILING_PORT, "ref_ceiling"), ("cache", CACHE_PORT, "ref_cache")):
                     progress(f"reference ({name}): starting, {workers} workers")
                     async with running(ref_server(name, port, workers, logdir), env, "/v1/feed") as ref:
-                        results[key] = (await scenarios.feed(ref.url, load)).as_dict()
+                        await scenarios.warm_feed(ref.url, load)
+                        run, cpu = await _profiled(name, scenarios.feed(ref.url, load, warm=False), "", seconds,
+                                                   work, None)
+                        results[key] = {**run.as_dict(), "cpu": cpu}
                     progress(f"reference ({name}): {results[key]['rps']:,.0f} req/s, p99 {results[key]['p99_ms']} ms")
             growth: dict[str, Any] = {}
             if "growth" in wanted:
@@ -162,8 +169,9 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                     node = env["CLIPSTREAM_ACTORS_NODE_NAME"]
                     await scenarios.warm_feed(system.url, load)
                     calls_before, t0 = await _zrevrange_calls(redis), time.monotonic()
-                    results["feed"] = (await _profiled("feed", scenarios.feed(system.url, load, warm=False), node,
-                                                       seconds, work, profiles)).as_dict()
+                    run, cpu = await _profiled("feed", scenarios.feed(system.url, load, warm=False), node,
+                                               seconds, work, profiles)
+                    results["feed"] = {**run.as_dict(), "cpu": cpu}
                     growth["100k"] = results["feed"]
                     # Evidence for BENCHMARKS.md: a pool refresh is meant to happen once a second per shard.
                     results["feed"]["pool_refreshes_per_s"] = round(
@@ -173,16 +181,18 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 if "like" in wanted:
                     targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
                     load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
-                    run = await _profiled("like", scenarios.likes(system.url, loads["like"]),
-                                          env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
-                    results["like"] = run.as_dict()
+                    run, cpu = await _profiled("like", scenarios.likes(system.url, loads["like"]),
+                                               env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
+                    results["like"] = {**run.as_dict(), "cpu": cpu}
                     progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
                     results["like_counts"] = await scenarios.count_check(
                         cql, slices["like"], targets, run, settle_timeout=60.0 if quick else 150.0)
                     progress(f"like counts: {results['like_counts']}")
                 if "mixed" in wanted:
                     await scenarios.warm_feed(system.url, loads["mixed"])  # as warm as the feed scenario
-                    results["mixed"] = (await scenarios.mixed(system.url, loads["mixed"])).as_dict()
+                    run, cpu = await _profiled("mixed", scenarios.mixed(system.url, loads["mixed"]), "", seconds,
+                                               work, None)
+                    results["mixed"] = {**run.as_dict(), "cpu": cpu}
                     progress(f"mixed: {results['mixed']['rps']:,.0f} req/s")
                 if "growth" in wanted:
                     await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
