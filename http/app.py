@@ -17,6 +17,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp
 
 from clipstream import __version__
 from clipstream.config.logs import configure_logging
@@ -26,6 +27,7 @@ from clipstream.http.auth import AUTH_HANDLERS, BearerAuthMiddleware, current_us
 from clipstream.http.bodies import JsonBodyMiddleware
 from clipstream.http.bootstrap import Security, Services, build_security, open_services
 from clipstream.http.errors import exception_handlers
+from clipstream.http.fastpath import FeedFastPath
 from clipstream.http.feed import FEED_HANDLERS
 from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware
 from clipstream.http.openapi import StrictStructSchemaPlugin
@@ -35,7 +37,7 @@ from clipstream.http.uploads import UPLOAD_HANDLERS
 from clipstream.http.users import USER_HANDLERS
 from clipstream.http.videos import VIDEO_HANDLERS
 
-__all__ = ["ServicesFactory", "create_app"]
+__all__ = ["ServicesFactory", "create_app", "create_server_app"]
 
 ServicesFactory = Callable[[Settings, Security], AsyncContextManager[Services]]
 """Opens a worker's services; tests pass their own to run handlers without some outside system."""
@@ -125,3 +127,12 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
         logging_config=None,
         debug=False,
     )
+
+
+def create_server_app(settings: Settings | None = None) -> ASGIApp:
+    """What granian serves: the app, behind the feed's fast path unless that is turned off."""
+    settings = settings or get_settings()
+    app = create_app(settings)
+    if not settings.http.fast_feed:
+        return app
+    return FeedFastPath(app, app.state.rate_limiter, settings.http)

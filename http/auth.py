@@ -11,7 +11,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.params import JSONBody
 from litestar.types import ASGIApp
 
-from clipstream.http.bootstrap import Services, ServicesDep
+from clipstream.http.bootstrap import ServicesDep
 from clipstream.http.errors import errors
 from clipstream.http.schemas import LoginRequest, RegisterRequest, RegisterResponse, TokenResponse
 from clipstream.http.security import InvalidToken, Principal, Tokens
@@ -55,7 +55,7 @@ def _authorization(scope: Any) -> str | None:
     return None
 
 
-def current_user(request: Request[Principal, str, Any], svc: Services) -> Principal:
+def current_user(request: Request[Principal, str, Any], svc: ServicesDep) -> Principal:
     """Dependency: the authenticated caller (set by the middleware).
 
     It names ``svc`` only to be resolved after it: Litestar resolves the dependencies of one

@@ -27,7 +27,8 @@ from clipstream.bus.publisher import BusUnavailable
 from clipstream.http.cursors import InvalidCursor
 from clipstream.storage.errors import Conflict, NotFound, StorageUnavailable
 
-__all__ = ["RETRY_AFTER_SECONDS", "ErrorBody", "ServiceUnavailable", "errors", "exception_handlers", "parse_id"]
+__all__ = ["RETRY_AFTER_SECONDS", "ErrorBody", "ServiceUnavailable", "errors", "exception_handlers", "http_exception_for",
+           "parse_id"]
 
 log = structlog.get_logger("clipstream.http")
 
@@ -129,6 +130,44 @@ def _internal(exc: Exception) -> HTTPException:
     return HTTPException(status_code=HTTP_500_INTERNAL_SERVER_ERROR, detail="internal server error")
 
 
+def _factories() -> dict[type[Exception], Callable[[Exception], HTTPException]]:
+    """Exception class -> its HTTP answer, looked up along an exception's MRO."""
+    factories: dict[type[Exception], Callable[[Exception], HTTPException]] = {
+        NotFound: _not_found,
+        Conflict: _conflict,
+        StorageUnavailable: _unavailable,
+        BusUnavailable: _unavailable,
+        # The storage layer does not wrap redis-py's errors yet: an outage must still be a 503.
+        redis.exceptions.ConnectionError: _unavailable,
+        redis.exceptions.TimeoutError: _unavailable,
+        InvalidCursor: _invalid_cursor,
+        UnicodeDecodeError: _not_utf8,
+        RecursionError: _too_deep,
+    }
+    try:  # the CQL driver raises these outside Cql.execute (e.g. preparing a statement)
+        from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+        from cassandra.cluster import NoHostAvailable
+
+        for cls in (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException):
+            factories[cls] = _unavailable
+    except ImportError:  # pragma: no cover - the driver is a dependency
+        pass
+    return factories
+
+
+_FACTORIES = _factories()
+
+
+def http_exception_for(exc: Exception) -> HTTPException:
+    """The HTTP answer to an exception raised below the edge, as the app's handlers give it
+    (for code answering outside Litestar: :mod:`clipstream.http.fastpath`)."""
+    for cls in type(exc).__mro__:
+        factory = _FACTORIES.get(cls)
+        if factory is not None:
+            return factory(exc)
+    return _internal(exc)
+
+
 def exception_handlers(
     max_body_bytes: int | None = None,
 ) -> dict[type[Exception] | int, Callable[[Request[Any, Any, Any], Exception], Response[Any]]]:
@@ -136,27 +175,7 @@ def exception_handlers(
 
     ``max_body_bytes``: the body limit, named in the 413 answer so a client knows what fits.
     """
-    unavailable = _as(_unavailable)
-    handlers: dict[type[Exception] | int, Any] = {
-        NotFound: _as(_not_found),
-        Conflict: _as(_conflict),
-        StorageUnavailable: unavailable,
-        BusUnavailable: unavailable,
-        # The storage layer does not wrap redis-py's errors yet: an outage must still be a 503.
-        redis.exceptions.ConnectionError: unavailable,
-        redis.exceptions.TimeoutError: unavailable,
-        InvalidCursor: _as(_invalid_cursor),
-        UnicodeDecodeError: _as(_not_utf8),
-        RecursionError: _as(_too_deep),
-    }
-    try:  # the CQL driver raises these outside Cql.execute (e.g. preparing a statement)
-        from cassandra import DriverException, OperationTimedOut, RequestExecutionException
-        from cassandra.cluster import NoHostAvailable
-
-        for cls in (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException):
-            handlers[cls] = unavailable
-    except ImportError:  # pragma: no cover - the driver is a dependency
-        pass
+    handlers: dict[type[Exception] | int, Any] = {cls: _as(factory) for cls, factory in _FACTORIES.items()}
     handlers[HTTP_500_INTERNAL_SERVER_ERROR] = _as(_internal)
     if max_body_bytes is not None:
         too_large = HTTPException(

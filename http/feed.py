@@ -7,11 +7,11 @@ from typing import Annotated
 from litestar import get
 from litestar.params import Parameter
 
-from clipstream.http.bootstrap import CurrentUser, ServicesDep
+from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.errors import ServiceUnavailable, errors
 from clipstream.http.schemas import FeedResponse
 
-__all__ = ["FEED_HANDLERS", "MAX_LIMIT"]
+__all__ = ["FEED_HANDLERS", "MAX_LIMIT", "feed_page"]
 
 MAX_LIMIT = 50
 
@@ -26,17 +26,22 @@ async def feed(
     ] = None,
 ) -> FeedResponse:
     """A page of the caller's personalised feed. The same cursor returns the same page again."""
-    signer = svc.security.feed_cursors
-    page = signer.verify(me.user_id, cursor) if cursor else None  # forged/foreign -> 400
-    result = await svc.feed.page(me.user_id, limit, page)  # no shard in time -> 503
+    page = svc.security.feed_cursors.verify(me.user_id, cursor) if cursor else None  # forged/foreign -> 400
+    return await feed_page(svc, me.user_id, limit, page)
+
+
+async def feed_page(svc: Services, user_id: int, limit: int, page: int | None) -> FeedResponse:
+    """Page ``page`` (None: a new one) of a user's feed, as the API answers it (also used by
+    :mod:`clipstream.http.fastpath`)."""
+    result = await svc.feed.page(user_id, limit, page)  # no shard in time -> 503
     ids, next_page = result.video_ids, result.next_page
     if result.stored:  # an older cursor: its page as it was served, from storage
-        ids = await svc.feed_pages.page(me.user_id, result.page)
+        ids = await svc.feed_pages.page(user_id, result.page)
         if ids is None:  # served an instant ago and not flushed yet
             raise ServiceUnavailable("that page is being saved; retry")
         next_page = result.page + 1 if ids else None
     items = await svc.cards.items(ids)
-    next_cursor = signer.sign(me.user_id, next_page) if next_page is not None else None
+    next_cursor = svc.security.feed_cursors.sign(user_id, next_page) if next_page is not None else None
     return FeedResponse(next_cursor=next_cursor, videos=items)
 
 

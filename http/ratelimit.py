@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 
 from clipstream.config.settings import HttpSettings
 
-__all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS"]
+__all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS", "refusal"]
 
 log = structlog.get_logger("clipstream.http.ratelimit")
 
@@ -155,6 +155,18 @@ class RateLimiter:
             self._redis = None
 
 
+_NOUN = {"auth": "login/register requests", "ip": "requests", "read": "reads", "write": "writes"}
+
+
+def refusal(bucket: str, limit: int, by: str, wait: int) -> TooManyRequestsException:
+    """The 429 of a request over ``limit`` in ``bucket``, counted per ``by`` ("ip" or "user")."""
+    per = "IP address" if by == "ip" else "user"
+    return TooManyRequestsException(
+        f"rate limit exceeded: at most {limit} {_NOUN[bucket]} per minute per {per}; retry after {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
+
+
 class RateLimitMiddleware(ASGIMiddleware):
     """One check of the limits: ``by="ip"`` before authentication, ``by="user"`` after it.
 
@@ -178,8 +190,6 @@ class RateLimitMiddleware(ASGIMiddleware):
             "write": settings.rate_limit_writes,
         }
 
-    _NOUN = {"auth": "login/register requests", "ip": "requests", "read": "reads", "write": "writes"}
-
     def _bucket(self, scope: Scope) -> tuple[str, str] | None:
         if self.by == "ip":
             client = scope.get("client")
@@ -198,10 +208,5 @@ class RateLimitMiddleware(ASGIMiddleware):
             if limit > 0:
                 wait = self.limiter.hit(bucket, who, limit)
                 if wait is not None:
-                    per = "IP address" if self.by == "ip" else "user"
-                    raise TooManyRequestsException(
-                        f"rate limit exceeded: at most {limit} {self._NOUN[bucket]} per minute per {per}; "
-                        f"retry after {wait} s",
-                        headers={"Retry-After": str(wait)},
-                    )
+                    raise refusal(bucket, limit, self.by, wait)
         await next_app(scope, receive, send)

@@ -11,7 +11,7 @@ from clipstream.config.settings import Settings
 
 __all__ = ["APP_FACTORY", "run_api", "serve"]
 
-APP_FACTORY = "clipstream.http.app:create_app"
+APP_FACTORY = "clipstream.http.app:create_server_app"
 
 # granian configures its own loggers with logging.config.dictConfig; its lines get our renderer.
 _FORMATTER = {"()": "clipstream.config.logs.stdlib_formatter"}

@@ -1,0 +1,138 @@
+"""The feed's fast path answers exactly as the Litestar app does, and hands it everything unusual.
+
+Each case sends the same request through the app alone and through ``FeedFastPath`` in front of a
+twin app (same settings, same stand-in feed client and cards: no network), and compares status,
+body and Retry-After; the rate-limit cases also compare what was counted. The e2e tests exercise
+the fast path against the real system (granian serves ``create_server_app``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
+
+from clipstream.bus.publisher import BusUnavailable
+from clipstream.bus.rpc import FeedPage
+from clipstream.config.settings import HttpSettings, Settings
+from clipstream.http.app import create_app, create_server_app
+from clipstream.http.fastpath import FeedFastPath
+from clipstream.http.schemas import FeedItem
+from clipstream.http.security import Tokens
+from tests.http.conftest import fake_services
+
+SETTINGS = Settings(http=HttpSettings(rate_limit_reads=4))
+USER = 4242
+AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+class _Feed:
+    """The feed client: pages of ids 1..limit, or a failure."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.calls = fail, 0
+
+    async def page(self, user_id: int, limit: int, page: int | None) -> FeedPage:
+        self.calls += 1
+        if self.fail:
+            raise BusUnavailable("feed shard did not answer: TimeoutError")
+        n = 0 if page is None else page
+        return FeedPage(n, list(range(1, limit + 1)), n + 1)
+
+
+class _Cards:
+    async def items(self, ids: list[int]) -> list[FeedItem]:
+        return [FeedItem(video_id=str(i), author_id="7", username="ann", video_url=f"http://m/{i}",
+                         thumbnail_url=f"http://m/{i}.jpg", like_count=i, duration=3.0, created_at=AT) for i in ids]
+
+
+def _token(user: int = USER) -> dict[str, str]:
+    return {"Authorization": f"Bearer {Tokens(SETTINGS.http.jwt_secret, 600).issue(user, 'ann')}"}
+
+
+def _twins(fail: bool = False) -> tuple[Any, FeedFastPath]:
+    plain = create_app(SETTINGS, services=fake_services(SETTINGS, feed=_Feed(fail), cards=_Cards()))
+    inner = create_app(SETTINGS, services=fake_services(SETTINGS, feed=_Feed(fail), cards=_Cards()))
+    return plain, FeedFastPath(inner, inner.state.rate_limiter, SETTINGS.http)
+
+
+async def _both(path: str, headers: dict[str, str] | None = None, fail: bool = False, times: int = 1) -> list[Any]:
+    plain, fast = _twins(fail)
+    out = []
+    async with AsyncTestClient(app=plain) as a, AsyncTestClient(app=fast) as b:  # type: ignore[arg-type]
+        for _ in range(times):
+            ra, rb = await a.get(path, headers=headers), await b.get(path, headers=headers)
+            out.append((ra, rb))
+    return out
+
+
+def _same(ra: Any, rb: Any) -> None:
+    assert (rb.status_code, rb.json(), rb.headers.get("retry-after")) == (
+        ra.status_code, ra.json(), ra.headers.get("retry-after"))
+    assert rb.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("query", ["", "?limit=3", "?limit=50", "?limit=1&cursor=x", "?limit=0", "?limit=51",
+                                   "?limit=ten", "?limit=3&limit=4", "?cursor=" + "A" * 65, "?other=1"])
+async def test_same_answer_as_the_app(query: str) -> None:
+    if "cursor=x" in query:  # a real cursor of this user, for page 1
+        from clipstream.http.bootstrap import build_security
+
+        query = "?limit=2&cursor=" + build_security(SETTINGS).feed_cursors.sign(USER, 1)
+    ((ra, rb),) = await _both("/v1/feed" + query, _token())
+    _same(ra, rb)
+
+
+@pytest.mark.parametrize("headers", [None, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
+async def test_without_a_good_token_the_app_answers(headers: dict[str, str] | None) -> None:
+    ((ra, rb),) = await _both("/v1/feed", headers)
+    assert ra.status_code == 401
+    _same(ra, rb)
+
+
+async def test_a_cursor_of_another_user_is_refused_alike() -> None:
+    from clipstream.http.bootstrap import build_security
+
+    cursor = build_security(SETTINGS).feed_cursors.sign(USER + 1, 3)
+    ((ra, rb),) = await _both(f"/v1/feed?cursor={cursor}", _token())
+    assert ra.status_code == 400
+    _same(ra, rb)
+
+
+async def test_an_unanswered_shard_is_a_503_with_retry_after() -> None:
+    ((ra, rb),) = await _both("/v1/feed", _token(), fail=True)
+    assert ra.status_code == 503 and ra.headers["retry-after"]
+    _same(ra, rb)
+
+
+async def test_the_read_limit_counts_each_request_once() -> None:
+    answers = await _both("/v1/feed", _token(), times=6)
+    assert [ra.status_code for ra, _ in answers] == [200, 200, 200, 200, 429, 429]
+    for ra, rb in answers:
+        _same(ra, rb)
+
+
+async def test_other_routes_and_methods_go_to_the_app() -> None:
+    _, fast = _twins()
+    async with AsyncTestClient(app=fast) as client:  # type: ignore[arg-type]
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        r = await client.post("/v1/feed", headers=_token())
+        assert r.status_code == 405
+
+
+async def test_answers_are_timed_under_the_route_template() -> None:
+    labels = {"method": "GET", "route": "/v1/feed", "status": "200"}
+    before = REGISTRY.get_sample_value("clipstream_http_request_duration_seconds_count", labels) or 0
+    _, fast = _twins()
+    async with AsyncTestClient(app=fast) as client:  # type: ignore[arg-type]
+        assert (await client.get("/v1/feed", headers=_token())).status_code == 200
+    assert REGISTRY.get_sample_value("clipstream_http_request_duration_seconds_count", labels) == before + 1
+
+
+def test_the_server_serves_the_fast_path_unless_turned_off() -> None:
+    assert isinstance(create_server_app(SETTINGS), FeedFastPath)
+    off = Settings(http=HttpSettings(fast_feed=False))
+    assert not isinstance(create_server_app(off), FeedFastPath)
