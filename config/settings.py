@@ -142,9 +142,9 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
     feed_item_ttl: Annotated[
         float, _doc("seconds an API worker reuses a hydrated feed item (like counts that old at most; 0: off)", ge=0)
     ] = 1.0
-    fast_feed: Annotated[
-        bool, _doc("answer ordinary GET /v1/feed requests outside Litestar's per-request machinery "
-                   "(same checks and answers; see http/fastpath.py)")
+    fast_paths: Annotated[
+        bool, _doc("answer ordinary GET /v1/feed and like requests outside Litestar's per-request "
+                   "machinery (same checks and answers; see http/fastpath.py)")
     ] = True
     # Rate limits (0: off). Defaults are far above what a client or a benchmark does, so only a
     # deployment that lowers them sees a 429. Counted per worker, summed through Redis (http/ratelimit.py).

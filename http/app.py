@@ -27,7 +27,7 @@ from clipstream.http.auth import AUTH_HANDLERS, BearerAuthMiddleware, current_us
 from clipstream.http.bodies import JsonBodyMiddleware
 from clipstream.http.bootstrap import Security, Services, build_security, open_services
 from clipstream.http.errors import exception_handlers
-from clipstream.http.fastpath import FeedFastPath
+from clipstream.http.fastpath import FastPaths
 from clipstream.http.feed import FEED_HANDLERS
 from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware
 from clipstream.http.openapi import StrictStructSchemaPlugin
@@ -130,9 +130,9 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
 
 
 def create_server_app(settings: Settings | None = None) -> ASGIApp:
-    """What granian serves: the app, behind the feed's fast path unless that is turned off."""
+    """What granian serves: the app, behind the fast paths of its hot routes unless turned off."""
     settings = settings or get_settings()
     app = create_app(settings)
-    if not settings.http.fast_feed:
+    if not settings.http.fast_paths:
         return app
-    return FeedFastPath(app, app.state.rate_limiter, settings.http)
+    return FastPaths(app, app.state.rate_limiter, settings.http)

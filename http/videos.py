@@ -18,14 +18,14 @@ from clipstream.http.security import Principal
 from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.repos import now_ms
 
-__all__ = ["VIDEO_HANDLERS"]
+__all__ = ["VIDEO_HANDLERS", "like"]
 
 log = structlog.get_logger("clipstream.http.videos")
 
 VideoIdPath = Annotated[str, Parameter(description="video id (decimal string)")]
 
 
-async def _servable_card(svc: ServicesDep, video_id: str) -> VideoCard:
+async def _servable_card(svc: Services, video_id: str) -> VideoCard:
     """The card of a video that may be liked or viewed: 404 if missing, not ready or deleted."""
     vid = parse_id(video_id, "video")
     card = await svc.cards.card(vid)
@@ -82,15 +82,14 @@ async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser)
 @post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 413, 415, 503))
 async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers."""
+    return await like(svc, me.user_id, video_id, data.action == "like")
+
+
+async def like(svc: Services, user_id: int, video_id: str, liked: bool) -> SuccessResponse:
+    """A like or unlike as the API takes it (also used by :mod:`clipstream.http.fastpath`)."""
     card = await _servable_card(svc, video_id)
     await svc.publisher.publish(
-        LikeRequest(
-            user_id=me.user_id,
-            video_id=card.video_id,
-            author_id=card.author_id,
-            like=data.action == "like",
-            at=now_ms(),
-        )
+        LikeRequest(user_id=user_id, video_id=card.video_id, author_id=card.author_id, like=liked, at=now_ms())
     )
     return SuccessResponse()
 
