@@ -154,7 +154,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                     progress(f"reference ({name}): {results[key]['rps']:,.0f} req/s, p99 {results[key]['p99_ms']} ms")
             growth: dict[str, Any] = {}
             if "growth" in wanted:
-                await redis.flushdb()
+                await redis.flushdb(asynchronous=True)
                 await seed_cards(redis, corpus, corpus.video_ids[:10_000])
             progress("clipstream: starting (clipstream run)")
             async with running(clipstream_server(logdir), env, "/health") as system:

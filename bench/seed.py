@@ -166,7 +166,7 @@ async def seed_corpus(cql: Cql, redis: Redis, shape: CorpusShape, progress: Prog
         started = time.monotonic()
         await _seed_cql(cql, corpus, progress)
         progress(f"seed: CQL corpus written in {time.monotonic() - started:.0f} s")
-    await redis.flushdb()
+    await redis.flushdb(asynchronous=True)
     await seed_cards(redis, corpus, corpus.video_ids)
     return corpus
 
