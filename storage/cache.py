@@ -27,6 +27,9 @@ __all__ = ["Cache", "connect_redis"]
 _card_decoder = msgspec.json.Decoder(VideoCard)
 _encoder = msgspec.json.Encoder()
 
+#: KEYS[1]: the popular list; ARGV[1]: the last rank wanted. A flat id, count, id, count... reply.
+_POPULAR_SCRIPT = "return redis.call('ZREVRANGE', KEYS[1], 0, ARGV[1], 'WITHSCORES')"
+
 FRESH_KEEP = 20_000
 POPULAR_KEEP = 20_000
 
@@ -139,19 +142,29 @@ class Cache:
         pipe.hdel(f"{self.ns}:authors", str(video_id))
         await pipe.execute()
 
+    async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
+        """The raw lists, in one round trip: the newest ``fresh`` ids, and the most liked
+        ``popular`` as id, count, id, count... Cheap to compare with the previous answer."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrevrange(f"{self.ns}:fresh", 0, fresh - 1)
+        # Through a script, the scores arrive as plain strings: redis-py's WITHSCORES reply
+        # callback converted every score in Python (~6 % of a feed shard under the bench).
+        pipe.eval(_POPULAR_SCRIPT, 1, f"{self.ns}:popular", popular - 1)
+        new, pop = await pipe.execute()
+        return new, pop
+
     async def candidates(
-        self, fresh: int, popular: int, known_authors: Mapping[int, int] | None = None
+        self, fresh: int, popular: int, known_authors: Mapping[int, int] | None = None,
+        lists: tuple[list[bytes], list[bytes]] | None = None,
     ) -> list[tuple[int, int, int]]:
-        """(video_id, author_id, like count) of the newest ``fresh`` and most liked ``popular`` videos.
+        """(video_id, author_id, like count) of the newest ``fresh`` and most liked ``popular`` videos
+        (from ``lists``, a :meth:`candidate_lists` answer, if given).
 
         A video's author never changes: ``known_authors`` (the caller's last answer) spares
         asking Redis again for them, so a refresh reads only the lists and the new videos'
         authors (the HMGET of every candidate was a quarter of a feed shard's time)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.zrevrange(f"{self.ns}:fresh", 0, fresh - 1)
-        pipe.zrevrange(f"{self.ns}:popular", 0, popular - 1, withscores=True)
-        new, pop = await pipe.execute()
-        likes = {int(v): int(s) for v, s in pop}
+        new, pop = lists if lists is not None else await self.candidate_lists(fresh, popular)
+        likes = dict(zip(map(int, pop[0::2]), (int(float(n)) for n in pop[1::2])))
         for v in new:
             likes.setdefault(int(v), 0)
         if not likes:

@@ -30,6 +30,9 @@ from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo
 __all__ = ["CandidatePool", "Changes", "FeedKind", "UserFeed", "build_feed", "rank_page"]
 
 INBOX_KEEP = 500
+#: the shard's candidate pool: the newest and the most liked videos
+POOL_FRESH = 5000
+POOL_POPULAR = 5000
 #: pages an entity keeps to answer a repeated cursor: the one just served (what a client retry
 #: asks again); an older cursor gets a fresh page, like any unknown one. Every page is
 #: still stored (feed_pages); in memory they cost 8 bytes per id here, against a set of 300
@@ -56,7 +59,8 @@ class UserFeed(msgspec.Struct, gc=False):
     """One user's feed state. A shard holds a hundred thousand: ids live unboxed in sorted
     arrays (see :mod:`.compact`), the per-flush changes only exist while there are some, and as
     a Struct with ``gc=False`` (it refers to arrays of ints and lists of int tuples only, so never
-    to a cycle) the object is 88 bytes where a ``__slots__`` class took 112."""
+    to a cycle) the object is 104 bytes with its scan position, where a ``__slots__`` class took 112
+    without it."""
 
     key: int
     seq: int = 0
@@ -67,6 +71,10 @@ class UserFeed(msgspec.Struct, gc=False):
     next_page: int = 0
     pages: Pages = msgspec.field(default_factory=Pages)
     changes: Changes | None = None
+    #: where the next page's scan of the pool may start: every candidate before ``scan_from`` in
+    #: pool ``scan_pool`` was served (or is the user's own) when the last page was picked
+    scan_pool: int = -1
+    scan_from: int = 0
 
     def changed(self) -> Changes:
         if self.changes is None:
@@ -77,10 +85,13 @@ class UserFeed(msgspec.Struct, gc=False):
 class CandidatePool:
     """Candidates shared by every feed in a shard, pre-ranked by their user-independent score."""
 
-    __slots__ = ("ids", "ranked", "authors", "likes", "refreshed_at")
+    __slots__ = ("ids", "pos", "ranked", "authors", "likes", "refreshed_at", "version")
 
-    def __init__(self, items: list[tuple[int, int, int]] = (), now_ms: int | None = None) -> None:  # type: ignore[assignment]
+    def __init__(self, items: list[tuple[int, int, int]] = (), now_ms: int | None = None,  # type: ignore[assignment]
+                 version: int = 0) -> None:
         now = now_ms if now_ms is not None else int(time.time() * 1000)
+        #: tells pools apart: a feed's scan position is only good for the pool it was taken in
+        self.version = version
         self.authors = {v: a for v, a, _ in items}
         self.likes = {v: n for v, _, n in items}
         # The base score is computed once per refresh, not once per candidate per page (it moves
@@ -97,6 +108,8 @@ class CandidatePool:
         )
         #: video ids best first: what a page scans, through a C-level filter of the served ones
         self.ids = [v for _, v in scored]
+        #: video id -> its index in ``ids``
+        self.pos = {v: i for i, v in enumerate(self.ids)}
         #: video id -> (author, base score)
         self.ranked = {v: (self.authors[v], s) for s, v in scored}
         self.refreshed_at = now
@@ -115,25 +128,33 @@ def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
         liked_authors[author] = liked_authors.get(author, 0) + 1
     now = int(time.time() * 1000)
     window = limit * 6
-    # A keen user has been served hundreds of videos, mostly the best of the pool: one set built
-    # per page, and the scans below skip served ids inside C (filterfalse over set.__contains__)
-    # instead of one Python-level check each (that scan was a third of a feed shard's time).
-    served = set(feed.served)
-    is_served = served.__contains__
+    # A keen user has been served hundreds of videos, mostly the best of the pool. The scan of the
+    # pool starts where the last page's stopped finding served ones (same pool only), so a page
+    # costs about its window, not the user's history; a first scan of a pool checks the served ids
+    # through a set built once, inside C (filterfalse over set.__contains__).
+    start = feed.scan_from if feed.scan_pool == pool.version else 0
+    is_served = set(feed.served).__contains__ if start == 0 and len(feed.served) > 32 else feed.served.__contains__
     scored: list[tuple[float, int, int]] = []
     # Followed creators' new videos, newest first; the window's worth is enough for a page.
     for vid, author in islice(filterfalse(lambda p: is_served(p[0]), feed.inbox.reversed_pairs()), window):
         scored.append((base_score(vid, pool.likes.get(vid, 0), now) + 0.6, vid, author))
     seen = {v for _, v, _ in scored}
-    key, following, ranked = feed.key, feed.following, pool.ranked
-    for vid in filterfalse(is_served, pool.ids):
+    key, ranked = feed.key, pool.ranked
+    following = set(feed.following) if len(feed.following) > 8 else feed.following
+    first = None  # the first candidate not served and not the user's own
+    for vid in filterfalse(is_served, islice(pool.ids, start, None)):
         if len(scored) >= window:
             break
         author, base = ranked[vid]
-        if vid in seen or author == key:
+        if author == key:
+            continue
+        if first is None:
+            first = vid
+        if vid in seen:
             continue
         affinity = 0.6 if author in following else 0.1 * min(5, liked_authors.get(author, 0))
         scored.append((base + affinity, vid, author))
+    feed.scan_pool, feed.scan_from = pool.version, pool.pos[first] if first is not None else len(pool.ids)
     scored.sort(reverse=True)
     picked: list[int] = []
     authors_in_page: set[int] = set()
@@ -168,6 +189,7 @@ class FeedKind(EntityKind[UserFeed]):
         self.subject_for = subject_for
         self.refresh_every = refresh_every
         self.pool = CandidatePool()
+        self._lists: tuple[list[bytes], list[bytes]] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._first_pool = asyncio.Event()
 
@@ -193,8 +215,14 @@ class FeedKind(EntityKind[UserFeed]):
         return build_feed(key, seq, next_page, inbox, served, pages, liked, following)
 
     async def refresh(self) -> None:
-        """Rebuild the shard's candidate pool from Redis."""
-        self.pool = CandidatePool(await self.cache.candidates(fresh=5000, popular=5000, known_authors=self.pool.authors))
+        """Rebuild the shard's candidate pool from Redis, unless its lists did not change: then the
+        pool stays (and with it every feed's scan position)."""
+        lists = await self.cache.candidate_lists(fresh=POOL_FRESH, popular=POOL_POPULAR)
+        if lists == self._lists:
+            return
+        items = await self.cache.candidates(POOL_FRESH, POOL_POPULAR, known_authors=self.pool.authors, lists=lists)
+        self.pool = CandidatePool(items, version=self.pool.version + 1)
+        self._lists = lists
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -286,11 +314,11 @@ class FeedKind(EntityKind[UserFeed]):
         )
 
     def size_of(self, entity: UserFeed) -> int:
-        # Checked against tracemalloc by bench/actors_memory.py: the object (88) and its seq int
-        # (32), the arrays as allocated; pending changes are small and short-lived (a flush
-        # interval), and the key is in the host's per-key overhead.
+        # Checked against tracemalloc by bench/actors_memory.py: the object (104), its seq and
+        # scan position ints (32 + 28), the arrays as allocated; pending changes are small and
+        # short-lived (a flush interval), and the key is in the host's per-key overhead.
         return (
-            120 + sys.getsizeof(entity.served) + sys.getsizeof(entity.following) + sys.getsizeof(entity.inbox)
+            164 + sys.getsizeof(entity.served) + sys.getsizeof(entity.following) + sys.getsizeof(entity.inbox)
             + sys.getsizeof(entity.liked) + sys.getsizeof(entity.pages)
         )
 

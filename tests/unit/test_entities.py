@@ -232,10 +232,10 @@ async def test_concurrent_first_loads_start_one_pool_refresher() -> None:
     class Cache:
         calls = 0
 
-        async def candidates(self, fresh: int, popular: int, known_authors=None) -> list[tuple[int, int, int]]:
+        async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
             Cache.calls += 1
             await asyncio.sleep(0.01)
-            return []
+            return [], []
 
     kind = FeedKind(None, None, None, Cache(), subject_for=str, refresh_every=60)  # type: ignore[arg-type]
 
@@ -269,3 +269,50 @@ async def test_the_state_row_is_written_after_the_likes_it_covers() -> None:
     kind.handle(f, LikeRequest(user_id=1, video_id=10, author_id=2, like=True, at=0), 5, Outbox())
     await kind.flush([kind.snapshot(f)])
     assert order[-1] == "state" and set(order[:-1]) == {"likes", "follows"}
+
+
+async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
+    class Cache:
+        def __init__(self) -> None:
+            self.lists: tuple[list[bytes], list[bytes]] = ([b"5"], [b"6", b"3"])
+
+        async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
+            return self.lists
+
+        async def candidates(self, fresh, popular, known_authors=None, lists=None):  # type: ignore[no-untyped-def]
+            new, pop = lists
+            return [(int(v), 100, 0) for v in new] + [(int(pop[0]), 100, int(pop[1]))]
+
+    cache = Cache()
+    kind = FeedKind(None, None, None, cache, subject_for=str)  # type: ignore[arg-type]
+    await kind.refresh()
+    first = kind.pool
+    assert first.version == 1 and sorted(first.ids) == [5, 6]
+    await kind.refresh()
+    assert kind.pool is first  # nothing changed: the same pool, and every feed's scan position holds
+    cache.lists = ([b"5", b"7"], [b"6", b"4"])
+    await kind.refresh()
+    assert kind.pool.version == 2 and sorted(kind.pool.ids) == [5, 6, 7]
+
+
+def test_a_resumed_scan_picks_what_a_full_scan_picks() -> None:
+    """Pages picked with the scan resuming where the last one stopped equal pages picked by a full
+    scan of the pool, page after page, with own videos and followed authors among the candidates."""
+    from clipstream.actors.entities.feed import rank_page
+
+    videos = [(ids(), author, likes) for author in range(100, 140) for likes in (0, 3, 30, 300)]
+    pool = CandidatePool(videos, version=7)
+    feed = UserFeed(100)  # an author: its own videos are candidates it must skip
+    feed.following.add(120)
+    resumed_pages = 0
+    while True:
+        full = msgspec.structs.replace(feed, scan_pool=-1, scan_from=0, served=type(feed.served)(feed.served))
+        expected = rank_page(full, pool, 10)
+        resumed_pages += feed.scan_pool == pool.version
+        got = rank_page(feed, pool, 10)
+        assert got == expected
+        if not got:
+            break
+        feed.served.update(got)
+    assert resumed_pages > 10
+    assert feed.scan_from == len(pool.ids)
