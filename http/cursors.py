@@ -33,14 +33,16 @@ class InvalidCursor(ValueError):
 class CursorSigner:
     """Signs and verifies cursors of one purpose (e.g. "feed", "profile")."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, secret: str, purpose: str) -> None:
-        self._key = derive_key(secret, f"cursor/{purpose}/v{_VERSION}")
+        # keyed once: each MAC copies this state instead of hashing the key again
+        self._keyed = hmac.new(derive_key(secret, f"cursor/{purpose}/v{_VERSION}"), digestmod=hashlib.sha256)
 
     def _mac(self, scope: int, body: bytes) -> bytes:
-        msg = struct.pack(">q", scope) + body
-        return hmac.new(self._key, msg, hashlib.sha256).digest()[:_MAC_BYTES]
+        mac = self._keyed.copy()
+        mac.update(struct.pack(">q", scope) + body)
+        return mac.digest()[:_MAC_BYTES]
 
     def sign(self, scope: int, value: int) -> str:
         """The cursor carrying ``value`` for ``scope`` (a user id)."""

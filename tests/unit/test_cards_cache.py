@@ -77,3 +77,33 @@ async def test_ttl_zero_keeps_nothing_and_unservable_videos_are_dropped(cache: F
     assert [i.video_id for i in await cards.items([4, 1])] == ["1"]
     await cards.items([1])
     assert cache.mgets == [[4, 1], [1]]
+
+
+async def test_requests_of_one_loop_turn_share_one_mget(cache: FakeCache) -> None:
+    import asyncio
+
+    cards = _cards(cache, ttl=0)
+    pages = await asyncio.gather(cards.items([1, 2]), cards.items([2, 3]), cards.items([3]))
+    assert cache.mgets == [[1, 2, 3]]
+    assert [[i.video_id for i in p] for p in pages] == [["1", "2"], ["2", "3"], ["3"]]
+    await cards.items([1])  # a later turn: a batch of its own
+    assert cache.mgets == [[1, 2, 3], [1]]
+
+
+async def test_a_failed_mget_fails_every_request_of_its_batch_and_a_leaver_cancels_nobody(cache: FakeCache) -> None:
+    import asyncio
+
+    class Down(FakeCache):
+        async def cards_and_likes(self, ids):
+            await asyncio.sleep(0.01)
+            raise ConnectionError("redis is down")
+
+    cards = _cards(Down(), ttl=0)
+    results = await asyncio.gather(cards.items([1]), cards.items([2]), return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionError, ConnectionError]
+
+    slow = _cards(cache, ttl=0)
+    leaver, stayer = asyncio.ensure_future(slow.items([1])), asyncio.ensure_future(slow.items([2]))
+    await asyncio.sleep(0)  # both joined the batch
+    leaver.cancel()
+    assert [i.video_id for i in await stayer] == ["2"]
