@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
-from typing import Iterable, Sequence
+from typing import Awaitable, Callable, Generic, Iterable, Sequence, TypeVar
 
 from clipstream.http.schemas import FeedItem, VideoDetail
 from clipstream.storage.cache import Cache
@@ -20,6 +20,8 @@ from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import StatsRepo, UserRepo, VideoRepo
 
 __all__ = ["Cards", "MediaUrls", "card_of", "feed_item", "utc"]
+
+T = TypeVar("T")
 
 
 def utc(ms: int) -> datetime:
@@ -80,12 +82,40 @@ def feed_item(card: VideoCard, likes: int, urls: MediaUrls) -> FeedItem:
     )
 
 
-class _Batch:
-    __slots__ = ("ids", "done")
+class _Together(Generic[T]):
+    """Fetches by id shared by every request that asks in the same event-loop turn: one call of
+    ``fetch`` for all of their ids. Feed replies arrive from NATS in bursts, and so do the
+    requests they wake; one Redis round trip each was a fifth of an API worker's time under the
+    feed bench (redis-py's cost is per command, not per key)."""
 
-    def __init__(self, done: "asyncio.Future[dict[int, FeedItem]]") -> None:
-        self.ids: dict[int, None] = {}  # in the order asked
-        self.done = done
+    __slots__ = ("fetch", "_ids", "_done")
+
+    def __init__(self, fetch: Callable[[list[int]], Awaitable[dict[int, T]]]) -> None:
+        self.fetch = fetch
+        self._ids: dict[int, None] = {}  # this turn's, in the order asked
+        self._done: asyncio.Future[dict[int, T]] | None = None
+
+    async def get(self, ids: Iterable[int]) -> dict[int, T]:
+        done = self._done
+        if done is None:
+            loop = asyncio.get_running_loop()
+            done = self._done = loop.create_future()
+            loop.call_soon(self._send)  # after the callbacks already ready: they may join
+        self._ids.update(dict.fromkeys(ids))
+        # shielded: a request given up by its client must not cancel the others' answer
+        return await asyncio.shield(done)
+
+    def _send(self) -> None:
+        ids, done = list(self._ids), self._done
+        self._ids, self._done = {}, None  # later requests start the next batch
+        asyncio.get_running_loop().create_task(self._fill(ids, done))  # type: ignore[arg-type]
+
+    async def _fill(self, ids: list[int], done: "asyncio.Future[dict[int, T]]") -> None:
+        try:
+            done.set_result(await self.fetch(ids))
+        except Exception as exc:  # every waiter gets it (an outage is a 503 for each)
+            done.set_exception(exc)
+            done.exception()  # retrieved: no "never retrieved" warning if all waiters left
 
 
 class Cards:
@@ -98,7 +128,8 @@ class Cards:
     never uses them: a deleted video must answer 404 at once.
     """
 
-    __slots__ = ("cache", "videos", "users", "stats", "urls", "item_ttl", "_items", "_max_items", "_batch")
+    __slots__ = ("cache", "videos", "users", "stats", "urls", "item_ttl", "_items", "_max_items", "_items_together",
+                 "_cards_together")
 
     def __init__(self, cache: Cache, videos: VideoRepo, users: UserRepo, stats: StatsRepo, urls: MediaUrls,
                  item_ttl: float = 1.0, max_items: int = 100_000) -> None:
@@ -110,8 +141,9 @@ class Cards:
         self.item_ttl = item_ttl
         self._items: dict[int, tuple[FeedItem, float]] = {}
         self._max_items = max_items
-        #: the items wanted by the requests of this event-loop turn, fetched together
-        self._batch: _Batch | None = None
+        #: what the requests of one event-loop turn want, fetched together
+        self._items_together = _Together(self._fetch)
+        self._cards_together = _Together(self._cached_cards)
 
     def item(self, card: VideoCard, likes: int) -> FeedItem:
         """The API item of a card."""
@@ -144,7 +176,7 @@ class Cards:
             if hit is not None and hit[1] > now:
                 hits[vid] = hit[0]
         if len(hits) < len(video_ids):
-            fetched = await self._fetch_together([vid for vid in video_ids if vid not in hits])
+            fetched = await self._items_together.get(vid for vid in video_ids if vid not in hits)
             if self.item_ttl > 0:
                 if len(kept) + len(fetched) > self._max_items:
                     kept.clear()  # crude but bounded: a cleared item costs one more read
@@ -153,31 +185,6 @@ class Cards:
                     kept[vid] = (item, expires)
             hits.update(fetched)
         return [hits[vid] for vid in video_ids if vid in hits]
-
-    async def _fetch_together(self, video_ids: Sequence[int]) -> dict[int, FeedItem]:
-        """:meth:`_fetch`, shared by every request that wants items in the same event-loop turn:
-        one MGET for all of them. Feed replies arrive from NATS in bursts, so the requests they
-        wake ask for their items together; one round trip each was a fifth of a worker's time
-        under the feed bench (redis-py's cost is per command, not per key)."""
-        batch = self._batch
-        if batch is None:
-            loop = asyncio.get_running_loop()
-            batch = self._batch = _Batch(loop.create_future())
-            loop.call_soon(self._send, batch)  # after the callbacks already ready: they may join
-        batch.ids.update(dict.fromkeys(video_ids))
-        # shielded: a request given up by its client must not cancel the others' answer
-        return await asyncio.shield(batch.done)
-
-    def _send(self, batch: "_Batch") -> None:
-        self._batch = None  # later requests start the next batch
-        asyncio.get_running_loop().create_task(self._fill(batch))
-
-    async def _fill(self, batch: "_Batch") -> None:
-        try:
-            batch.done.set_result(await self._fetch(list(batch.ids)))
-        except Exception as exc:  # every waiter gets it (an outage is a 503 for each)
-            batch.done.set_exception(exc)
-            batch.done.exception()  # retrieved: no "never retrieved" warning if all waiters left
 
     async def _fetch(self, video_ids: Sequence[int]) -> dict[int, FeedItem]:
         """Items from Redis (one MGET), Scylla for what Redis lacks; unservable videos are absent."""
@@ -197,11 +204,15 @@ class Cards:
 
     async def card(self, video_id: int) -> VideoCard | None:
         """The card of a servable video (Redis, else Scylla and re-cached); None if not servable."""
-        found = await self.cache.cards_and_likes([video_id])
-        card = found[0][0]
+        card = (await self._cards_together.get((video_id,))).get(video_id)
         if card is None:
             card = (await self._load_cards([video_id])).get(video_id)
         return card
+
+    async def _cached_cards(self, video_ids: list[int]) -> dict[int, VideoCard]:
+        """The cards Redis has (no like counts: a like or a view needs the card only)."""
+        return {vid: card for vid, (card, _) in zip(video_ids, await self.cache.cards_and_likes(video_ids))
+                if card is not None}
 
     async def _load_cards(self, video_ids: Iterable[int]) -> dict[int, VideoCard]:
         ids = list(video_ids)

@@ -107,3 +107,12 @@ async def test_a_failed_mget_fails_every_request_of_its_batch_and_a_leaver_cance
     await asyncio.sleep(0)  # both joined the batch
     leaver.cancel()
     assert [i.video_id for i in await stayer] == ["2"]
+
+
+async def test_cards_for_likes_of_one_loop_turn_share_one_mget(cache: FakeCache) -> None:
+    import asyncio
+
+    cards = _cards(cache, ttl=0)
+    got = await asyncio.gather(cards.card(1), cards.card(3), cards.card(1))
+    assert cache.mgets == [[1, 3]]
+    assert [c.video_id for c in got] == [1, 3, 1]
