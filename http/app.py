@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from typing import AsyncContextManager, AsyncIterator, Callable
 
 from litestar import Litestar, Router, get
@@ -43,6 +44,8 @@ ServicesFactory = Callable[[Settings, Security], AsyncContextManager[Services]]
 """Opens a worker's services; tests pass their own to run handlers without some outside system."""
 
 _SCHEMA_PATH = "/schema"
+#: seconds a thread of an API worker may hold the GIL while another waits for it
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 @get("/health", exclude_from_auth=True, tags=["ops"])
@@ -132,6 +135,10 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
 def create_server_app(settings: Settings | None = None) -> ASGIApp:
     """What granian serves: the app, behind the fast paths of its hot routes unless turned off."""
     settings = settings or get_settings()
+    # granian's own threads take the GIL to hand requests to this worker's event loop and to take
+    # its answers: handing it over every 5 ms (CPython's default) made requests wait for it.
+    # Measured, alternating runs: feed 1,720 / 1,921 -> 2,282 / 2,372 req/s, p99 ~205 -> ~105 ms.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     app = create_app(settings)
     if not settings.http.fast_paths:
         return app
