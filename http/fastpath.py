@@ -31,6 +31,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from clipstream.config.settings import HttpSettings
+from clipstream.http.auth import authorization
 from clipstream.http.bodies import is_json
 from clipstream.http.cursors import InvalidCursor
 from clipstream.http.errors import http_exception_for
@@ -141,13 +142,11 @@ class FastPaths:
 
 
 def _bearer(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            break
-    raise _PassOn()
+    """The bearer token, or _PassOn (the app answers a missing or malformed one with its 401)."""
+    scheme, _, token = (authorization(scope) or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _PassOn()
+    return token.strip()
 
 
 def _feed_query(raw: bytes) -> tuple[int, str | None]:
