@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import structlog
 from litestar.di import NamedDependency
@@ -41,6 +41,8 @@ log = structlog.get_logger("clipstream.http")
 # MinioSettings has no timeout field yet; a MinIO call from a request must still give up quickly.
 MINIO_TIMEOUT = 5.0
 MINIO_PROBE_TIMEOUT = 2.0
+#: seconds each connection gets to close when a worker stops
+CLOSE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,15 @@ async def _connect_nats(settings: Settings) -> NatsClient:
     )
 
 
+async def close_within(close: Callable[[], Awaitable[Any]], what: str, seconds: float = CLOSE_TIMEOUT) -> None:
+    """Close one connection, giving up after ``seconds``: a worker that stops must not hang on a
+    connection that does not finish closing (a CI run once hung for 300 s in an app's shutdown)."""
+    try:
+        await asyncio.wait_for(close(), seconds)
+    except Exception as exc:  # TimeoutError included: the process is going away anyway
+        log.warning("connection not closed cleanly", service=what, error=repr(exc))
+
+
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings, security: Security | None = None) -> AsyncIterator[Services]:
     """Connect to CQL, Redis, NATS and MinIO; everything opened is closed on exit, even on failure."""
@@ -123,13 +134,13 @@ async def open_services(settings: Settings, security: Security | None = None) ->
     async with contextlib.AsyncExitStack() as stack:
         # The CQL driver connects synchronously: keep the event loop free while it does.
         cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
-        stack.callback(cql.close)
+        stack.push_async_callback(close_within, lambda: asyncio.to_thread(cql.close), "cql")
 
         redis = connect_redis(settings.redis)
-        stack.push_async_callback(redis.aclose)
+        stack.push_async_callback(close_within, redis.aclose, "redis")
 
         nc = await _connect_nats(settings)
-        stack.push_async_callback(nc.close)
+        stack.push_async_callback(close_within, nc.close, "nats")
         js = nc.jetstream(timeout=settings.nats.timeout)
 
         objects = ObjectStore.from_settings(settings.minio, make_minio(settings.minio, MINIO_TIMEOUT))

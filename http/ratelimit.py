@@ -48,6 +48,8 @@ __all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS", "refusal"]
 log = structlog.get_logger("clipstream.http.ratelimit")
 
 WINDOW_SECONDS = 60
+#: seconds a stopping worker waits to add its last counts to Redis
+_FINAL_SYNC_TIMEOUT = 2.0
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Liveness probes, scrapes and the docs are never limited (a scraper must not starve an operator).
 _UNLIMITED = re.compile(r"^/(health|metrics)$|^/schema(/|$)")
@@ -150,8 +152,8 @@ class RateLimiter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            with contextlib.suppress(Exception):
-                await self.sync()  # what this worker admitted still counts for the others
+            with contextlib.suppress(Exception):  # TimeoutError included: never hang a stopping worker
+                await asyncio.wait_for(self.sync(), _FINAL_SYNC_TIMEOUT)  # what it admitted still counts
             self._redis = None
 
 

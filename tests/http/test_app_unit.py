@@ -216,3 +216,17 @@ def test_error_bodies_share_one_shape() -> None:
     from clipstream.http.errors import ErrorBody
 
     msgspec.json.decode(b'{"status_code": 400, "detail": "x"}', type=ErrorBody)
+
+
+async def test_a_connection_that_never_closes_does_not_hang_the_shutdown() -> None:
+    import asyncio
+    import time
+
+    from clipstream.http.bootstrap import close_within
+
+    async def never() -> None:
+        await asyncio.Event().wait()
+
+    started = time.monotonic()
+    await close_within(never, "stuck", seconds=0.2)  # logged, not raised
+    assert time.monotonic() - started < 2
