@@ -37,7 +37,7 @@ from clipstream.http.cursors import InvalidCursor
 from clipstream.http.errors import http_exception_for
 from clipstream.http.feed import MAX_LIMIT, feed_page
 from clipstream.http.metrics import REQUEST_SECONDS
-from clipstream.http.ratelimit import RateLimiter, refusal
+from clipstream.http.ratelimit import RateLimiter, limits_of
 from clipstream.http.schemas import LikeRequestBody
 from clipstream.http.security import InvalidToken, Principal
 from clipstream.http.videos import like
@@ -64,8 +64,7 @@ class FastPaths:
     def __init__(self, app: ASGIApp, limiter: RateLimiter, settings: HttpSettings) -> None:
         self.app = app
         self.limiter = limiter
-        self.limits = {"ip": settings.rate_limit_ip, "read": settings.rate_limit_reads,
-                       "write": settings.rate_limit_writes}
+        self.limits = limits_of(settings)
         self.max_body = settings.max_body_bytes
         self._timer = REQUEST_SECONDS
 
@@ -131,14 +130,10 @@ class FastPaths:
 
     def _check_limits(self, scope: Scope, me: Principal) -> None:
         """The app's two checks in its order: per IP, then the user's reads or writes."""
-        client = scope.get("client")
-        user_bucket = "read" if scope["method"] == "GET" else "write"
-        for bucket, who, by in (("ip", client[0] if client else "unknown", "ip"), (user_bucket, str(me.user_id), "user")):
-            limit = self.limits[bucket]
-            if limit > 0:
-                wait = self.limiter.hit(bucket, who, limit)
-                if wait is not None:
-                    raise refusal(bucket, limit, by, wait)
+        client, limits, admit = scope.get("client"), self.limits, self.limiter.admit
+        admit("ip", client[0] if client else "unknown", limits["ip"], "ip")
+        bucket = "read" if scope["method"] == "GET" else "write"
+        admit(bucket, str(me.user_id), limits[bucket], "user")
 
 
 def _bearer(scope: Scope) -> str:

@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 
 from clipstream.config.settings import HttpSettings
 
-__all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS", "refusal"]
+__all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS", "limits_of", "refusal"]
 
 log = structlog.get_logger("clipstream.http.ratelimit")
 
@@ -82,6 +82,14 @@ class RateLimiter:
         self._script: AsyncScript | None = None
         # One sync at a time: when sync() returns, everything admitted before the call is in Redis.
         self._syncing = asyncio.Lock()
+
+    def admit(self, bucket: str, who: str, limit: int, by: str) -> None:
+        """Count one request of ``who`` in ``bucket`` (a limit of 0 is off); over the limit, the
+        429 (:func:`refusal`) counted per ``by`` ("ip" or "user")."""
+        if limit > 0:
+            wait = self.hit(bucket, who, limit)
+            if wait is not None:
+                raise refusal(bucket, limit, by, wait)
 
     def hit(self, bucket: str, who: str, limit: int, now: float | None = None) -> int | None:
         """Count one request of ``who`` in ``bucket``: None if admitted, else seconds to wait."""
@@ -160,6 +168,12 @@ class RateLimiter:
 _NOUN = {"auth": "login/register requests", "ip": "requests", "read": "reads", "write": "writes"}
 
 
+def limits_of(settings: HttpSettings) -> dict[str, int]:
+    """Requests per minute of each bucket (0: no limit)."""
+    return {"auth": settings.rate_limit_auth, "ip": settings.rate_limit_ip, "read": settings.rate_limit_reads,
+            "write": settings.rate_limit_writes}
+
+
 def refusal(bucket: str, limit: int, by: str, wait: int) -> TooManyRequestsException:
     """The 429 of a request over ``limit`` in ``bucket``, counted per ``by`` ("ip" or "user")."""
     per = "IP address" if by == "ip" else "user"
@@ -185,12 +199,7 @@ class RateLimitMiddleware(ASGIMiddleware):
             raise ValueError(f"by must be 'ip' or 'user', not {by!r}")
         self.limiter = limiter
         self.by = by
-        self.limits = {
-            "auth": settings.rate_limit_auth,
-            "ip": settings.rate_limit_ip,
-            "read": settings.rate_limit_reads,
-            "write": settings.rate_limit_writes,
-        }
+        self.limits = limits_of(settings)
 
     def _bucket(self, scope: Scope) -> tuple[str, str] | None:
         if self.by == "ip":
@@ -206,9 +215,5 @@ class RateLimitMiddleware(ASGIMiddleware):
         found = self._bucket(scope)
         if found is not None:
             bucket, who = found
-            limit = self.limits[bucket]
-            if limit > 0:
-                wait = self.limiter.hit(bucket, who, limit)
-                if wait is not None:
-                    raise refusal(bucket, limit, self.by, wait)
+            self.limiter.admit(bucket, who, self.limits[bucket], self.by)
         await next_app(scope, receive, send)
