@@ -202,7 +202,7 @@ class Bridge:
                 rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}", cb=self._on_query
             )
         self._fetchers = [asyncio.create_task(self._fetch_loop(p, sub)) for p, sub in self._subs.items()]
-        self._flush = Flusher(self.kind, self._nc, self._js, self._flush_q, self._healthy,  # type: ignore[arg-type]
+        self._flush = Flusher(self.kind, self._nc, self._flush_q, self._healthy,  # type: ignore[arg-type]
                               self.options.flush_retry_max, lambda job_id: self._push(FlushDone(job_id)))
         self._flusher = asyncio.create_task(self._flush.run())
         self._monitor = asyncio.create_task(self._backlog_loop())

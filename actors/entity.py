@@ -51,6 +51,12 @@ class EntityKind(abc.ABC, Generic[E]):
     #: subject family and consumer name part: "counter" or "feed"
     name: str
 
+    #: pause after a flush before the shard takes the next, in multiples of that flush's latency.
+    #: It pays where a flush costs per dirty entity (one row however many events it covers):
+    #: resting lets more events gather per row. Where a flush costs per event, resting only
+    #: delays the work and lets unacked messages pile up.
+    flush_rest: float = 2.0
+
     @abc.abstractmethod
     def key_of(self, message: BusMessage) -> int:
         """The entity key a bus message is addressed to."""

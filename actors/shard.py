@@ -46,8 +46,6 @@ _DRAIN_LIMIT = 64
 #: long enough for a poller to see each window, and the top-N pass runs once per window only
 _HOT = 5
 _HOT_WINDOW = 5.0
-#: pause after a flush, in multiples of its latency, before the next one is taken
-_FLUSH_REST = 2.0
 #: seconds a thread may hold the GIL while the other waits for it
 _SWITCH_INTERVAL = 0.0005
 
@@ -227,12 +225,12 @@ class Shard(ActorTypeDispatcher):
         # One job in flight at a time: while a flush runs, the next one gathers every entity
         # dirtied meanwhile, so the batch grows with the flush latency instead of flushes of a
         # hot entity queueing up behind a slow store (one row per entity per job).
-        # And after a slow flush, a pause of twice its length before the next: the I/O thread
-        # spends at most a third of its time writing, the rest fetching (one row per dirty entity
-        # costs the same whether it covers one event or a hundred).
+        # And after a slow flush, a pause of ``kind.flush_rest`` times its length before the next
+        # (counters: twice, so the I/O thread spends at most a third of its time writing, the
+        # rest fetching; one row per dirty entity costs the same for one event or a hundred).
         with self._lock:
             last = host.last_flush_at
-            rested = last is None or time.monotonic() - last >= _FLUSH_REST * host.last_flush_latency
+            rested = last is None or time.monotonic() - last >= host.kind.flush_rest * host.last_flush_latency
             job = host.take_flush_job() if not host.flushing and rested else None
             candidates = host.passivation_candidates()
         if job is not None:

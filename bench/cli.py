@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 __all__ = ["bench_cmd"]
@@ -12,7 +14,9 @@ __all__ = ["bench_cmd"]
 @click.option("--scenarios", "only", default="", metavar="NAMES",
               help="comma separated subset: refs,feed,like,mixed,growth,upload,actors (default: all)")
 @click.option("--profile", is_flag=True, help="py-spy every system process during the feed and like runs")
-def bench_cmd(quick: bool, only: str, profile: bool) -> None:
+@click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="keep the servers' logs in DIR (default: a temporary directory, removed)")
+def bench_cmd(quick: bool, only: str, profile: bool, logs: Path | None) -> None:
     """Seed a corpus, start clipstream and the reference servers, run every scenario, print and save the figures.
 
     Data goes to the keyspace clipstream_bench and Redis database 14 (wiped and rebuilt each run).
@@ -33,7 +37,7 @@ def bench_cmd(quick: bool, only: str, profile: bool) -> None:
     # bench keyspace, Redis database and ports, whatever the shell says.
     os.environ.update(BENCH_ENV)
     logging.getLogger("cassandra").setLevel(logging.WARNING)  # connection chatter would bury the progress
-    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True), profile))
+    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True), profile, logs))
     click.echo(format_table(rows_of(results)))
     path = write_json(results, result_path())
     click.echo(f"\nresults: {path}  ({results['elapsed_s']:.0f} s)")

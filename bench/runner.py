@@ -100,8 +100,10 @@ async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds
 
 
 async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None],
-                    profile: bool = False) -> dict[str, Any]:
-    """Run the chosen scenarios; returns every figure (the caller prints and writes them)."""
+                    profile: bool = False, logs: Path | None = None) -> dict[str, Any]:
+    """Run the chosen scenarios; returns every figure (the caller prints and writes them).
+
+    The servers' logs go to ``logs`` when given (kept), else to the run's temporary directory."""
     from clipstream.bench.system import bench_env
     from clipstream.config.settings import get_settings
     from clipstream.http.security import Tokens
@@ -142,7 +144,8 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 loads[name] = scenarios.Load(work / f"tokens-{name}.txt", work / "like_videos.txt",
                                              work / "corpus_videos.txt", seconds, warmup, work)
             load = loads["feed"]
-            logdir = Path(tmp)
+            logdir = logs or Path(tmp)
+            logdir.mkdir(parents=True, exist_ok=True)
             if "refs" in wanted:
                 for name, port, key in (("ceiling", CEILING_PORT, "ref_ceiling"), ("cache", CACHE_PORT, "ref_cache")):
                     progress(f"reference ({name}): starting, {workers} workers")

@@ -93,7 +93,7 @@ async def _publish(message, msg_id):  # type: ignore[no-untyped-def]
     s = get_settings()
     nc = await connect_nats(s.nats, "clipstream-bus-cli", forever=False)
     try:
-        pub = Publisher(nc.jetstream(), Topology.from_settings(s.nats), s.actors.partitions, s.nats.timeout)
+        pub = Publisher(nc, Topology.from_settings(s.nats), s.actors.partitions, s.nats.timeout)
         return pub.subject_for(message), await pub.publish(message, msg_id)
     finally:
         await nc.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Iterable
 
-from nats.js import JetStreamContext
-from nats.js.errors import APIError
-from nats.errors import Error as NatsError, TimeoutError as NatsTimeout
+from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
 
 from clipstream.bus.codec import encode
+from clipstream.bus.jetpub import JetPublisher, PublishFailed
 from clipstream.bus.messages import BusMessage
 from clipstream.bus.routing import Router
 from clipstream.bus.topology import Topology
@@ -24,10 +24,10 @@ class BusUnavailable(Exception):
 class Publisher:
     """Publishes to the subject a message belongs to (partition computed here), awaiting the ack."""
 
-    __slots__ = ("js", "router", "timeout")
+    __slots__ = ("jet", "router", "timeout")
 
-    def __init__(self, js: JetStreamContext, topology: Topology, partitions: int, timeout: float = 5.0) -> None:
-        self.js = js
+    def __init__(self, nc: NATS, topology: Topology, partitions: int, timeout: float = 5.0) -> None:
+        self.jet = JetPublisher(nc)
         self.router = Router(topology, partitions)
         self.timeout = timeout
 
@@ -36,14 +36,15 @@ class Publisher:
 
     async def publish(self, msg: BusMessage, msg_id: str | None = None, subject: str | None = None) -> int:
         """Publish one message and wait for JetStream's ack; returns its stream sequence."""
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         try:
-            ack = await self.js.publish(subject or self.subject_for(msg), encode(msg), timeout=self.timeout,
-                                        headers=headers)
-        except (NatsTimeout, NatsError, APIError, asyncio.TimeoutError) as exc:
+            return await self.jet.publish(subject or self.subject_for(msg), encode(msg), msg_id, timeout=self.timeout)
+        except (PublishFailed, NatsError, asyncio.TimeoutError) as exc:
             raise BusUnavailable(f"publish not acknowledged: {exc!r}") from exc
-        return ack.seq
 
     async def publish_many(self, items: Iterable[tuple[BusMessage, str | None]]) -> list[int]:
-        """Publish many messages with all acks awaited together (keeps many in flight)."""
-        return await asyncio.gather(*(self.publish(m, i) for m, i in items))
+        """Publish many messages, all in flight at once; their stream sequences in order."""
+        batch = [(self.subject_for(m), encode(m), i) for m, i in items]
+        try:
+            return await self.jet.publish_many(batch, timeout=self.timeout)
+        except (PublishFailed, NatsError, asyncio.TimeoutError) as exc:
+            raise BusUnavailable(f"publish not acknowledged: {exc!r}") from exc

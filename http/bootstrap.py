@@ -154,7 +154,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
             objects=objects,
             objects_probe=ObjectStoreProbe(objects, timeout=MINIO_PROBE_TIMEOUT),
             publisher=Publisher(
-                js, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
+                nc, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
             ),
             feed=FeedClient(nc, settings.nats.subject_prefix, settings.actors.partitions, settings.nats.timeout),
             feed_pages=FeedRepo(cql),

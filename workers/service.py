@@ -35,7 +35,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         js = nc.jetstream(timeout=settings.nats.timeout)
         topology = Topology.from_settings(settings.nats)
         await ensure_streams(js, topology, settings.nats.replicas)
-        publisher = Publisher(js, topology, settings.actors.partitions, settings.nats.timeout)
+        publisher = Publisher(nc, topology, settings.actors.partitions, settings.nats.timeout)
         videos = VideoRepo(cql)
         media = MediaWorker(videos, UserRepo(cql), ObjectStore.from_settings(settings.minio), Cache(redis),
                             publisher, settings.media)

@@ -20,8 +20,8 @@ def topology(settings) -> Topology:
     return Topology.from_settings(settings.nats)
 
 
-async def test_a_duplicate_message_id_is_stored_once(js, settings) -> None:
-    pub = Publisher(js, topology(settings), settings.actors.partitions)
+async def test_a_duplicate_message_id_is_stored_once(nc, js, settings) -> None:
+    pub = Publisher(nc, topology(settings), settings.actors.partitions)
     view = ViewDelta(video_id=new_id(), user_id=new_id(), at=1)
     first = await pub.publish(view, msg_id=f"dup-test-{view.video_id}")
     second = await pub.publish(view, msg_id=f"dup-test-{view.video_id}")
