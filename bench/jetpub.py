@@ -47,7 +47,7 @@ async def _run(n: int) -> None:
         timed("js.publish, gathered 256 at a time", n, cpu, wall)
 
         jet = JetPublisher(nc)
-        await jet.start()
+        await jet.inbox.start()
         items = [(f"{token}.{j % 64}", PAYLOAD, f"b{j}") for j in range(n)]
         cpu, wall = time.process_time(), time.perf_counter()
         for i in range(0, n, 4096):

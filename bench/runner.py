@@ -84,6 +84,14 @@ async def _actors(quick: bool) -> dict[str, Any]:
     return await module.run(quick)
 
 
+async def _growth_point(name: str, url: str, load: "scenarios.Load", seconds: float, work: Path) -> dict[str, Any]:
+    """A growth point: warmed like the feed point, then measured with the CPU shares of every
+    process (which one a slower point spent its time in)."""
+    await scenarios.warm_feed(url, load)
+    run, cpu = await _profiled(name, scenarios.feed(url, load, warm=False), "", seconds, work, None)
+    return {**run.as_dict(), "cpu": cpu}
+
+
 async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds: float, workdir: Path,
                     profiles: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
     """Run a scenario, with the CPU shares of every process during it (and py-spy sampling every
@@ -164,7 +172,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 results["clipstream_pids"] = system.pids()
                 if "growth" in wanted:
                     await asyncio.sleep(2)  # the feed shards' candidate pools refresh every second
-                    growth["10k"] = (await scenarios.feed(system.url, loads["growth-10k"])).as_dict()
+                    growth["10k"] = await _growth_point("growth-10k", system.url, loads["growth-10k"], seconds, work)
                     progress(f"growth 10k: {growth['10k']['rps']:,.0f} req/s, p99 {growth['10k']['p99_ms']} ms")
                     await seed_cards(redis, corpus, corpus.video_ids[10_000:])
                     await asyncio.sleep(2)
@@ -200,7 +208,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
                 if "growth" in wanted:
                     await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
                     await asyncio.sleep(2)
-                    growth["1M"] = (await scenarios.feed(system.url, loads["growth-1M"])).as_dict()
+                    growth["1M"] = await _growth_point("growth-1M", system.url, loads["growth-1M"], seconds, work)
                     progress(f"growth 1M: {growth['1M']['rps']:,.0f} req/s, p99 {growth['1M']['p99_ms']} ms")
                     results["growth"] = {
                         "points": growth,

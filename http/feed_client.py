@@ -15,6 +15,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
 from clipstream.bus.codec import partition_of
+from clipstream.bus.inbox import NoReply, ReplyInbox
 from clipstream.bus.publisher import BusUnavailable
 from clipstream.bus.rpc import FeedPage, FeedQuery, Query, rpc_subject
 
@@ -29,7 +30,7 @@ _page_decoder = msgspec.json.Decoder(FeedPage)
 class FeedClient:
     """Request/reply client of the feed shards."""
 
-    __slots__ = ("nc", "prefix", "partitions", "timeout", "_subjects")
+    __slots__ = ("nc", "prefix", "partitions", "timeout", "_subjects", "_inbox")
 
     def __init__(self, nc: NatsClient, prefix: str, partitions: int, timeout: float) -> None:
         self.nc = nc
@@ -38,6 +39,9 @@ class FeedClient:
         self.timeout = timeout
         # Subjects are computed once per partition, not per request.
         self._subjects = [rpc_subject(prefix, "feed", p) for p in range(partitions)]
+        # Replies on one inbox of this client's own: nats-py's request costs a NUID, os.urandom
+        # and a wait_for per call (bus/inbox.py).
+        self._inbox = ReplyInbox(nc)
 
     def subject_for(self, user_id: int) -> str:
         return self._subjects[partition_of(user_id, self.partitions)]
@@ -47,9 +51,11 @@ class FeedClient:
         body = msgspec.Raw(_encoder.encode(FeedQuery(limit=limit, page=page)))
         payload = _encoder.encode(Query(key=user_id, body=body))
         try:
-            reply = await self.nc.request(self.subject_for(user_id), payload, timeout=self.timeout)
-        except (NatsError, asyncio.TimeoutError) as exc:
+            reply = await self._inbox.request(self.subject_for(user_id), payload, timeout=self.timeout)
+        except (NoReply, NatsError, asyncio.TimeoutError) as exc:
             raise BusUnavailable(f"feed shard did not answer: {type(exc).__name__}") from exc
+        if not reply.data and reply.headers and reply.headers.get("Status") == "503":
+            raise BusUnavailable("feed shard did not answer: no shard owns the partition")
         try:
             return _page_decoder.decode(reply.data)
         except msgspec.DecodeError as exc:

@@ -41,6 +41,10 @@ SHARDS = 2
 USERS, VIDEOS, LIKES_PER_USER = 600, 500, 50  # 30,000 distinct likes, 60 per video
 REPEATS = 3_000
 BEFORE, DURING = 6_000, 20_000  # messages sent before the outage and while Cassandra is down
+#: the first of DURING, sent as soon as Cassandra is down, so that the node has flushes to fail:
+#: the node applies and flushes the BEFORE ones within the pause before the outage (since its
+#: outbox publishes went through one ack inbox), so without new ones it never tries a flush
+PROBE = 400
 OUTAGE = 10.0
 #: resident memory the node may gain while Cassandra is down, all its processes together
 RSS_BOUND_MB = 80
@@ -136,9 +140,10 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
             failed = sum(s.flush_failures for s in st.shards) - failures_before
             return sum(s.processed for s in st.shards) if failed > 0 else 0
 
+        await send_range(BEFORE, BEFORE + PROBE)
         processed_at_failure = await eventually(flushes_fail, 30, "the node's flushes fail while Cassandra is down")
         stamp(f"flushes failing; {processed_at_failure} messages processed so far")
-        await send_range(BEFORE, BEFORE + DURING)
+        await send_range(BEFORE + PROBE, BEFORE + DURING)
         stamp(f"sent {DURING} more likes while Cassandra is down")
         await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))
         st = await status()
