@@ -8,11 +8,24 @@ ids). Same semantics as the set, dict and list of pairs they replace.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_left
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
-__all__ = ["IdMap", "IdSet", "Pairs"]
+__all__ = ["IdMap", "IdSet", "Pairs", "trimmed"]
+
+_A = TypeVar("_A", bound=array)  # type: ignore[type-arg]
+_EMPTY = sys.getsizeof(array("q"))
+
+
+def trimmed(arr: _A) -> _A:
+    """``arr``, or an exact-size copy of it if growing it left spare room. An array that grows
+    keeps about a sixteenth plus seven items spare (on a feed's 300 served ids, 208 bytes: 5 % of
+    the feed), and never gives them back; the copy is one allocation and a memcpy of a few KB."""
+    if sys.getsizeof(arr) - _EMPTY > len(arr) * arr.itemsize:
+        return array.__new__(type(arr), arr.typecode, arr)  # type: ignore[return-value]
+    return arr
 
 
 class IdSet(array):  # type: ignore[type-arg]

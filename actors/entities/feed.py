@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs
+from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs, trimmed
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo
 from clipstream.bus.rpc import FeedPage, FeedQuery
@@ -259,6 +259,7 @@ class FeedKind(EntityKind[UserFeed]):
             if video not in entity.served and not entity.inbox.has(video, author):
                 entity.inbox.push(video, author)
                 entity.inbox.keep_last(INBOX_KEEP)
+                entity.inbox = trimmed(entity.inbox)
         return True
 
     def _like(self, feed: UserFeed, m: LikeRequest, seq: int, outbox: Outbox) -> None:
@@ -266,6 +267,7 @@ class FeedKind(EntityKind[UserFeed]):
             return  # a second like, or an unlike of a video never liked: nothing changes
         if m.like:
             feed.liked.set(m.video_id, m.author_id)
+            feed.liked = trimmed(feed.liked)
         else:
             feed.liked.remove(m.video_id)
         feed.changed().like_changes.append((feed.key, m.video_id, m.author_id, m.like, m.at))
@@ -277,6 +279,7 @@ class FeedKind(EntityKind[UserFeed]):
             return
         if m.follow:
             feed.following.add(m.author_id)
+            feed.following = trimmed(feed.following)
         else:
             feed.following.discard(m.author_id)
         feed.changed().follow_changes.append((feed.key, m.author_id, m.follow))
@@ -297,6 +300,7 @@ class FeedKind(EntityKind[UserFeed]):
         entity.next_page += 1
         entity.pages.put(page, ids, PAGES_KEEP)
         entity.served.update(ids)
+        entity.served = trimmed(entity.served)  # the bulk of a feed: no spare room kept
         changes = entity.changed()
         changes.new_pages.append((page, ids))
         if ids and entity.inbox:  # the inbox held no served video before this page: drop this page's

@@ -204,6 +204,36 @@ class TestCompactContainers:
         p.keep_last(2)
         assert p == [(2, 20), (3, 30)] and list(p.reversed_pairs()) == [(3, 30), (2, 20)]
 
+    def test_a_grown_array_is_trimmed_to_its_items(self) -> None:
+        import sys
+
+        from clipstream.actors.entities.compact import IdMap, IdSet, Pairs, trimmed
+
+        s = IdSet(range(0, 600, 2))
+        exact = sys.getsizeof(s)
+        assert trimmed(s) is s  # built exact: kept as it is
+        s.add(7)
+        assert sys.getsizeof(s) > exact + 8  # growing left spare room
+        t = trimmed(s)
+        assert type(t) is IdSet and t == s and 7 in t and sys.getsizeof(t) == exact + 8
+        m = IdMap({1: 10})
+        m.set(2, 20)
+        assert trimmed(m) == m and type(trimmed(m)) is IdMap and trimmed(m).get(2) == 20
+        p = Pairs([(1, 10)])
+        p.push(2, 20)
+        assert trimmed(p).pairs() == [(1, 10), (2, 20)] and type(trimmed(p)) is Pairs
+
+    def test_a_served_page_leaves_no_spare_room_in_the_served_ids(self) -> None:
+        import sys
+
+        kind = feed_kind()
+        kind.pool = CandidatePool([(ids(), 100 + n, n) for n in range(40)])
+        f = UserFeed(1)
+        page(kind, f, limit=10)
+        page(kind, f, limit=10)
+        assert len(f.served) == 20
+        assert sys.getsizeof(f.served) == sys.getsizeof(type(f.served)()) + 20 * 8
+
     def test_pages_keep_the_newest(self) -> None:
         from clipstream.actors.entities.compact import Pages
 
