@@ -16,6 +16,7 @@ Each queued item is followed by one byte on a socketpair that the actor watches 
 from __future__ import annotations
 
 import asyncio
+import gc
 import queue
 import socket
 import threading
@@ -210,7 +211,11 @@ class Bridge:
             task.add_done_callback(self._task_ended)
         self._adding = asyncio.Lock()
         self.ready = True
-        log.info("shard bridge ready", kind=self.kind.name, partitions=self.partitions)
+        # What start-up made (modules, driver and cluster metadata, ~64k objects) is never
+        # garbage: out of the collector's sight, a full collection scans what came since. A feed
+        # run's full collections measured 37-146 ms of wall time in a shard before, 2-42 after.
+        gc.freeze()
+        log.info("shard bridge ready", kind=self.kind.name, partitions=self.partitions, frozen=gc.get_freeze_count())
         await self._done.wait()
         if self._fatal is not None:
             raise self._fatal
