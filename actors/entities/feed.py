@@ -124,7 +124,7 @@ def base_score(video_id: int, likes: int, now_ms: int) -> float:
 
 #: most served ids a resumed scan copies into a set (timeit on the 2-core machine, 2026-11-24:
 #: a set of 1,000 ids builds in ~29 µs, of 3,000 in ~83; 120 checks of the array cost 125-150 µs,
-#: of a set ~5 µs; the feed bench's users hold ~650 served ids on average)
+#: of a set ~5 µs; by its page rate a feed bench user holds several hundred to ~2,000 by the end)
 _SERVED_SET_MAX = 1024
 
 
@@ -189,7 +189,7 @@ class FeedKind(EntityKind[UserFeed]):
 
     name = "feed"
     #: a feed flush costs per event: a like row and an outbox publish per like or follow (a like
-    #: run at ~3k/s flushed every ~5 s with the default rest, ~20k messages unacked)
+    #: run at ~3k/s flushed every ~5 s with the default rest, 20-38k messages unacked)
     flush_rest = 0.5
 
     def __init__(self, feeds: FeedRepo, likes: LikeRepo, follows: FollowRepo, cache: Cache,
