@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import time
 from pathlib import Path
@@ -97,8 +98,11 @@ class LikeLoad:
             self.retried += 1
             await asyncio.sleep(0.2)
 
-    async def run(self, fault, after: int = 200) -> None:  # type: ignore[no-untyped-def]
-        """Every user likes every video; ``fault()`` runs once ``after`` likes were accepted."""
+    async def run(self, fault, after: int = 200, busy: bool = False) -> None:  # type: ignore[no-untyped-def]
+        """Every user likes every video; ``fault()`` runs once ``after`` likes were accepted. With
+        ``busy``, likes of pairs already accepted go on being sent until ``fault()`` returns, so
+        that requests are in flight whenever the fault strikes (a fast system can otherwise finish
+        the stream before a stop takes effect); a like sent again must change no count."""
         pairs = [(u, v) for v in self.videos for u in self.users]
         gate = asyncio.Semaphore(IN_FLIGHT)
         accepted = 0
@@ -114,7 +118,23 @@ class LikeLoad:
 
         async def inject() -> None:
             await fired.wait()
-            await fault()
+            if not busy:
+                await fault()
+                return
+            over = asyncio.Event()
+
+            async def again() -> None:
+                while not over.is_set():
+                    user, video = pairs[random.randrange(after)]  # among the first, all accepted
+                    async with gate:
+                        await self.like(user, video)
+
+            repeaters = [asyncio.create_task(again()) for _ in range(IN_FLIGHT // 4)]
+            try:
+                await fault()
+            finally:
+                over.set()
+                await asyncio.gather(*repeaters)
 
         await asyncio.gather(inject(), *(one(u, v) for u, v in pairs))
 

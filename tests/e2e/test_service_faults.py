@@ -45,7 +45,7 @@ async def test_nats_restarted_mid_stream(system, cql, settings) -> None:
             await nats.start()
 
         try:
-            await load.run(restart)
+            await load.run(restart, busy=True)
             assert load.retried > 0, "no request met the outage: the test proved nothing"
             await load.assert_exact()
         finally:
