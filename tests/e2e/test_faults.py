@@ -40,7 +40,7 @@ async def test_api_killed_during_likes(system, system_process, cql, settings) ->
         await eventually(lambda: healthy(system), 60, "the API answers again")
 
     try:
-        await load.run(kill_api)
+        await load.run(kill_api, busy=True)
         new = child_pid(system_process.pid, "api")
         assert new is not None and new != old, "the supervisor did not start a new API process"
         assert load.retried > 0, "the kill did not interrupt any request: the test proved nothing"
