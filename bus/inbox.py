@@ -7,8 +7,8 @@ one such call per HTTP request, or thousands per flush, that machinery cost more
 message (``python -m clipstream.bench.jetpub``).
 
 Here a request is a plain ``nc.publish`` with a reply subject ``<inbox>.<n>``; the inbox's one
-subscription settles the caller's future (one request) or the batch's counter (many, one future
-for all of them), with one timer per call. A reply that comes after its call gave up finds
+subscription settles the call's counter (one future per call, however many messages it sent),
+with one timer per call. A reply that comes after its call gave up finds
 nobody waiting and is dropped.
 """
 
@@ -32,17 +32,6 @@ def _retrieved(future: "asyncio.Future[Any]") -> None:
     unawaited, and asyncio would log it as never retrieved."""
     if future.done() and not future.cancelled():
         future.exception()
-
-
-class _One:
-    __slots__ = ("future",)
-
-    def __init__(self, future: "asyncio.Future[Msg]") -> None:
-        self.future = future
-
-    def settle(self, index: int, msg: Msg) -> None:
-        if not self.future.done():
-            self.future.set_result(msg)
 
 
 class _Many:
@@ -70,7 +59,7 @@ class ReplyInbox:
         self._prefix = nc.new_inbox() + "."
         self._cut = len(self._prefix)
         #: reply token -> (the call waiting for it, the message's index in that call)
-        self._calls: dict[str, tuple[_One | _Many, int]] = {}
+        self._calls: dict[str, tuple[_Many, int]] = {}
         self._next = 0
         self._started: asyncio.Future[None] | None = None
 
@@ -104,21 +93,7 @@ class ReplyInbox:
                       timeout: float) -> Msg:
         """Publish ``payload`` with a reply subject here; the reply (a status message included,
         e.g. 503 when nobody listens on ``subject``). :class:`NoReply` after ``timeout``."""
-        if self._started is None or not self._started.done():
-            await self.start()
-        loop = asyncio.get_running_loop()
-        call = _One(loop.create_future())
-        token = str(self._next)
-        self._next += 1
-        self._calls[token] = (call, 0)
-        timer = loop.call_later(timeout, self._expire, call, (token,), timeout)
-        try:
-            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
-            return await call.future
-        finally:
-            timer.cancel()
-            self._calls.pop(token, None)
-            _retrieved(call.future)
+        return (await self.request_many([(subject, payload, headers)], timeout=timeout))[0]
 
     async def request_many(self, items: Sequence[tuple[str, bytes, dict[str, str] | None]], *,
                            timeout: float) -> list[Msg]:
@@ -148,7 +123,7 @@ class ReplyInbox:
                 calls.pop(token, None)
             _retrieved(call.future)
 
-    def _expire(self, call: _One | _Many, tokens: Sequence[str], timeout: float) -> None:
+    def _expire(self, call: _Many, tokens: Sequence[str], timeout: float) -> None:
         for token in tokens:
             self._calls.pop(token, None)
         if not call.future.done():

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from clipstream.bus.inbox import NoReply, ReplyInbox
 
@@ -39,10 +40,10 @@ _decode_ack = msgspec.json.Decoder(_Ack).decode
 
 def _seq_of(msg: Msg) -> int | str:
     """The stream sequence an ack carries, or the reason it is not an ack (a str)."""
-    data = msg.data
-    if not data:  # a status message: 503 is "no responders" (no stream takes the subject)
-        status = (msg.headers or {}).get("Status", "?")
+    status = JetStreamContext.is_status_msg(msg)
+    if status is not None:  # 503 is "no responders": no stream takes the subject
         return f"no JetStream ack (status {status}{': no stream takes the subject' if status == '503' else ''})"
+    data = msg.data
     try:
         ack = _decode_ack(data)
     except msgspec.DecodeError:
@@ -67,15 +68,7 @@ class JetPublisher:
 
     async def publish(self, subject: str, payload: bytes, msg_id: str | None = None, *, timeout: float) -> int:
         """Publish one message; returns its stream sequence once JetStream stored it."""
-        try:
-            ack = await self.inbox.request(subject, payload, {"Nats-Msg-Id": msg_id} if msg_id else None,
-                                           timeout=timeout)
-        except NoReply:
-            raise PublishFailed(f"no JetStream ack within {timeout} s") from None
-        seq = _seq_of(ack)
-        if isinstance(seq, str):
-            raise PublishFailed(seq)
-        return seq
+        return (await self.publish_many([(subject, payload, msg_id)], timeout=timeout))[0]
 
     async def publish_many(self, items: Sequence[tuple[str, bytes, str | None]], *, timeout: float) -> list[int]:
         """Publish ``(subject, payload, msg_id)`` messages all in flight at once; returns their

@@ -36,14 +36,13 @@ class Publisher:
 
     async def publish(self, msg: BusMessage, msg_id: str | None = None, subject: str | None = None) -> int:
         """Publish one message and wait for JetStream's ack; returns its stream sequence."""
-        try:
-            return await self.jet.publish(subject or self.subject_for(msg), encode(msg), msg_id, timeout=self.timeout)
-        except (PublishFailed, NatsError, asyncio.TimeoutError) as exc:
-            raise BusUnavailable(f"publish not acknowledged: {exc!r}") from exc
+        return (await self._publish([(subject or self.subject_for(msg), encode(msg), msg_id)]))[0]
 
     async def publish_many(self, items: Iterable[tuple[BusMessage, str | None]]) -> list[int]:
         """Publish many messages, all in flight at once; their stream sequences in order."""
-        batch = [(self.subject_for(m), encode(m), i) for m, i in items]
+        return await self._publish([(self.subject_for(m), encode(m), i) for m, i in items])
+
+    async def _publish(self, batch: list[tuple[str, bytes, str | None]]) -> list[int]:
         try:
             return await self.jet.publish_many(batch, timeout=self.timeout)
         except (PublishFailed, NatsError, asyncio.TimeoutError) as exc:

@@ -13,6 +13,7 @@ import msgspec
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 
 from clipstream.bus.codec import partition_of
 from clipstream.bus.inbox import NoReply, ReplyInbox
@@ -54,7 +55,7 @@ class FeedClient:
             reply = await self._inbox.request(self.subject_for(user_id), payload, timeout=self.timeout)
         except (NoReply, NatsError, asyncio.TimeoutError) as exc:
             raise BusUnavailable(f"feed shard did not answer: {type(exc).__name__}") from exc
-        if not reply.data and reply.headers and reply.headers.get("Status") == "503":
+        if JetStreamContext.is_status_msg(reply) == "503":  # no responders
             raise BusUnavailable("feed shard did not answer: no shard owns the partition")
         try:
             return _page_decoder.decode(reply.data)
