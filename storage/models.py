@@ -40,6 +40,8 @@ class Video(msgspec.Struct, frozen=True, kw_only=True):
     created_at: int = 0
     ready_at: int | None = None
     deleted: bool = False
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
 
     @property
     def servable(self) -> bool:
@@ -56,10 +58,13 @@ class VideoCard(msgspec.Struct, frozen=True, array_like=True):
     thumb_key: str
     duration: float
     created_at: int
+    #: trailing and defaulted, so a card cached before captions existed still decodes
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, video: Video, username: str) -> "VideoCard":
         """The card of a ready video (its media keys must be set)."""
         assert video.media_key and video.thumb_key, "only processed videos have cards"
         return cls(video.video_id, video.author_id, username, video.media_key, video.thumb_key,
-                   video.duration or 0.0, video.created_at)
+                   video.duration or 0.0, video.created_at, video.caption, video.hashtags)

@@ -1,0 +1,53 @@
+"""Captions and hashtags: the one place that says what a valid caption and a hashtag are.
+
+A hashtag is ``#`` followed by Unicode letters, digits or underscores (Python's ``\\w``), at most
+:data:`TAG_MAX` characters, lower-cased; a caption keeps its first :data:`MAX_TAGS` distinct ones.
+Feeds refer to a tag by :func:`tag_id`, a stable 63-bit hash (Python's ``hash`` of a str differs
+between processes), so an interest profile is an array of ints, not of strings.
+"""
+
+from __future__ import annotations
+
+import re
+from hashlib import blake2b
+
+__all__ = ["CAPTION_MAX", "MAX_TAGS", "TAG_MAX", "caption_problem", "is_tag", "parse_hashtags", "tag_id"]
+
+CAPTION_MAX = 300
+MAX_TAGS = 10
+TAG_MAX = 50
+
+_TAG_IN_TEXT = re.compile(r"#(\w+)")
+_TAG = re.compile(rf"^\w{{1,{TAG_MAX}}}$")
+
+
+def caption_problem(caption: str) -> str | None:
+    """Why a caption is refused (a message naming the field), or None if it is valid."""
+    if len(caption) > CAPTION_MAX:
+        return f"caption is {len(caption)} characters; at most {CAPTION_MAX} are allowed"
+    for ch in caption:
+        if ch != "\n" and not ch.isprintable():
+            return f"caption must be printable text: it contains the control character U+{ord(ch):04X}"
+    return None
+
+
+def parse_hashtags(caption: str) -> tuple[str, ...]:
+    """The caption's distinct hashtags in order of appearance, lower-cased, at most :data:`MAX_TAGS`."""
+    out: list[str] = []
+    for m in _TAG_IN_TEXT.finditer(caption):
+        tag = m.group(1).lower()
+        if len(tag) <= TAG_MAX and tag not in out:
+            out.append(tag)
+            if len(out) == MAX_TAGS:
+                break
+    return tuple(out)
+
+
+def is_tag(tag: str) -> bool:
+    """True for a well-formed hashtag without its ``#`` (any case)."""
+    return bool(_TAG.match(tag))
+
+
+def tag_id(tag: str) -> int:
+    """A stable 63-bit id of a (lower-cased) hashtag, the same in every process and run."""
+    return int.from_bytes(blake2b(tag.encode(), digest_size=8).digest(), "big") >> 1
