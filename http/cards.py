@@ -38,6 +38,8 @@ def card_of(video: Video, username: str) -> VideoCard:
         video.thumb_key or "",
         float(video.duration or 0.0),
         video.created_at,
+        video.caption,
+        video.hashtags,
     )
 
 
@@ -79,6 +81,8 @@ def feed_item(card: VideoCard, likes: int, urls: MediaUrls) -> FeedItem:
         like_count=max(likes, 0),
         duration=card.duration,
         created_at=utc(card.created_at),
+        caption=card.caption,
+        hashtags=list(card.hashtags),
     )
 
 
@@ -164,6 +168,8 @@ class Cards:
             like_count=max(likes, 0),
             view_count=max(views, 0),
             created_at=utc(video.created_at),
+            caption=video.caption,
+            hashtags=list(video.hashtags),
         )
 
     async def items(self, video_ids: Sequence[int]) -> list[FeedItem]:

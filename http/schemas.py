@@ -57,6 +57,9 @@ class UploadUrlRequest(_Request):
     file_format: Annotated[
         str, Meta(max_length=16, description="container, one of the configured formats (default: mp4, mov, webm)")
     ]
+    # Length and characters are checked by the handler (clipstream.storage.hashtags) so the 400 says
+    # which rule the caption broke; the type bound only keeps a body from carrying a novel.
+    caption: Annotated[str, Meta(max_length=4096, description="optional, at most 300 printable characters; #hashtags are parsed from it")] = ""
 
 
 class LikeRequestBody(_Request):
@@ -112,6 +115,8 @@ class FeedItem(msgspec.Struct, frozen=True):
     like_count: int
     duration: float
     created_at: datetime
+    caption: str = ""
+    hashtags: list[str] = msgspec.field(default_factory=list)
 
 
 class FeedResponse(msgspec.Struct, frozen=True):
@@ -138,3 +143,5 @@ class VideoDetail(msgspec.Struct, frozen=True):
     like_count: int
     view_count: int
     created_at: datetime
+    caption: str = ""
+    hashtags: list[str] = msgspec.field(default_factory=list)

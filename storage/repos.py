@@ -93,7 +93,7 @@ def _ms(value: Any) -> int:
 
 _VIDEO_COLS = (
     "video_id, author_id, status, file_size, file_format, upload_key, media_key, thumb_key, duration, "
-    "width, height, failure_reason, created_at, ready_at, deleted"
+    "width, height, failure_reason, created_at, ready_at, deleted, caption, hashtags"
 )
 
 
@@ -105,10 +105,10 @@ class VideoRepo:
 
     async def create(self, video: Video) -> None:
         await self.cql.execute(
-            "INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, created_at, deleted) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, false)",
+            "INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, created_at, deleted, "
+            "caption, hashtags) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?)",
             (video.video_id, video.author_id, video.status, video.file_size, video.file_format,
-             video.upload_key, video.created_at),
+             video.upload_key, video.created_at, video.caption, list(video.hashtags)),
         )
 
     async def get(self, video_id: int) -> Video:
@@ -176,6 +176,11 @@ class VideoRepo:
         await self.cql.execute(
             "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", (video.author_id, video.video_id)
         )
+        if video.hashtags:
+            await self.cql.execute_many(
+                "INSERT INTO videos_by_hashtag (tag, video_id, author_id) VALUES (?, ?, ?)",
+                [(tag, video.video_id, video.author_id) for tag in video.hashtags],
+            )
         return ready_at
 
     async def mark_failed(self, video_id: int, reason: str) -> None:
@@ -188,6 +193,11 @@ class VideoRepo:
         await self.cql.execute(
             "DELETE FROM videos_by_author WHERE author_id = ? AND video_id = ?", (video.author_id, video.video_id)
         )
+        if video.hashtags:
+            await self.cql.execute_many(
+                "DELETE FROM videos_by_hashtag WHERE tag = ? AND video_id = ?",
+                [(tag, video.video_id) for tag in video.hashtags],
+            )
 
     async def by_author(self, author_id: int, before: int | None, limit: int) -> list[int]:
         """Ids of a creator's ready videos, newest first, strictly older than ``before``."""
@@ -224,6 +234,8 @@ def _video(row: Any) -> Video:
         created_at=_ms(row.created_at),
         ready_at=_ms(row.ready_at) if row.ready_at else None,
         deleted=bool(row.deleted),
+        caption=row.caption or "",
+        hashtags=tuple(row.hashtags or ()),
     )
 
 

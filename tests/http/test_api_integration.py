@@ -174,6 +174,23 @@ class TestUpload:
         msg = await last_message(base_settings, nc, subject)
         assert msg == UploadCompleted(video_id=vid, object_key=key)
 
+    async def test_caption_is_stored_with_its_hashtags(self, client: Client) -> None:
+        user = await new_user(client)
+        body = {"file_size_bytes": 10, "file_format": "mp4", "caption": "Sunset run #Running #travel #running"}
+        r = await client.post("/v1/videos/upload-url", json=body, headers=user.h)
+        assert r.status_code == 200, r.text
+        detail = (await client.get(f"/v1/videos/{r.json()['video_id']}", headers=user.h)).json()
+        assert detail["caption"] == body["caption"] and detail["hashtags"] == ["running", "travel"]
+
+    async def test_bad_caption_stores_nothing(self, client: Client, svc: Services) -> None:
+        user = await new_user(client)
+        body = {"file_size_bytes": 10, "file_format": "mp4", "caption": "x" * 301}
+        r = await client.post("/v1/videos/upload-url", json=body, headers=user.h)
+        assert r.status_code == 400 and "caption" in r.json()["detail"]
+        assert await svc.videos.by_author(user.id, None, 10) == []
+        rows = await svc.videos.cql.execute("SELECT video_id FROM videos WHERE author_id = ? ALLOW FILTERING", (user.id,))
+        assert list(rows) == []
+
     @pytest.mark.parametrize(
         ("body", "fragment"),
         [
@@ -344,7 +361,7 @@ class TestFeed:
             assert f"{author.id}/{cached}/video.mp4" in first["video_url"]
             assert f"{author.id}/{cached}/thumb.jpg" in first["thumbnail_url"]
             assert set(first) == {"video_id", "author_id", "username", "video_url", "thumbnail_url", "like_count",
-                                  "duration", "created_at"}
+                                  "duration", "created_at", "caption", "hashtags"}
             subject, key, query = seen[-1]
             assert key == viewer.id and query == FeedQuery(limit=4, page=None)
             assert subject == svc.feed.subject_for(viewer.id)
