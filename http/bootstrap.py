@@ -53,6 +53,7 @@ class Security:
     tokens: Tokens
     feed_cursors: CursorSigner
     profile_cursors: CursorSigner
+    hashtag_cursors: CursorSigner
 
 
 def build_security(settings: Settings) -> Security:
@@ -62,6 +63,7 @@ def build_security(settings: Settings) -> Security:
         tokens=Tokens(h.jwt_secret, h.token_ttl, h.admin_usernames),
         feed_cursors=CursorSigner(h.jwt_secret, "feed"),
         profile_cursors=CursorSigner(h.jwt_secret, "profile"),
+        hashtag_cursors=CursorSigner(h.jwt_secret, "hashtag"),
     )
 
 

@@ -172,6 +172,10 @@ class Cards:
             hashtags=list(video.hashtags),
         )
 
+    def forget(self, video_id: int) -> None:
+        """Drop this worker's item of a video that changed (the other workers' lapse in ``item_ttl``)."""
+        self._items.pop(video_id, None)
+
     async def items(self, video_ids: Sequence[int]) -> list[FeedItem]:
         """Items of servable videos in the given order; the others are dropped."""
         now = time.monotonic()

@@ -12,7 +12,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from clipstream.storage.hashtags import CAPTION_MAX, CAPTION_PATTERN
+
 __all__ = [
+    "Caption",
     "FeedItem",
     "FeedResponse",
     "FollowRequest",
@@ -28,9 +31,16 @@ __all__ = [
     "UserProfile",
     "VideoDetail",
     "VideoList",
+    "VideoPatch",
 ]
 
 IdStr = Annotated[str, Meta(pattern=r"^[0-9]{1,19}$", description="63-bit id as a decimal string", examples=["1234567890123"])]
+
+
+#: the rules of :mod:`clipstream.storage.hashtags`, stated in the schema (so the OpenAPI document says
+#: them) and checked by msgspec: a 400 naming ``$.caption``
+Caption = Annotated[str, Meta(max_length=CAPTION_MAX, pattern=CAPTION_PATTERN,
+                              description="at most 300 characters, no control characters but newlines; #hashtags are parsed from it")]
 
 
 class _Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -57,9 +67,13 @@ class UploadUrlRequest(_Request):
     file_format: Annotated[
         str, Meta(max_length=16, description="container, one of the configured formats (default: mp4, mov, webm)")
     ]
-    # Length and characters are checked by the handler (clipstream.storage.hashtags) so the 400 says
-    # which rule the caption broke; the type bound only keeps a body from carrying a novel.
-    caption: Annotated[str, Meta(max_length=4096, description="optional, at most 300 printable characters; #hashtags are parsed from it")] = ""
+    caption: Caption = ""
+
+
+class VideoPatch(_Request):
+    """The fields of a video its creator may change."""
+
+    caption: Caption
 
 
 class LikeRequestBody(_Request):

@@ -19,7 +19,7 @@ from clipstream.http.errors import errors
 from clipstream.http.schemas import StatusResponse, UploadUrlRequest, UploadUrlResponse
 from clipstream.http.videos import owned_video
 from clipstream.storage.errors import NotFound
-from clipstream.storage.hashtags import caption_problem, parse_hashtags
+from clipstream.storage.hashtags import parse_hashtags
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video
 from clipstream.storage.repos import now_ms
@@ -46,9 +46,6 @@ async def upload_url(data: JSONBody[UploadUrlRequest], svc: ServicesDep, me: Cur
     """Create a video (status ``uploading``) and a presigned PUT URL for exactly its object key."""
     media = svc.settings.media
     fmt = _check_upload(data, media.format_set, media.max_upload_bytes)
-    problem = caption_problem(data.caption)
-    if problem:
-        raise ClientException(problem)
     await svc.objects_probe.ensure_up()  # MinIO down -> 503 before anything is written
     video_id = new_id()
     video = Video(

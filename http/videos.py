@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
+import msgspec
 import structlog
-from litestar import delete, get, post
+from litestar import delete, get, patch, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta
 from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
+from clipstream.http.cards import card_of
 from clipstream.http.errors import errors, parse_id
-from clipstream.http.schemas import LikeRequestBody, SuccessResponse, VideoDetail
+from clipstream.http.schemas import LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch
 from clipstream.http.security import Principal
+from clipstream.storage.hashtags import TAG_PATTERN, parse_hashtags, tag_id
 from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.repos import now_ms
 
@@ -79,6 +82,40 @@ async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser)
         log.warning("could not remove the objects of a deleted video", video_id=vid, error=repr(exc))
 
 
+@patch("/v1/videos/{video_id:str}", tags=["videos"], responses=errors(400, 401, 403, 404, 413, 415, 503))
+async def edit_video(video_id: VideoIdPath, data: JSONBody[VideoPatch], svc: ServicesDep, me: CurrentUser) -> VideoDetail:
+    """Edit a video's caption (its creator only); its hashtags follow the new caption."""
+    video = await owned_video(svc, video_id, me, "edit a video")
+    tags = parse_hashtags(data.caption)
+    await svc.videos.set_caption(video, data.caption, tags)
+    edited = msgspec.structs.replace(video, caption=data.caption, hashtags=tags)
+    author, stats = await asyncio.gather(svc.users.get(video.author_id), svc.stats.get_many([video.video_id]))
+    if edited.servable and edited.media_key:
+        await svc.cache.put_cards([card_of(edited, author.username)])  # feeds show the new caption
+        svc.cards.forget(video.video_id)
+    likes, views, _, _ = stats.get(video.video_id, (0, 0, 0, 0))
+    return svc.cards.detail(edited, author.username, likes, views)
+
+
+@get("/v1/hashtags/{tag:str}/videos", tags=["videos"], responses=errors(400, 401, 503))
+async def hashtag_videos(
+    tag: Annotated[str, Parameter(pattern=TAG_PATTERN, description="a hashtag without its #, any case: 1-50 letters, digits or _")],
+    svc: ServicesDep,
+    me: CurrentUser,
+    limit: Annotated[int, Parameter(ge=1, le=50, description="videos per page")] = 20,
+    cursor: Annotated[str | None, Parameter(max_length=64, description="next_cursor of the previous page")] = None,
+) -> VideoList:
+    """A hashtag's ready videos, newest first."""
+    tag = tag.lower()
+    signer = svc.security.hashtag_cursors
+    scope = tag_id(tag)
+    before = signer.verify(scope, cursor) if cursor else None  # InvalidCursor -> 400
+    ids = await svc.videos.by_hashtag(tag, before, limit)
+    items = await svc.cards.items(ids)
+    next_cursor = signer.sign(scope, ids[-1]) if len(ids) == limit else None
+    return VideoList(videos=items, next_cursor=next_cursor)
+
+
 @post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 413, 415, 503))
 async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
     """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers."""
@@ -102,4 +139,4 @@ async def view_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -
     return SuccessResponse()
 
 
-VIDEO_HANDLERS = [video_detail, delete_video, like_video, view_video]
+VIDEO_HANDLERS = [video_detail, edit_video, hashtag_videos, delete_video, like_video, view_video]

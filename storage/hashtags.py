@@ -11,24 +11,20 @@ from __future__ import annotations
 import re
 from hashlib import blake2b
 
-__all__ = ["CAPTION_MAX", "MAX_TAGS", "TAG_MAX", "caption_problem", "is_tag", "parse_hashtags", "tag_id"]
+__all__ = ["CAPTION_MAX", "CAPTION_PATTERN", "TAG_PATTERN", "MAX_TAGS", "TAG_MAX", "parse_hashtags", "tag_id"]
 
 CAPTION_MAX = 300
 MAX_TAGS = 10
 TAG_MAX = 50
 
 _TAG_IN_TEXT = re.compile(r"#(\w+)")
-_TAG = re.compile(rf"^\w{{1,{TAG_MAX}}}$")
-
-
-def caption_problem(caption: str) -> str | None:
-    """Why a caption is refused (a message naming the field), or None if it is valid."""
-    if len(caption) > CAPTION_MAX:
-        return f"caption is {len(caption)} characters; at most {CAPTION_MAX} are allowed"
-    for ch in caption:
-        if ch != "\n" and not ch.isprintable():
-            return f"caption must be printable text: it contains the control character U+{ord(ch):04X}"
-    return None
+#: the C0 and C1 control characters but the newline (Unicode category Cc), as ranges that Python
+#: and ECMA-262 (the OpenAPI document's readers) read alike
+_CONTROL_CHARS = "\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f"
+#: a caption as the API's schema states it
+CAPTION_PATTERN = f"^[^{_CONTROL_CHARS}]*$"
+#: a tag as the API's schema states it (ASCII in ECMA-262 readers, any Unicode word character here)
+TAG_PATTERN = rf"^\w{{1,{TAG_MAX}}}$"
 
 
 def parse_hashtags(caption: str) -> tuple[str, ...]:
@@ -41,11 +37,6 @@ def parse_hashtags(caption: str) -> tuple[str, ...]:
             if len(out) == MAX_TAGS:
                 break
     return tuple(out)
-
-
-def is_tag(tag: str) -> bool:
-    """True for a well-formed hashtag without its ``#`` (any case)."""
-    return bool(_TAG.match(tag))
 
 
 def tag_id(tag: str) -> int:

@@ -212,6 +212,34 @@ class VideoRepo:
             )
         return [r.video_id for r in rows]
 
+    async def by_hashtag(self, tag: str, before: int | None, limit: int) -> list[int]:
+        """Ids of a hashtag's ready videos, newest first, strictly older than ``before``."""
+        if before is None:
+            rows = await self.cql.execute("SELECT video_id FROM videos_by_hashtag WHERE tag = ? LIMIT ?", (tag, limit))
+        else:
+            rows = await self.cql.execute(
+                "SELECT video_id FROM videos_by_hashtag WHERE tag = ? AND video_id < ? LIMIT ?", (tag, before, limit)
+            )
+        return [r.video_id for r in rows]
+
+    async def set_caption(self, video: Video, caption: str, hashtags: tuple[str, ...]) -> None:
+        """A new caption; a ready video's hashtag rows follow it (the old tags' rows go)."""
+        await self.cql.execute(
+            "UPDATE videos SET caption = ?, hashtags = ? WHERE video_id = ?", (caption, list(hashtags), video.video_id)
+        )
+        if video.status != "ready":
+            return  # mark_ready writes the rows of the tags the video has then
+        gone = [t for t in video.hashtags if t not in hashtags]
+        if gone:
+            await self.cql.execute_many(
+                "DELETE FROM videos_by_hashtag WHERE tag = ? AND video_id = ?", [(t, video.video_id) for t in gone]
+            )
+        if hashtags:
+            await self.cql.execute_many(
+                "INSERT INTO videos_by_hashtag (tag, video_id, author_id) VALUES (?, ?, ?)",
+                [(t, video.video_id, video.author_id) for t in hashtags],
+            )
+
     async def count_by_author(self, author_id: int) -> int:
         rows = await self.cql.execute("SELECT COUNT(*) AS n FROM videos_by_author WHERE author_id = ?", (author_id,))
         return int(rows[0].n) if rows else 0

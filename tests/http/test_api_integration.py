@@ -28,6 +28,7 @@ from clipstream.http.app import create_app
 from clipstream.http.bootstrap import Services, open_services
 from clipstream.http.cards import card_of
 from clipstream.storage.errors import NotFound
+from clipstream.storage.hashtags import parse_hashtags
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video
 from clipstream.storage.repos import now_ms
@@ -78,11 +79,13 @@ async def new_user(client: Client) -> User:
     return User(int(body["user_id"]), name, body["access_token"])
 
 
-async def make_video(svc: Services, user: User, *, ready: bool = True, cached: bool = True, likes: int | None = None) -> int:
+async def make_video(svc: Services, user: User, *, ready: bool = True, cached: bool = True, likes: int | None = None,
+                     caption: str = "") -> int:
     """A video row (and, if ``cached``, its Redis card) as the media pipeline would leave it."""
     vid = new_id()
     video = Video(video_id=vid, author_id=user.id, status="uploading", file_size=100, file_format="mp4",
-                  upload_key=f"{user.id}/{vid}.mp4", created_at=now_ms())
+                  upload_key=f"{user.id}/{vid}.mp4", created_at=now_ms(), caption=caption,
+                  hashtags=parse_hashtags(caption))
     await svc.videos.create(video)
     if ready:
         media, thumb = f"{user.id}/{vid}/video.mp4", f"{user.id}/{vid}/thumb.jpg"
@@ -186,7 +189,7 @@ class TestUpload:
         user = await new_user(client)
         body = {"file_size_bytes": 10, "file_format": "mp4", "caption": "x" * 301}
         r = await client.post("/v1/videos/upload-url", json=body, headers=user.h)
-        assert r.status_code == 400 and "caption" in r.json()["detail"]
+        assert r.status_code == 400 and r.json()["extra"][0]["key"] == "caption", r.text
         assert await svc.videos.by_author(user.id, None, 10) == []
         rows = await svc.videos.cql.execute("SELECT video_id FROM videos WHERE author_id = ? ALLOW FILTERING", (user.id,))
         assert list(rows) == []
@@ -203,6 +206,53 @@ class TestUpload:
         user = await new_user(client)
         r = await client.post("/v1/videos/upload-url", json=body, headers=user.h)
         assert r.status_code == 400 and fragment in r.json()["detail"]
+
+
+class TestCaptions:
+    async def test_patch_is_the_creators_and_moves_the_hashtag_rows(self, client: Client, svc: Services) -> None:
+        author, other = await new_user(client), await new_user(client)
+        tag_a, tag_b = f"a{new_id()}", f"b{new_id()}"
+        vid = await make_video(svc, author, caption=f"first #{tag_a}")
+        assert [v["video_id"] for v in (await client.get(f"/v1/hashtags/{tag_a}/videos", headers=other.h)).json()["videos"]] == [str(vid)]
+        # Someone else's edit is refused and changes nothing.
+        r = await client.patch(f"/v1/videos/{vid}", json={"caption": "hijacked"}, headers=other.h)
+        assert r.status_code == 403, r.text
+        r = await client.patch(f"/v1/videos/{vid}", json={"caption": f"second #{tag_b.upper()}"}, headers=author.h)
+        assert r.status_code == 200, r.text
+        assert r.json()["caption"] == f"second #{tag_b.upper()}" and r.json()["hashtags"] == [tag_b]
+        assert (await client.get(f"/v1/hashtags/{tag_a}/videos", headers=other.h)).json()["videos"] == []
+        page = (await client.get(f"/v1/hashtags/{tag_b.upper()}/videos", headers=other.h)).json()["videos"]
+        assert [v["video_id"] for v in page] == [str(vid)] and page[0]["hashtags"] == [tag_b]
+        # A bad caption is a 400 and the stored one stays.
+        r = await client.patch(f"/v1/videos/{vid}", json={"caption": "tab\tnot allowed"}, headers=author.h)
+        assert r.status_code == 400 and r.json()["extra"][0]["key"] == "caption", r.text
+        assert (await client.get(f"/v1/videos/{vid}", headers=other.h)).json()["caption"] == f"second #{tag_b.upper()}"
+        # Deleted: 404 for everyone, and gone from the hashtag page.
+        assert (await client.delete(f"/v1/videos/{vid}", headers=author.h)).status_code == 204
+        assert (await client.patch(f"/v1/videos/{vid}", json={"caption": "x"}, headers=author.h)).status_code == 404
+        assert (await client.get(f"/v1/hashtags/{tag_b}/videos", headers=other.h)).json()["videos"] == []
+
+    async def test_hashtag_page_is_newest_first_with_cursors(self, client: Client, svc: Services) -> None:
+        author, viewer = await new_user(client), await new_user(client)
+        tag = f"t{new_id()}"
+        vids = [await make_video(svc, author, caption=f"clip {i} #{tag}") for i in range(5)]
+        r = await client.get(f"/v1/hashtags/{tag}/videos", params={"limit": 3}, headers=viewer.h)
+        first = r.json()
+        assert [v["video_id"] for v in first["videos"]] == [str(v) for v in vids[::-1][:3]]
+        r = await client.get(f"/v1/hashtags/{tag}/videos", params={"limit": 3, "cursor": first["next_cursor"]}, headers=viewer.h)
+        assert [v["video_id"] for v in r.json()["videos"]] == [str(v) for v in vids[::-1][3:]]
+        assert r.json()["next_cursor"] is None
+
+    @pytest.mark.parametrize("tag", ["two%20words", "a-b", "x" * 51, "%23cats"])
+    async def test_malformed_tag_is_400(self, client: Client, tag: str) -> None:
+        user = await new_user(client)
+        r = await client.get(f"/v1/hashtags/{tag}/videos", headers=user.h)
+        assert r.status_code == 400 and "tag" in r.text, r.text
+
+    async def test_forged_hashtag_cursor_is_400(self, client: Client) -> None:
+        user = await new_user(client)
+        r = await client.get("/v1/hashtags/cats/videos", params={"cursor": "forged"}, headers=user.h)
+        assert r.status_code == 400
 
 
 class TestObjectStoreDown:
