@@ -1,0 +1,77 @@
+"""The interest profile of a feed entity (clipstream.actors.entities.profile)."""
+
+from __future__ import annotations
+
+import pytest
+
+from clipstream.actors.entities.profile import (CAP, DECAY, FULL_WATCH, LIKE, SKIP, TOP_K, Profile,
+                                                watch_signal)
+
+
+class TestSignals:
+    def test_like_adds_to_author_and_splits_over_tags(self) -> None:
+        p = Profile()
+        p.observe(7, [1, 2, 3, 4], LIKE)
+        assert p.author_weights() == {7: pytest.approx(1.0)}
+        assert p.tag_weights() == {t: pytest.approx(0.5) for t in (1, 2, 3, 4)}
+
+    def test_unlike_takes_a_like_back_up_to_the_decay(self) -> None:
+        p = Profile()
+        p.observe(7, [1], LIKE)
+        p.observe(7, [1], -LIKE)
+        assert p.author_weights()[7] == pytest.approx(DECAY - 1.0)
+
+    def test_every_signal_decays_what_came_before(self) -> None:
+        p = Profile()
+        p.observe(7, [1], LIKE)
+        for _ in range(30):
+            p.observe(8, [2], LIKE)
+        assert p.author_weights()[7] == pytest.approx(DECAY**30, rel=1e-5)
+        assert p.top_tags(1) == [2] and p.top_authors(2) == [8, 7]
+
+    def test_weights_are_capped(self) -> None:
+        p = Profile()
+        for _ in range(100):
+            p.observe(7, [], LIKE)
+        assert p.author_weights()[7] <= CAP
+
+    def test_watch_signal(self) -> None:
+        assert watch_signal(9_500, 10_000) == FULL_WATCH
+        assert watch_signal(500, 10_000) == SKIP
+        assert watch_signal(5_000, 10_000) == 0.0
+        assert watch_signal(5_000, 0) == 0.0
+
+    def test_top_lists_keep_only_positive_weights(self) -> None:
+        p = Profile()
+        p.observe(7, [1], SKIP)
+        assert p.top_tags(5) == [] and p.top_authors(5) == []
+        assert p.tag_weights()[1] < 0  # the skip is remembered
+
+
+class TestBounds:
+    def test_at_most_top_k_and_the_weakest_goes(self) -> None:
+        p = Profile()
+        for a in range(TOP_K):
+            p.observe(a + 1, [], LIKE)  # author 1 has decayed most
+        p.observe(1000, [], LIKE)
+        weights = p.author_weights()
+        assert len(weights) == TOP_K and 1000 in weights and 1 not in weights
+
+    def test_a_full_profile_is_small(self) -> None:
+        p = Profile()
+        for a in range(100):
+            p.observe(a + 1, [a * 10 + i for i in range(3)], LIKE)
+        assert len(p.authors) == len(p.tags) == TOP_K
+        assert p.size() < 1300  # the 6 KB feed budget has ~1.9 KB to spare over 4,068
+
+
+class TestStorage:
+    def test_round_trip(self) -> None:
+        p = Profile()
+        p.observe(7, [1, 2], LIKE)
+        p.observe(8, [2**62], SKIP)
+        q = Profile.decode(p.encode())
+        assert q.author_weights() == p.author_weights() and q.tag_weights() == p.tag_weights()
+
+    def test_never_stored_is_empty(self) -> None:
+        assert not Profile.decode(None) and not Profile.decode(b"")
