@@ -12,7 +12,8 @@ what the shard holds, not the drivers' buffers under load.
 
 ``feed``: UserFeeds with realistic state as loaded from storage (300 served videos, 30 likes, 20
 follows, 20 inbox entries, 8 stored pages of 10 of which the entity keeps the newest, past page
-30), each then sent a NewVideo through the host and flushed; bytes each by tracemalloc, the
+30, an interest profile at its bound, the sources of the 20 newest served), each then sent a
+NewVideo through the host and flushed; bytes each by tracemalloc, the
 entity alone and with its keys' bookkeeping (the host's dict and the I/O thread's active set).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import json
+from array import array
 import random
 import sys
 import time
@@ -94,8 +96,18 @@ def measure_counters(count: int) -> dict[str, Any]:
     }
 
 
+def full_profile(rnd: random.Random, authors: list[int]) -> bytes:
+    """A stored profile at its bound: TOP_K hashtags and TOP_K authors."""
+    from clipstream.actors.entities.profile import LIKE, TOP_K, Profile
+
+    p = Profile()
+    for author in rnd.sample(authors, TOP_K):
+        p.observe(author, [rnd.getrandbits(63) for _ in range(2)], LIKE)
+    return p.encode()
+
+
 def measure_feeds(count: int) -> dict[str, Any]:
-    from clipstream.actors.entities.feed import FeedKind, build_feed
+    from clipstream.actors.entities.feed import RECENT_KEEP, FeedKind, build_feed
     from clipstream.actors.handoff import Batch
     from clipstream.bus.messages import NewVideo
     from clipstream.storage.ids import IdGenerator
@@ -123,7 +135,11 @@ def measure_feeds(count: int) -> dict[str, Any]:
             served=set(served), pages={22 + p: recent[p * 10 : p * 10 + 10] for p in range(8)},
             liked=dict(zip(videos[o + 320 : o + 350], authors[a + 20 : a + 40])),
             following=set(authors[a : a + 20]),
+            profile=full_profile(rnd, authors),
         ))
+        # what a feed that serves pages keeps of its newest: ids and the source of each
+        feeds[-1].recent = array("q", served[-RECENT_KEEP:])
+        feeds[-1].recent_src = bytes(rnd.randrange(5) for _ in range(RECENT_KEEP))
     del served, recent
     gc.collect()
     alone = tracemalloc.get_traced_memory()[0] - before
@@ -152,7 +168,8 @@ def measure_feeds(count: int) -> dict[str, Any]:
         "bytes_each": round(alone / count),
         "bytes_each_with_keys": round(total / count),
         "size_of_mean": round(sum(sizes) / len(sizes)),
-        "state": "300 served, 30 liked, 20 following, 21 inbox, 8 stored pages of 10 (the newest kept)",
+        "state": "300 served, 30 liked, 20 following, 21 inbox, 8 stored pages of 10 (the newest kept), "
+                 "a full profile (32 hashtags, 32 authors), the sources of the 20 newest served",
     }
 
 

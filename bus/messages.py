@@ -25,11 +25,13 @@ __all__ = [
     "VideoFailed",
     "VideoReady",
     "ViewDelta",
+    "Watched",
     "MESSAGE_TYPES",
 ]
 
 Id = Annotated[int, Meta(ge=1, le=2**63 - 1, description="63-bit clipstream id")]
 Millis = Annotated[int, Meta(ge=0, description="unix time in milliseconds")]
+Tags = Annotated[tuple[str, ...], Meta(max_length=10, description="a video's hashtags, lower-cased, without #")]
 
 
 class _Msg(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=True):
@@ -47,6 +49,8 @@ class LikeRequest(_Msg, tag="like.v1"):
     author_id: Id
     like: bool
     at: Millis
+    #: the video's hashtags, for the user's interest profile (absent in messages of before captions)
+    hashtags: Tags = ()
 
 
 class Follow(_Msg, tag="follow.v1"):
@@ -56,6 +60,19 @@ class Follow(_Msg, tag="follow.v1"):
     author_id: Id
     follow: bool
     at: Millis
+
+
+class Watched(_Msg, tag="watched.v1"):
+    """A user watched a video for ``watched_ms`` of its ``duration_ms``: a full watch or a quick skip
+    moves the user's interest profile (the video's counter gets a ViewDelta beside it)."""
+
+    user_id: Id
+    video_id: Id
+    author_id: Id
+    watched_ms: Annotated[int, Meta(ge=0)]
+    duration_ms: Annotated[int, Meta(ge=0)]
+    at: Millis
+    hashtags: Tags = ()
 
 
 class NewVideo(_Msg, tag="new_video.v1"):
@@ -148,6 +165,7 @@ BusMessage = Union[
     LikeRequest,
     Follow,
     NewVideo,
+    Watched,
     LikeDelta,
     FollowDelta,
     ViewDelta,

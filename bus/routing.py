@@ -11,6 +11,7 @@ from clipstream.bus.messages import (
     LikeRequest,
     NewVideo,
     ViewDelta,
+    Watched,
 )
 from clipstream.bus.topology import Topology
 
@@ -31,7 +32,7 @@ class Router:
             return self.topology.counter_subject(partition_of(msg.video_id, self.partitions))
         if isinstance(msg, FollowDelta):
             return self.topology.counter_subject(partition_of(msg.author_id, self.partitions))
-        if isinstance(msg, (LikeRequest, Follow, NewVideo)):
+        if isinstance(msg, (LikeRequest, Follow, NewVideo, Watched)):
             return self.topology.feed_subject(partition_of(msg.user_id, self.partitions))
         tag = msg.__struct_config__.tag  # type: ignore[attr-defined]
         return self.topology.video_subject(str(tag).split(".")[0])

@@ -29,12 +29,16 @@ class FeedPage(msgspec.Struct, frozen=True):
     """The video ids of one page and the page number that follows (None: nothing more to show).
 
     ``stored``: the page was served before and the entity no longer holds it (it keeps the newest
-    only); its ids are in storage (``FeedRepo.page``), ``video_ids`` is empty."""
+    only); its ids are in storage (``FeedRepo.page``), ``video_ids`` is empty, and so are ``flags``."""
 
     page: int
     video_ids: list[int]
     next_page: int | None
     stored: bool = False
+    #: per id, 1: the user likes it, 2: the user follows its author (empty: none of either)
+    flags: list[int] = []
+    #: ``at`` of the newest like, follow or watch the page's ranking saw (0: none)
+    feedback_at: int = 0
 
 
 def rpc_subject(prefix: str, kind: str, partition: int) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar import get
 from litestar.params import Parameter
 
 from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.errors import ServiceUnavailable, errors
-from clipstream.http.schemas import FeedResponse
+from clipstream.http.schemas import FeedItem, FeedResponse
 
 __all__ = ["FEED_HANDLERS", "MAX_LIMIT", "feed_page"]
 
@@ -41,8 +42,17 @@ async def feed_page(svc: Services, user_id: int, limit: int, page: int | None) -
             raise ServiceUnavailable("that page is being saved; retry")
         next_page = result.page + 1 if ids else None
     items = await svc.cards.items(ids)
+    if result.flags:  # the viewer's own state of these videos, from their entity: no extra read
+        flags = dict(zip(ids, result.flags))
+        items = [_flagged(item, flags.get(int(item.video_id), 0)) for item in items]
     next_cursor = svc.security.feed_cursors.sign(user_id, next_page) if next_page is not None else None
     return FeedResponse(next_cursor=next_cursor, videos=items)
+
+
+def _flagged(item: FeedItem, flag: int) -> FeedItem:
+    if not flag:
+        return item  # items are shared by every viewer of this worker: copied only when they differ
+    return msgspec.structs.replace(item, liked=bool(flag & 1), following_author=bool(flag & 2))
 
 
 FEED_HANDLERS = [feed]

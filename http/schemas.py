@@ -32,6 +32,7 @@ __all__ = [
     "VideoDetail",
     "VideoList",
     "VideoPatch",
+    "ViewRequestBody",
 ]
 
 IdStr = Annotated[str, Meta(pattern=r"^[0-9]{1,19}$", description="63-bit id as a decimal string", examples=["1234567890123"])]
@@ -74,6 +75,10 @@ class VideoPatch(_Request):
     """The fields of a video its creator may change."""
 
     caption: Caption
+
+
+class ViewRequestBody(_Request):
+    watched_ms: Annotated[int, Meta(ge=0, le=3_600_000, description="how long the viewer watched, ms: a full watch or a quick skip teaches the feed")] | None = None
 
 
 class LikeRequestBody(_Request):
@@ -131,6 +136,10 @@ class FeedItem(msgspec.Struct, frozen=True):
     created_at: datetime
     caption: str = ""
     hashtags: list[str] = msgspec.field(default_factory=list)
+    #: the caller likes this video (feed items; false where the caller's state is not at hand)
+    liked: bool = False
+    #: the caller follows its author (feed items; false where the caller's state is not at hand)
+    following_author: bool = False
 
 
 class FeedResponse(msgspec.Struct, frozen=True):

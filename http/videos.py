@@ -11,11 +11,12 @@ from litestar import delete, get, patch, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody, Parameter
 
-from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta
+from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta, Watched
 from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.cards import card_of
 from clipstream.http.errors import errors, parse_id
-from clipstream.http.schemas import LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch
+from clipstream.http.schemas import (LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch,
+                                     ViewRequestBody)
 from clipstream.http.security import Principal
 from clipstream.storage.hashtags import TAG_PATTERN, parse_hashtags, tag_id
 from clipstream.storage.models import Video, VideoCard
@@ -92,6 +93,7 @@ async def edit_video(video_id: VideoIdPath, data: JSONBody[VideoPatch], svc: Ser
     author, stats = await asyncio.gather(svc.users.get(video.author_id), svc.stats.get_many([video.video_id]))
     if edited.servable and edited.media_key:
         await svc.cache.put_cards([card_of(edited, author.username)])  # feeds show the new caption
+        await svc.cache.put_tags(video.video_id, tags)  # and the feeds' pools its new hashtags
         svc.cards.forget(video.video_id)
     likes, views, _, _ = stats.get(video.video_id, (0, 0, 0, 0))
     return svc.cards.detail(edited, author.username, likes, views)
@@ -126,16 +128,26 @@ async def like(svc: Services, user_id: int, video_id: str, liked: bool) -> Succe
     """A like or unlike as the API takes it (also used by :mod:`clipstream.http.fastpath`)."""
     card = await _servable_card(svc, video_id)
     await svc.publisher.publish(
-        LikeRequest(user_id=user_id, video_id=card.video_id, author_id=card.author_id, like=liked, at=now_ms())
+        LikeRequest(user_id=user_id, video_id=card.video_id, author_id=card.author_id, like=liked, at=now_ms(),
+                    hashtags=card.hashtags)
     )
     return SuccessResponse()
 
 
-@post("/v1/videos/{video_id:str}/view", status_code=202, tags=["videos"], responses=errors(401, 404, 503))
-async def view_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
-    """Count a view of a ready video."""
+@post("/v1/videos/{video_id:str}/view", status_code=202, tags=["videos"], responses=errors(400, 401, 404, 413, 415, 503))
+async def view_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser,
+                     data: JSONBody[ViewRequestBody | None] = None) -> SuccessResponse:
+    """Count a view of a ready video; with ``watched_ms``, the viewer's feed learns from it too."""
     card = await _servable_card(svc, video_id)
-    await svc.publisher.publish(ViewDelta(video_id=card.video_id, user_id=me.user_id, at=now_ms()))
+    at = now_ms()
+    view = ViewDelta(video_id=card.video_id, user_id=me.user_id, at=at)
+    if data is None or data.watched_ms is None:
+        await svc.publisher.publish(view)
+        return SuccessResponse()
+    watched = Watched(user_id=me.user_id, video_id=card.video_id, author_id=card.author_id,
+                      watched_ms=data.watched_ms, duration_ms=int(card.duration * 1000), at=at,
+                      hashtags=card.hashtags)
+    await svc.publisher.publish_many([(view, None), (watched, None)])
     return SuccessResponse()
 
 

@@ -7,6 +7,7 @@ Keys (``<ns>`` is the namespace, default ``cs``):
     <ns>:fresh     ZSET video_id -> ready time (ms): newest uploads, trimmed
     <ns>:popular   ZSET video_id -> like count: most liked ready videos, trimmed
     <ns>:authors   HASH video_id -> author_id of the videos in those lists
+    <ns>:tags      HASH video_id -> its hashtags, space-separated (videos with a caption tag only)
     <ns>:built     present once the candidate lists were built; gone after a flush or a restart
                    without persistence, which tells the worker's cache keeper to rebuild them
                    from Scylla (:mod:`clipstream.workers.cache_keeper`)
@@ -20,6 +21,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from clipstream.config.settings import RedisSettings
+from clipstream.storage.hashtags import tag_id
 from clipstream.storage.models import VideoCard
 
 __all__ = ["Cache", "connect_redis"]
@@ -104,7 +106,23 @@ class Cache:
         pipe.zadd(f"{self.ns}:popular", {str(card.video_id): likes})
         pipe.zremrangebyrank(f"{self.ns}:popular", 0, -POPULAR_KEEP - 1)
         pipe.hset(f"{self.ns}:authors", str(card.video_id), card.author_id)
+        if card.hashtags:
+            pipe.hset(f"{self.ns}:tags", str(card.video_id), " ".join(card.hashtags))
         await pipe.execute()
+
+    async def put_tags(self, video_id: int, hashtags: Sequence[str]) -> None:
+        """A ready video's caption changed: its hashtags as the feeds' candidate pools read them."""
+        if hashtags:
+            await self.redis.hset(f"{self.ns}:tags", str(video_id), " ".join(hashtags))
+        else:
+            await self.redis.hdel(f"{self.ns}:tags", str(video_id))
+
+    async def tags_of(self, video_ids: Sequence[int]) -> dict[int, tuple[int, ...]]:
+        """The hashtag ids (:func:`~clipstream.storage.hashtags.tag_id`) of videos that have any."""
+        if not video_ids:
+            return {}
+        raw = await self.redis.hmget(f"{self.ns}:tags", [str(v) for v in video_ids])
+        return {v: tuple(tag_id(t) for t in r.decode().split()) for v, r in zip(video_ids, raw) if r}
 
     async def is_built(self) -> bool:
         """False when the candidate lists are gone (Redis flushed or restarted empty)."""
@@ -114,10 +132,11 @@ class Cache:
         """One rebuild at a time across processes: True if this caller may rebuild now."""
         return bool(await self.redis.set(f"{self.ns}:rebuilding", b"1", nx=True, ex=seconds))
 
-    async def rebuild_candidates(self, videos: Sequence[tuple[int, int, int, int]]) -> None:
+    async def rebuild_candidates(self, videos: Sequence[tuple[int, int, int, int]],
+                                 tags: Mapping[int, Sequence[str]] | None = None) -> None:
         """Write the candidate lists from (video_id, author_id, created_at ms, likes) of every ready
-        video, newest and most liked kept, then mark them built. Merges with what is there, so a
-        video published meanwhile is not lost."""
+        video (and the ``tags`` of those that have hashtags), newest and most liked kept, then mark
+        them built. Merges with what is there, so a video published meanwhile is not lost."""
         newest = sorted(videos, key=lambda v: v[2], reverse=True)[:FRESH_KEEP]
         liked = sorted(videos, key=lambda v: v[3], reverse=True)[:POPULAR_KEEP]
         pipe = self.redis.pipeline(transaction=False)
@@ -127,6 +146,9 @@ class Cache:
             pipe.zadd(f"{self.ns}:popular", {str(v[0]): v[3] for v in chunk})
         for chunk in _chunks([*newest, *liked], 1000):
             pipe.hset(f"{self.ns}:authors", mapping={str(v[0]): v[1] for v in chunk})
+            tagged = {str(v[0]): " ".join(tags[v[0]]) for v in chunk if tags and tags.get(v[0])}
+            if tagged:
+                pipe.hset(f"{self.ns}:tags", mapping=tagged)
         pipe.zremrangebyrank(f"{self.ns}:fresh", 0, -FRESH_KEEP - 1)
         pipe.zremrangebyrank(f"{self.ns}:popular", 0, -POPULAR_KEEP - 1)
         pipe.set(f"{self.ns}:built", b"1")
@@ -140,6 +162,7 @@ class Cache:
         pipe.zrem(f"{self.ns}:fresh", str(video_id))
         pipe.zrem(f"{self.ns}:popular", str(video_id))
         pipe.hdel(f"{self.ns}:authors", str(video_id))
+        pipe.hdel(f"{self.ns}:tags", str(video_id))
         await pipe.execute()
 
     async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:

@@ -145,11 +145,12 @@ class VideoRepo:
         )
         return bool(rows and rows[0].applied)
 
-    def scan_servable(self) -> list[tuple[int, int, int]]:
-        """(video_id, author_id, created_at ms) of every ready, undeleted video. A full table scan,
-        paged by the driver and blocking: for the rare rebuild of Redis (run it in a thread)."""
-        rows = self.cql.execute_sync("SELECT video_id, author_id, status, deleted, created_at FROM videos")
-        return [(r.video_id, r.author_id, _ms(r.created_at)) for r in rows if r.status == "ready" and not r.deleted]
+    def scan_servable(self) -> list[tuple[int, int, int, tuple[str, ...]]]:
+        """(video_id, author_id, created_at ms, hashtags) of every ready, undeleted video. A full
+        table scan, paged by the driver and blocking: for the rare rebuild of Redis (run it in a thread)."""
+        rows = self.cql.execute_sync("SELECT video_id, author_id, status, deleted, created_at, hashtags FROM videos")
+        return [(r.video_id, r.author_id, _ms(r.created_at), tuple(r.hashtags or ()))
+                for r in rows if r.status == "ready" and not r.deleted]
 
     async def renew_claim(self, video_id: int) -> bool:
         """Heartbeat of the worker processing a video: push its claim's lease forward. False if the
@@ -381,22 +382,22 @@ class FeedRepo:
 
     async def load(
         self, user_id: int, recent: int = 8
-    ) -> tuple[int, int, list[tuple[int, int]], set[int], dict[int, list[int]]]:
-        """(applied_seq, next_page, inbox of (video, author), served, the ``recent`` newest pages);
-        zeros for a new user.
+    ) -> tuple[int, int, list[tuple[int, int]], set[int], dict[int, list[int]], bytes | None]:
+        """(applied_seq, next_page, inbox of (video, author), served, the ``recent`` newest pages,
+        the stored interest profile); zeros and None for a new user.
 
         The inbox is stored flat, video and author interleaved, in one list<bigint> column; what
         was served since it was last written is dropped from it here.
         """
         state, pages, legacy = await asyncio.gather(
-            self.cql.execute("SELECT applied_seq, next_page, inbox FROM feed_state WHERE user_id = ?", (user_id,)),
+            self.cql.execute("SELECT applied_seq, next_page, inbox, profile FROM feed_state WHERE user_id = ?", (user_id,)),
             self.cql.execute("SELECT page, video_ids FROM feed_pages WHERE user_id = ?", (user_id,)),
             # written before migration 2 only; read so that those feeds never repeat either
             self.cql.execute("SELECT video_id FROM feed_served WHERE user_id = ?", (user_id,)),
         )
-        seq, next_page, inbox = (0, 0, [])
+        seq, next_page, inbox, profile = (0, 0, [], None)
         if state:
-            seq, next_page = state[0].applied_seq or 0, state[0].next_page or 0
+            seq, next_page, profile = state[0].applied_seq or 0, state[0].next_page or 0, state[0].profile
             flat = list(state[0].inbox or [])
             inbox = list(zip(flat[0::2], flat[1::2]))
         served = {r.video_id for r in legacy}
@@ -405,7 +406,7 @@ class FeedRepo:
         if pages:
             next_page = max(next_page, pages[0].page + 1)
         inbox = [pair for pair in inbox if pair[0] not in served]
-        return seq, next_page, inbox, served, {r.page: list(r.video_ids or []) for r in pages[:recent]}
+        return seq, next_page, inbox, served, {r.page: list(r.video_ids or []) for r in pages[:recent]}, profile
 
     async def page(self, user_id: int, page: int) -> list[int] | None:
         """The video ids of a page served before; None if it is not (yet) stored."""
@@ -416,16 +417,17 @@ class FeedRepo:
 
     async def save(
         self,
-        states: Iterable[tuple[int, int, int, list[tuple[int, int]]]],
+        states: Iterable[tuple[int, int, int, list[tuple[int, int]], bytes | None]],
         pages: Iterable[tuple[int, int, list[int]]],
     ) -> None:
-        """Write (user, seq, next_page, inbox) states and new (user, page, video ids) pages.
+        """Write (user, seq, next_page, inbox, profile) states and new (user, page, video ids) pages.
 
         A page is one row whatever its size, and a feed that only served pages since its last
         flush needs no state row: that is one CQL row per page served, batched with the user's
         other rows."""
         await self.cql.write_many(
-            ("INSERT INTO feed_state (user_id, applied_seq, next_page, inbox) VALUES (?, ?, ?, ?)",
-             [(user, seq, page, [n for pair in inbox for n in pair]) for user, seq, page, inbox in states]),
+            ("INSERT INTO feed_state (user_id, applied_seq, next_page, inbox, profile) VALUES (?, ?, ?, ?, ?)",
+             [(user, seq, page, [n for pair in inbox for n in pair], profile)
+              for user, seq, page, inbox, profile in states]),
             ("INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", pages),
         )

@@ -42,7 +42,8 @@ class CacheKeeper:
         servable, likes = await asyncio.gather(
             asyncio.to_thread(self.videos.scan_servable), asyncio.to_thread(self.stats.scan_likes)
         )
-        await self.cache.rebuild_candidates([(v, a, created, likes.get(v, 0)) for v, a, created in servable])
+        await self.cache.rebuild_candidates([(v, a, created, likes.get(v, 0)) for v, a, created, _ in servable],
+                                            {v: tags for v, _, _, tags in servable if tags})
         self.rebuilds += 1
         log.info("candidate lists rebuilt from scylla", videos=len(servable),
                  seconds=round(time.monotonic() - started, 2))

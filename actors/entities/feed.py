@@ -1,17 +1,23 @@
 """UserFeed entities: a user's likes and follows (the truth of both) and their For You feed.
 
 The entity dedupes like/unlike and follow/unfollow (a second like changes nothing) and emits the
-resulting delta to the counter of the video or creator. Feed pages are picked from the shard's
-shared candidate pool (fresh and popular videos, refreshed from Redis once a second) plus the
-user's inbox of followed creators' new videos, ranked by freshness, engagement and affinity with
-author diversity, never repeating a video already served. Pages are kept so that the same cursor
-returns the same page.
+resulting delta to the counter of the video or creator. Each like, unlike, follow, unfollow and
+watch also moves the user's interest profile (:mod:`.profile`) in memory, so the next page reacts.
+
+A page is blended from several candidate sources (:data:`SOURCES`): followed creators' new videos
+(the user's inbox), the shard pool's videos of the user's strongest hashtags and authors, the
+pool's best by freshness and engagement ("trending"), and one slot of exploration for the newest
+videos that this shard has shown fewer than :data:`EXPOSURE_FLOOR` times (a new creator's video
+reaches viewers). Candidates are scored by freshness, engagement and the profile; a page keeps
+one video per author and at most :data:`TAG_CAP` per hashtag while it can; a video already served
+is never served again. Pages are kept so that the same cursor returns the same page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from array import array
 import sys
 import time
 from collections import Counter
@@ -19,16 +25,22 @@ from itertools import filterfalse, islice
 from typing import Any, Callable
 
 import msgspec
+import structlog
 
 from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs, trimmed
+from clipstream.actors.entities.profile import FOLLOW, LIKE, Profile, watch_signal
 from clipstream.actors.entity import EntityKind, Outbox
-from clipstream.bus.messages import BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo
+from clipstream.bus.messages import (BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo,
+                                     Watched)
 from clipstream.bus.rpc import FeedPage, FeedQuery
 from clipstream.storage.cache import Cache
+from clipstream.storage.hashtags import tag_id
 from clipstream.storage.ids import EPOCH_MS, created_ms
 from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo
 
-__all__ = ["CandidatePool", "Changes", "FeedKind", "UserFeed", "build_feed", "rank_page"]
+__all__ = ["SOURCES", "CandidatePool", "Changes", "FeedKind", "UserFeed", "build_feed", "rank", "rank_page"]
+
+log = structlog.get_logger(__name__)
 
 INBOX_KEEP = 500
 #: the shard's candidate pool: the newest and the most liked videos
@@ -40,6 +52,25 @@ POOL_POPULAR = 5000
 #: served ids at 2.4 KB (the bulk of a feed).
 PAGES_KEEP = 1
 MAX_LIMIT = 50
+
+#: where a page's videos come from, by index (impressions and likes are counted per source)
+SOURCES = ("following", "hashtag", "author", "trending", "fresh")
+S_FOLLOWING, S_HASHTAG, S_AUTHOR, S_TRENDING, S_FRESH = range(len(SOURCES))
+#: the profile's strongest hashtags and authors whose pool videos are candidates of a page
+TOP_TAGS = 4
+TOP_AUTHORS = 3
+#: at most this many videos of one hashtag in a page while other candidates are left
+TAG_CAP = 3
+#: a video of the pool's newest shown fewer times than this by the shard gets a page's exploration slot
+EXPOSURE_FLOOR = 10
+#: how many of the pool's newest videos are looked at for that slot
+FRESH_WINDOW = 300
+#: weights of the profile in a candidate's score (the base score is within [0, 0.85])
+W_FOLLOWING = 0.6
+W_AUTHOR = 0.5
+W_TAGS = 0.8
+#: served ids an entity remembers the source of, so a like is counted for the source that showed it
+RECENT_KEEP = 20
 
 
 class Changes:
@@ -76,6 +107,12 @@ class UserFeed(msgspec.Struct, gc=False):
     #: pool ``scan_pool`` was served (or is the user's own) when the last page was picked
     scan_pool: int = -1
     scan_from: int = 0
+    profile: Profile = msgspec.field(default_factory=Profile)
+    #: ``at`` of the newest like, follow or watch applied (what a page "reflects"; 0: none)
+    feedback_at: int = 0
+    #: the newest served ids and the source of each (a byte per id)
+    recent: array | None = None  # type: ignore[type-arg]
+    recent_src: bytes = b""
 
     def changed(self) -> Changes:
         if self.changes is None:
@@ -86,10 +123,11 @@ class UserFeed(msgspec.Struct, gc=False):
 class CandidatePool:
     """Candidates shared by every feed in a shard, pre-ranked by their user-independent score."""
 
-    __slots__ = ("ids", "pos", "ranked", "authors", "likes", "refreshed_at", "version")
+    __slots__ = ("ids", "pos", "ranked", "authors", "likes", "refreshed_at", "version", "tags", "by_tag",
+                 "by_author", "newest")
 
     def __init__(self, items: list[tuple[int, int, int]] = (), now_ms: int | None = None,  # type: ignore[assignment]
-                 version: int = 0) -> None:
+                 version: int = 0, tags: dict[int, tuple[int, ...]] | None = None) -> None:
         now = now_ms if now_ms is not None else int(time.time() * 1000)
         #: tells pools apart: a feed's scan position is only good for the pool it was taken in
         self.version = version
@@ -113,6 +151,18 @@ class CandidatePool:
         self.pos = {v: i for i, v in enumerate(self.ids)}
         #: video id -> (author, base score)
         self.ranked = {v: (self.authors[v], s) for s, v in scored}
+        #: video id -> its hashtag ids (videos without hashtags are absent)
+        self.tags = tags if tags is not None else {}
+        #: hashtag id / author -> their videos, best first: the per-hashtag and per-author sources
+        self.by_tag: dict[int, list[int]] = {}
+        self.by_author: dict[int, list[int]] = {}
+        tags_of = self.tags.get
+        for v in self.ids:
+            self.by_author.setdefault(self.authors[v], []).append(v)
+            for t in tags_of(v, ()):
+                self.by_tag.setdefault(t, []).append(v)
+        #: the newest videos, newest first (ids are time-ordered): the exploration source
+        self.newest = sorted(self.authors, reverse=True)[:FRESH_WINDOW]
         self.refreshed_at = now
 
 
@@ -128,11 +178,25 @@ def base_score(video_id: int, likes: int, now_ms: int) -> float:
 _SERVED_SET_MAX = 1024
 
 
-def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
-    """Pick up to ``limit`` unserved videos: best personal score first, one per author while possible."""
-    liked_authors = Counter(feed.liked.authors())  # counted in C: ~40 µs for 1,000 likes, a loop ~60
+def rank_page(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, int] | None = None) -> list[int]:
+    """The ids :func:`rank` picks."""
+    return [v for v, _, _ in rank(feed, pool, limit, exposure)]
+
+
+def rank(feed: UserFeed, pool: CandidatePool, limit: int,
+         exposure: dict[int, int] | None = None) -> list[tuple[int, int, int]]:
+    """Pick up to ``limit`` unserved videos as (video, author, source): the candidates of every
+    source scored by the base score and the user's profile, one per author and at most
+    :data:`TAG_CAP` per hashtag while possible, and the last slot for exploration when the pool's
+    newest hold a video ``exposure`` (shard-wide impressions) shows fewer than :data:`EXPOSURE_FLOOR` times."""
     now = int(time.time() * 1000)
-    window = limit * 6
+    window = limit * 4
+    profile = feed.profile
+    tag_w, author_w = profile.tag_weights(), profile.author_weights()
+    # Normalised so the strongest weight counts 1: a keen liker's profile and a new one's rank alike.
+    tag_norm = max((abs(w) for w in tag_w.values()), default=1.0) or 1.0
+    author_norm = max((abs(w) for w in author_w.values()), default=1.0) or 1.0
+    tag_get, author_get, tags_of = tag_w.get, author_w.get, pool.tags.get
     # A keen user has been served hundreds of videos, mostly the best of the pool. The scan of the
     # pool starts where the last page's stopped finding served ones (same pool only), so a page
     # costs about its window, not the user's history. The served ids are checked inside C
@@ -143,16 +207,40 @@ def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
     served = feed.served
     use_set = len(served) > 32 and (start == 0 or len(served) <= _SERVED_SET_MAX)
     is_served = set(served).__contains__ if use_set else served.__contains__
-    scored: list[tuple[float, int, int]] = []
-    # Followed creators' new videos, newest first; the window's worth is enough for a page.
-    for vid, author in islice(filterfalse(lambda p: is_served(p[0]), feed.inbox.reversed_pairs()), window):
-        scored.append((base_score(vid, pool.likes.get(vid, 0), now) + 0.6, vid, author))
-    seen = {v for _, v, _ in scored}
     key, ranked = feed.key, pool.ranked
     following = set(feed.following) if len(feed.following) > 8 else feed.following
+
+    def personal(base: float, vid: int, author: int) -> float:
+        score = base + (W_FOLLOWING if author in following else 0.0)
+        if author_w:
+            score += W_AUTHOR * author_get(author, 0.0) / author_norm
+        if tag_w:
+            score += W_TAGS * max(-1.0, min(1.5, sum(tag_get(t, 0.0) for t in tags_of(vid, ())) / tag_norm))
+        return score
+
+    scored: list[tuple[float, int, int, int]] = []
+    seen: set[int] = set()
+    # Followed creators' new videos, newest first; the window's worth is enough for a page.
+    for vid, author in islice(filterfalse(lambda p: is_served(p[0]), feed.inbox.reversed_pairs()), window):
+        scored.append((personal(base_score(vid, pool.likes.get(vid, 0), now), vid, author), vid, author, S_FOLLOWING))
+        seen.add(vid)
+    # The profile's strongest hashtags and authors: their best unserved videos in the pool.
+    for source, lists in ((S_HASHTAG, [pool.by_tag.get(t, ()) for t in profile.top_tags(TOP_TAGS)]),
+                          (S_AUTHOR, [pool.by_author.get(a, ()) for a in profile.top_authors(TOP_AUTHORS)])):
+        for videos in lists:
+            for vid in islice(filterfalse(is_served, videos), limit * 2):
+                author, base = ranked[vid]
+                if author == key or vid in seen:
+                    continue
+                seen.add(vid)
+                scored.append((personal(base, vid, author), vid, author, source))
+    # Trending: the pool's best by the base score, until the window holds enough authors for a
+    # page of one video each (a burst of uploads by a few creators fills the top otherwise).
     first = None  # the first candidate not served and not the user's own
+    taken = 0
+    trending_authors: set[int] = set()
     for vid in filterfalse(is_served, islice(pool.ids, start, None)):
-        if len(scored) >= window:
+        if taken >= window and (len(trending_authors) >= limit or taken >= window * 5):
             break
         author, base = ranked[vid]
         if author == key:
@@ -161,22 +249,38 @@ def rank_page(feed: UserFeed, pool: CandidatePool, limit: int) -> list[int]:
             first = vid
         if vid in seen:
             continue
-        affinity = 0.6 if author in following else 0.1 * min(5, liked_authors.get(author, 0))
-        scored.append((base + affinity, vid, author))
+        seen.add(vid)
+        taken += 1
+        trending_authors.add(author)
+        scored.append((personal(base, vid, author), vid, author, S_TRENDING))
     feed.scan_pool, feed.scan_from = pool.version, pool.pos[first] if first is not None else len(pool.ids)
     scored.sort(reverse=True)
-    picked: list[int] = []
+    explore = None
+    if exposure is not None and limit > 1:
+        for vid in pool.newest:
+            if exposure.get(vid, 0) < EXPOSURE_FLOOR and not is_served(vid) and vid not in seen:
+                author = pool.authors[vid]
+                if author != key:
+                    explore = (vid, author, S_FRESH)
+                    break
+    room = limit - (explore is not None)
+    picked: list[tuple[int, int, int]] = []
     authors_in_page: set[int] = set()
-    rest: list[int] = []
-    for _, vid, author in scored:
-        if len(picked) >= limit:
+    tags_in_page: Counter[int] = Counter()
+    rest: list[tuple[int, int, int]] = []
+    for _, vid, author, source in scored:
+        if len(picked) >= room:
             break
-        if author in authors_in_page:
-            rest.append(vid)  # diversity: a second video of an author only if nothing else is left
+        tags = tags_of(vid, ())
+        if author in authors_in_page or any(tags_in_page[t] >= TAG_CAP for t in tags):
+            rest.append((vid, author, source))  # diversity: only if nothing else is left
             continue
-        picked.append(vid)
+        picked.append((vid, author, source))
         authors_in_page.add(author)
-    picked.extend(rest[: limit - len(picked)])
+        tags_in_page.update(tags)
+    picked.extend(rest[: room - len(picked)])
+    if explore is not None:
+        picked.append(explore)
     return picked
 
 
@@ -204,9 +308,15 @@ class FeedKind(EntityKind[UserFeed]):
         self._lists: tuple[list[bytes], list[bytes]] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._first_pool = asyncio.Event()
+        #: impressions this shard made of the pool's newest videos (the exploration floor)
+        self.exposure: dict[int, int] = {}
+        #: online evaluation, per source (:data:`SOURCES`): videos served, and likes of them
+        self.impressions = [0] * len(SOURCES)
+        self.source_likes = [0] * len(SOURCES)
+        self.refresh_errors = 0
 
     def key_of(self, message: BusMessage) -> int:
-        if isinstance(message, (LikeRequest, Follow, NewVideo)):
+        if isinstance(message, (LikeRequest, Follow, NewVideo, Watched)):
             return message.user_id
         raise TypeError(f"a feed does not take {type(message).__name__}")
 
@@ -221,10 +331,10 @@ class FeedKind(EntityKind[UserFeed]):
         return {f.key: f for f in loaded}
 
     async def _load_one(self, key: int) -> UserFeed:
-        (seq, next_page, inbox, served, pages), liked, following = await asyncio.gather(
+        (seq, next_page, inbox, served, pages, profile), liked, following = await asyncio.gather(
             self.feeds.load(key), self.likes_repo.liked_by(key), self.follows_repo.following(key)
         )
-        return build_feed(key, seq, next_page, inbox, served, pages, liked, following)
+        return build_feed(key, seq, next_page, inbox, served, pages, liked, following, profile)
 
     async def refresh(self) -> None:
         """Rebuild the shard's candidate pool from Redis, unless its lists did not change: then the
@@ -233,15 +343,25 @@ class FeedKind(EntityKind[UserFeed]):
         if lists == self._lists:
             return
         items = await self.cache.candidates(POOL_FRESH, POOL_POPULAR, known_authors=self.pool.authors, lists=lists)
-        self.pool = CandidatePool(items, version=self.pool.version + 1)
+        # A video's hashtags change only by an edit: the pool's are kept, the new videos' read.
+        # (An edit reaches a pool when the video leaves it and comes back, or at a restart.)
+        old = self.pool
+        tags = {v: old.tags[v] for v, _, _ in items if v in old.tags}
+        tags.update(await self.cache.tags_of([v for v, _, _ in items if v not in old.authors]))
+        self.pool = CandidatePool(items, version=old.version + 1, tags=tags)
+        newest = set(self.pool.newest)
+        self.exposure = {v: n for v, n in self.exposure.items() if v in newest}
         self._lists = lists
 
     async def _refresh_forever(self) -> None:
         while True:
             try:
                 await self.refresh()
-            except Exception:  # Redis away: keep serving the last pool
-                pass
+            except Exception as exc:  # Redis away: keep serving the last pool
+                self.refresh_errors += 1
+                if self.refresh_errors & (self.refresh_errors - 1) == 0:  # 1st, 2nd, 4th, 8th...: not once a second
+                    log.warning("candidate pool refresh failed; serving the last pool", error=repr(exc),
+                                failures=self.refresh_errors)
             self._first_pool.set()  # tried once: the first loads go on (with an empty pool if Redis is away)
             await asyncio.sleep(self.refresh_every)
 
@@ -254,6 +374,11 @@ class FeedKind(EntityKind[UserFeed]):
             self._like(entity, message, seq, outbox)
         elif isinstance(message, Follow):
             self._follow(entity, message, seq, outbox)
+        elif isinstance(message, Watched):
+            signal = watch_signal(message.watched_ms, message.duration_ms)
+            if signal:
+                entity.profile.observe(message.author_id, map(tag_id, message.hashtags), signal)
+                entity.feedback_at = max(entity.feedback_at, message.at)
         elif isinstance(message, NewVideo):
             video, author = message.video_id, message.author_id
             if video not in entity.served and not entity.inbox.has(video, author):
@@ -268,8 +393,12 @@ class FeedKind(EntityKind[UserFeed]):
         if m.like:
             feed.liked.set(m.video_id, m.author_id)
             feed.liked = trimmed(feed.liked)
+            if feed.recent is not None and m.video_id in feed.recent:
+                self.source_likes[feed.recent_src[feed.recent.index(m.video_id)]] += 1
         else:
             feed.liked.remove(m.video_id)
+        feed.profile.observe(m.author_id, map(tag_id, m.hashtags), LIKE if m.like else -LIKE)
+        feed.feedback_at = max(feed.feedback_at, m.at)
         feed.changed().like_changes.append((feed.key, m.video_id, m.author_id, m.like, m.at))
         delta = LikeDelta(video_id=m.video_id, user_id=feed.key, delta=1 if m.like else -1, at=m.at)
         outbox.publish(self.subject_for(delta), delta, f"like:{feed.key}:{m.video_id}:{seq}")
@@ -282,6 +411,8 @@ class FeedKind(EntityKind[UserFeed]):
             feed.following = trimmed(feed.following)
         else:
             feed.following.discard(m.author_id)
+        feed.profile.observe(m.author_id, (), FOLLOW if m.follow else -FOLLOW)
+        feed.feedback_at = max(feed.feedback_at, m.at)
         feed.changed().follow_changes.append((feed.key, m.author_id, m.follow))
         delta = FollowDelta(author_id=m.author_id, user_id=feed.key, delta=1 if m.follow else -1, at=m.at)
         outbox.publish(self.subject_for(delta), delta, f"follow:{feed.key}:{m.author_id}:{seq}")
@@ -292,11 +423,15 @@ class FeedKind(EntityKind[UserFeed]):
         if q.page is not None:
             ids = entity.pages.get(q.page)
             if ids is not None:  # the same cursor again: the same page
-                return _encoder.encode(FeedPage(q.page, ids, q.page + 1 if ids else None)), False
+                return _encoder.encode(FeedPage(q.page, ids, q.page + 1 if ids else None,
+                                                flags=self._flags(entity, ids),
+                                                feedback_at=entity.feedback_at)), False
             if q.page < entity.next_page:  # an older page: the same page too, read from storage
-                return _encoder.encode(FeedPage(q.page, [], None, stored=True)), False
+                return _encoder.encode(FeedPage(q.page, [], None, stored=True, feedback_at=entity.feedback_at)), False
         page = entity.next_page
-        ids = rank_page(entity, self.pool, limit)
+        picked = rank(entity, self.pool, limit, self.exposure)
+        ids = [v for v, _, _ in picked]
+        self._count(entity, picked)
         entity.next_page += 1
         entity.pages.put(page, ids, PAGES_KEEP)
         entity.served.update(ids)
@@ -306,13 +441,36 @@ class FeedKind(EntityKind[UserFeed]):
         if ids and entity.inbox:  # the inbox held no served video before this page: drop this page's
             now_served = set(ids)
             entity.inbox = Pairs(p for p in entity.inbox.pairs() if p[0] not in now_served)
-        return _encoder.encode(FeedPage(page, ids, page + 1 if ids else None)), True
+        return _encoder.encode(FeedPage(page, ids, page + 1 if ids else None, flags=self._flags(entity, ids),
+                                        feedback_at=entity.feedback_at)), True
+
+    def _count(self, feed: UserFeed, picked: list[tuple[int, int, int]]) -> None:
+        """Impressions per source and of the newest videos; the page's sources kept for its likes."""
+        impressions, exposure, newest = self.impressions, self.exposure, self.pool.newest
+        fresh_from = newest[-1] if len(newest) >= FRESH_WINDOW else 0
+        for vid, _, source in picked:
+            impressions[source] += 1
+            if vid >= fresh_from:
+                exposure[vid] = exposure.get(vid, 0) + 1
+        recent = feed.recent if feed.recent is not None else array("q")
+        recent.extend(v for v, _, _ in picked)
+        src = feed.recent_src + bytes(s for _, _, s in picked)
+        if len(recent) > RECENT_KEEP:
+            del recent[: len(recent) - RECENT_KEEP]
+            src = src[-RECENT_KEEP:]
+        feed.recent, feed.recent_src = trimmed(recent), src
+
+    def _flags(self, feed: UserFeed, ids: list[int]) -> list[int]:
+        """Per id: 1 if the user likes it, 2 if the user follows its author (empty: none of either)."""
+        authors, liked, following = self.pool.authors, feed.liked, feed.following
+        flags = [(1 if v in liked else 0) | (2 if authors.get(v, 0) in following else 0) for v in ids]
+        return flags if any(flags) else []
 
     def snapshot(self, entity: UserFeed) -> tuple[Any, ...]:
         c = entity.changes or Changes()
         entity.changes = None
         return (entity.key, entity.seq, entity.next_page, entity.inbox.pairs() if c.state else None,
-                c.new_pages, c.like_changes, c.follow_changes)
+                c.new_pages, c.like_changes, c.follow_changes, entity.profile.encode() if c.state else None)
 
     async def flush(self, snapshots: list[Any]) -> None:
         # Likes and follows strictly before the state row with its applied sequence: a process
@@ -325,7 +483,7 @@ class FeedKind(EntityKind[UserFeed]):
             self.follows_repo.apply(c for s in snapshots for c in s[6]),
         )
         await self.feeds.save(
-            states=[(s[0], s[1], s[2], s[3]) for s in snapshots if s[3] is not None],
+            states=[(s[0], s[1], s[2], s[3], s[7]) for s in snapshots if s[3] is not None],
             pages=[(s[0], p, ids) for s in snapshots for p, ids in s[4]],
         )
 
@@ -335,13 +493,16 @@ class FeedKind(EntityKind[UserFeed]):
         # short-lived (a flush interval), and the key is in the host's per-key overhead.
         return (
             164 + sys.getsizeof(entity.served) + sys.getsizeof(entity.following) + sys.getsizeof(entity.inbox)
-            + sys.getsizeof(entity.liked) + sys.getsizeof(entity.pages)
+            + sys.getsizeof(entity.liked) + sys.getsizeof(entity.pages) + entity.profile.size()
+            + (sys.getsizeof(entity.recent) + sys.getsizeof(entity.recent_src) if entity.recent is not None else 0)
         )
 
 
 def build_feed(key: int, seq: int, next_page: int, inbox: list[tuple[int, int]], served: set[int],
-               pages: dict[int, list[int]], liked: dict[int, int], following: set[int]) -> UserFeed:
-    """A UserFeed from its stored state, in the compact forms."""
+               pages: dict[int, list[int]], liked: dict[int, int], following: set[int],
+               profile: bytes | None = None) -> UserFeed:
+    """A UserFeed from its stored state, in the compact forms. A profile never stored (a feed of
+    before profiles) is rebuilt from the user's likes and follows, which know their authors."""
     feed = UserFeed(key)
     feed.seq, feed.next_page = seq, next_page
     feed.inbox = Pairs(inbox)
@@ -349,4 +510,11 @@ def build_feed(key: int, seq: int, next_page: int, inbox: list[tuple[int, int]],
     feed.pages = Pages(pages, PAGES_KEEP)
     feed.liked = IdMap(liked)
     feed.following = IdSet(following)
+    if profile:
+        feed.profile = Profile.decode(profile)
+    else:
+        for author in feed.liked.authors():
+            feed.profile.observe(author, (), LIKE)
+        for author in feed.following:
+            feed.profile.observe(author, (), FOLLOW)
     return feed

@@ -397,7 +397,7 @@ class TestFeed:
         unready = await make_video(svc, author, ready=False)
         deleted = await make_video(svc, author)
         assert (await client.delete(f"/v1/videos/{deleted}", headers=author.h)).status_code == 204
-        pages = {None: FeedPage(page=4, video_ids=[cached, unready, uncached, deleted], next_page=5),
+        pages = {None: FeedPage(page=4, video_ids=[cached, unready, uncached, deleted], next_page=5, flags=[3, 0, 2, 0]),
                  5: FeedPage(page=5, video_ids=[], next_page=None)}
 
         with feed_shard(base_settings.nats.url, base_settings.nats.subject_prefix, lambda user, q: pages[q.page]) as seen:
@@ -408,10 +408,13 @@ class TestFeed:
             first = body["videos"][0]
             assert first["author_id"] == str(author.id) and first["username"] == author.username
             assert first["like_count"] == 7 and body["videos"][1]["like_count"] == 0
+            # the viewer's own state, as their entity told it
+            assert first["liked"] is True and first["following_author"] is True
+            assert body["videos"][1]["liked"] is False and body["videos"][1]["following_author"] is True
             assert f"{author.id}/{cached}/video.mp4" in first["video_url"]
             assert f"{author.id}/{cached}/thumb.jpg" in first["thumbnail_url"]
             assert set(first) == {"video_id", "author_id", "username", "video_url", "thumbnail_url", "like_count",
-                                  "duration", "created_at", "caption", "hashtags"}
+                                  "duration", "created_at", "caption", "hashtags", "liked", "following_author"}
             subject, key, query = seen[-1]
             assert key == viewer.id and query == FeedQuery(limit=4, page=None)
             assert subject == svc.feed.subject_for(viewer.id)

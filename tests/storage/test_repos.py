@@ -105,11 +105,12 @@ class TestGraph:
         assert await follows.following(user) == {author} and await follows.followers(author) == [user]
         feeds = FeedRepo(cql)
         other = new_id()
-        await feeds.save([(user, 9, 2, [(vid, author), (other, author)])], [(user, 1, [vid])])
+        await feeds.save([(user, 9, 2, [(vid, author), (other, author)], b"profile")], [(user, 1, [vid])])
         # served = the stored pages' videos; the inbox loses what was served since it was written
-        assert await feeds.load(user) == (9, 2, [(other, author)], {vid}, {1: [vid]})
+        assert await feeds.load(user) == (9, 2, [(other, author)], {vid}, {1: [vid]}, b"profile")
         await feeds.save([], [(user, p, [p]) for p in range(2, 12)])  # pages alone, no state row
-        seq, next_page, inbox, served, pages = await feeds.load(user, recent=8)
+        seq, next_page, inbox, served, pages, profile = await feeds.load(user, recent=8)
+        assert profile == b"profile"
         assert (seq, next_page, inbox) == (9, 12, [(other, author)])
         assert served == {vid, *range(2, 12)} and sorted(pages) == list(range(4, 12))
         cql.execute_sync("INSERT INTO feed_served (user_id, video_id) VALUES (%s, %s)", (user, other))
@@ -163,12 +164,12 @@ class TestBatchedWrites:
     async def test_feed_states_and_pages(self, cql, sent) -> None:
         users = [new_id() for _ in range(5)]
         feeds = FeedRepo(cql)
-        states = [(u, 7, 20, [(new_id(), new_id()) for _ in range(40)]) for u in users]
+        states = [(u, 7, 20, [(new_id(), new_id()) for _ in range(40)], None) for u in users]
         await feeds.save(states, [(u, p, [p, 1000 + p]) for u in users for p in range(20)])
         batched(sent, len(users) * 21)
-        for (u, seq, next_page, inbox) in states:
+        for (u, seq, next_page, inbox, _) in states:
             assert await feeds.load(u, recent=20) == (
-                seq, next_page, inbox, {*range(20), *range(1000, 1020)}, {p: [p, 1000 + p] for p in range(20)},
+                seq, next_page, inbox, {*range(20), *range(1000, 1020)}, {p: [p, 1000 + p] for p in range(20)}, None,
             )
 
 

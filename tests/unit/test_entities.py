@@ -7,9 +7,10 @@ import math
 import msgspec
 
 from clipstream.actors.entities.counter import Counter, CounterKind
-from clipstream.actors.entities.feed import CandidatePool, FeedKind, UserFeed, base_score
+from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, SOURCES, CandidatePool, FeedKind, UserFeed, base_score,
+                                             build_feed)
 from clipstream.actors.entity import Outbox
-from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta
+from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta, Watched
 from clipstream.bus.rpc import FeedPage, FeedQuery
 from clipstream.storage.ids import IdGenerator, created_ms
 
@@ -313,6 +314,10 @@ async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
             new, pop = lists
             return [(int(v), 100, 0) for v in new] + [(int(pop[0]), 100, int(pop[1]))]
 
+        async def tags_of(self, video_ids):  # type: ignore[no-untyped-def]
+            self.asked_tags = list(video_ids)
+            return {v: (v * 10,) for v in video_ids if v == 7}
+
     cache = Cache()
     kind = FeedKind(None, None, None, cache, subject_for=str)  # type: ignore[arg-type]
     await kind.refresh()
@@ -323,6 +328,8 @@ async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
     cache.lists = ([b"5", b"7"], [b"6", b"4"])
     await kind.refresh()
     assert kind.pool.version == 2 and sorted(kind.pool.ids) == [5, 6, 7]
+    assert cache.asked_tags == [7]  # only the new video's hashtags are read
+    assert kind.pool.tags == {7: (70,)} and kind.pool.by_tag == {70: [7]}
 
 
 def test_a_resumed_scan_picks_what_a_full_scan_picks() -> None:
@@ -346,3 +353,102 @@ def test_a_resumed_scan_picks_what_a_full_scan_picks() -> None:
         feed.served.update(got)
     assert resumed_pages > 10
     assert feed.scan_from == len(pool.ids)
+
+
+class TestPersonalFeed:
+    """The profile, the sources and the page's diversity (the feed that learns)."""
+
+    def setup_method(self) -> None:
+        # 20 authors x 10 videos; author a's videos carry hashtag 1000 + a % 5 (5 hashtags, 40 videos each)
+        self.videos = [(ids(), 100 + a, 5) for a in range(20) for _ in range(10)]
+        self.tags = {v: (1000 + (a - 100) % 5,) for v, a, _ in self.videos}
+        self.kind = feed_kind()
+        self.kind.pool = CandidatePool(self.videos, tags=self.tags)
+
+    def like(self, f: UserFeed, vid: int, seq: int, like: bool = True) -> None:
+        author = self.kind.pool.authors[vid]
+        tag = self.tags[vid][0]
+        # the hashtags travel as text; the entity maps them to ids as the pool does
+        msg = LikeRequest(user_id=f.key, video_id=vid, author_id=author, like=like, at=seq, hashtags=(f"t{tag}",))
+        self.kind.handle(f, msg, seq, Outbox())
+
+    def test_a_like_changes_the_next_page(self) -> None:
+        from clipstream.storage.hashtags import tag_id
+
+        tagged = {v: (tag_id(f"t{t}"),) for v, (t,) in self.tags.items()}
+        self.kind.pool = CandidatePool(self.videos, tags=tagged)
+        liker, other = UserFeed(1), UserFeed(2)
+        first = page(self.kind, liker, limit=10).video_ids
+        page(self.kind, other, limit=10)
+        target = first[0]
+        self.like(liker, target, 1)
+        liked_tag = tagged[target][0]
+        mine = page(self.kind, liker, limit=10).video_ids
+        theirs = page(self.kind, other, limit=10).video_ids
+        share = lambda vids: sum(tagged[v][0] == liked_tag for v in vids)  # noqa: E731
+        assert share(mine[:-1]) == 3  # the hashtag's cap fills (the last slot is exploration's)
+        assert share(mine) > share(theirs)
+        assert any(self.kind.pool.authors[v] == self.kind.pool.authors[target] for v in mine)
+
+    def test_a_page_caps_each_hashtag_and_author_while_it_can(self) -> None:
+        f = UserFeed(1)
+        for seq, vid in enumerate([v for v, a, _ in self.videos if a == 100][:3], start=1):
+            self.like(f, vid, seq)
+        for _ in range(3):
+            vids = page(self.kind, f, limit=10).video_ids
+            assert len({self.kind.pool.authors[v] for v in vids}) == 10
+            assert max(sum(self.tags[v] == t for v in vids) for t in set(self.tags.values())) <= 3
+
+    def test_unlike_and_skip_turn_the_profile_against(self) -> None:
+        f = UserFeed(1)
+        vid = self.videos[0][0]
+        self.like(f, vid, 1)
+        self.like(f, vid, 2, like=False)
+        assert f.profile.author_weights()[100] < 0
+        g = UserFeed(2)
+        self.kind.handle(g, Watched(user_id=2, video_id=vid, author_id=100, watched_ms=300, duration_ms=15_000, at=5,
+                                    hashtags=("cats",)), 1, Outbox())
+        assert g.profile.author_weights()[100] < 0 and g.feedback_at == 5
+
+    def test_the_newest_unexposed_video_gets_the_exploration_slot(self) -> None:
+        newcomer = ids()  # newest of all, no likes, an author nobody knows
+        self.kind.pool = CandidatePool([*self.videos, (newcomer, 999, 0)], tags=self.tags)
+        shown = 0
+        for user in range(1, 30):
+            if newcomer in page(self.kind, UserFeed(user), limit=10).video_ids:
+                shown += 1
+        assert shown == EXPOSURE_FLOOR  # then the slot goes to the next least-shown new video
+        assert self.kind.exposure[newcomer] == EXPOSURE_FLOOR
+
+    def test_impressions_and_likes_are_counted_per_source(self) -> None:
+        f = UserFeed(1)
+        vids = page(self.kind, f, limit=10).video_ids
+        assert sum(self.kind.impressions) == 10
+        self.like(f, vids[-1], 1)  # the exploration slot is last
+        assert self.kind.source_likes[SOURCES.index("fresh")] == 1
+
+    def test_flags_tell_liked_and_followed(self) -> None:
+        f = UserFeed(1)
+        self.kind.handle(f, Follow(user_id=1, author_id=105, follow=True, at=0), 1, Outbox())
+        p = page(self.kind, f, limit=20)
+        by_author = {self.kind.pool.authors[v]: flag for v, flag in zip(p.video_ids, p.flags)}
+        assert by_author[105] == 2 and all(flag == 0 for a, flag in by_author.items() if a != 105)
+
+    def test_the_profile_is_flushed_and_rebuilt(self) -> None:
+        f = UserFeed(1)
+        self.like(f, self.videos[0][0], 1)
+        snap = self.kind.snapshot(f)
+        stored = build_feed(1, 1, 0, [], set(), {}, {self.videos[0][0]: 100}, set(), snap[7])
+        assert stored.profile.tag_weights() == f.profile.tag_weights()
+        # never stored (a feed of before profiles): rebuilt from its likes and follows
+        rebuilt = build_feed(1, 1, 0, [], set(), {}, {self.videos[0][0]: 100}, {105}, None)
+        assert rebuilt.profile.top_authors(2) == [105, 100]
+
+    def test_a_feed_with_its_profile_stays_under_6_kb(self) -> None:
+        f = UserFeed(1)
+        for seq in range(1, 200):
+            vid, author, _ = self.videos[seq % len(self.videos)]
+            self.kind.handle(f, LikeRequest(user_id=1, video_id=vid, author_id=author, like=True, at=seq,
+                                            hashtags=tuple(f"h{seq % 50 + i}" for i in range(3))), seq, Outbox())
+        assert len(f.profile.tags) == 32
+        assert f.profile.size() < 1300
