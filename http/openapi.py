@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec.inspect as mi
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.typing import FieldDefinition
 
@@ -31,5 +32,35 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
         schema.additional_properties = False
+        _restore_int_bounds(field_definition.type_, schema)
         return schema
+
+
+def _int_type(t: mi.Type) -> mi.IntType | None:
+    if isinstance(t, mi.Metadata):
+        t = t.type
+    if isinstance(t, mi.UnionType):
+        ints = [u for u in (_int_type(x) for x in t.types) if u is not None]
+        return ints[0] if len(ints) == 1 else None
+    return t if isinstance(t, mi.IntType) else None
+
+
+def _restore_int_bounds(struct: type, schema: Schema) -> None:
+    """Put back ``minimum``/``maximum`` that are 0 (falsy, so left out by Litestar)."""
+    info = mi.type_info(struct)
+    if not isinstance(info, mi.StructType) or not schema.properties:
+        return
+    for field in info.fields:
+        prop = schema.properties.get(field.encode_name)
+        int_type = _int_type(field.type)
+        if prop is None or int_type is None or not hasattr(prop, "minimum"):
+            continue
+        if int_type.ge == 0 and prop.minimum is None:
+            prop.minimum = 0
+        if int_type.gt == 0 and prop.exclusive_minimum is None:
+            prop.exclusive_minimum = 0
+        if int_type.le == 0 and prop.maximum is None:
+            prop.maximum = 0
+        if int_type.lt == 0 and prop.exclusive_maximum is None:
+            prop.exclusive_maximum = 0
 

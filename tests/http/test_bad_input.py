@@ -180,6 +180,14 @@ class TestTheDocumentSaysSo:
             assert schema["additionalProperties"] is False, template
             assert {"400", "413", "415", "429"} <= set(op["responses"]), template
 
+    async def test_a_zero_bound_is_in_the_document(self, client: Client) -> None:
+        # Litestar leaves out a bound of 0 (falsy); schemathesis then sent watched_ms=-1 as valid.
+        doc = (await client.get("/schema/openapi.json")).json()
+        watched = doc["components"]["schemas"]["ViewRequestBody"]["properties"]["watched_ms"]
+        assert watched["minimum"] == 0 and watched["maximum"] == 3_600_000
+        r = await client.post("/v1/videos/123/view", json={"watched_ms": -1}, headers=auth())
+        assert r.status_code == 400 and r.json()["extra"][0]["key"] == "watched_ms"
+
 
 class TestRawBytes:
     """What a client can send that httpx would escape: raw non-UTF-8 bytes in path and query."""
