@@ -88,3 +88,9 @@ class EntityKind(abc.ABC, Generic[E]):
     def size_of(self, entity: E) -> int:
         """Approximate bytes held by an entity, for the shard's memory budget."""
         return 256
+
+    def counters(self) -> dict[str, int]:
+        """Monotonic counters of this kind in this shard process, exported by name (the shard's
+        stats carry them to the status tree, ``/metrics`` and ``clipstream actors``). They start
+        from zero with the process, like the shard's own counters; a kind with none returns ``{}``."""
+        return {}

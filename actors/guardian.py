@@ -341,6 +341,7 @@ class Guardian(ActorTypeDispatcher):
                     memory_bytes=s.memory_bytes if s else 0,
                     last_flush_latency=s.last_flush_latency if s else 0.0,
                     hot=s.hot if s else (),
+                    counters=s.counters if s else {},
                 )
             )
         return NodeStatus(

@@ -22,6 +22,7 @@ __all__ = [
     "StartShards",
     "Status",
     "StopShards",
+    "per_source",
 ]
 
 
@@ -127,6 +128,9 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     error: str = ""
     #: estimated bytes of the shard's entities (what its memory budget is checked against)
     memory_bytes: int = 0
+    #: the kind's own counters by name (:meth:`EntityKind.counters`); last, with a default, so
+    #: that stats of another version still decode
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class StopShards(msgspec.Struct, frozen=True):
@@ -179,6 +183,20 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     memory_bytes: int = 0
     #: busiest entities of the shard's last complete hot window: (decimal key, messages)
     hot: tuple[tuple[str, int], ...] = ()
+    #: the kind's own counters by name (the feed's: impressions and likes per candidate source);
+    #: last, with a default, so that a node of the version before still decodes
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+def per_source(counters: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Candidate source -> (impressions, likes) from a feed's ``impressions.<source>`` and
+    ``likes.<source>`` counters, in the order the feed lists its sources ({}: not a feed's)."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, shown in counters.items():
+        if name.startswith("impressions."):
+            source = name.removeprefix("impressions.")
+            out[source] = (shown, counters.get("likes." + source, 0))
+    return out
 
 
 class GuardianStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -247,6 +247,10 @@ class Shard(ActorTypeDispatcher):
             with self._lock:
                 self._hot = tuple((str(k), n) for k, n in host.take_hot(_HOT))
             self._hot_at = now
+        counters: dict[str, int] = {}
+        if host is not None:
+            with self._lock:  # the I/O thread may be answering a query (and counting it) meanwhile
+                counters = host.kind.counters()
         age = -1.0
         if host is not None and host.last_flush_at is not None:
             age = round(time.monotonic() - host.last_flush_at, 3)
@@ -271,6 +275,7 @@ class Shard(ActorTypeDispatcher):
             ready=bool(bridge and bridge.ready),
             error=self._error or (bridge.error if bridge else ""),
             memory_bytes=host.memory_estimate if host else 0,
+            counters=counters,
         )
         self.send(self._guardian, stats)
 

@@ -143,6 +143,8 @@ class EchoCounterKind(EntityKind[EchoCounter]):
     def __init__(self, store: EchoStore, topology: Topology) -> None:
         self.store = store
         self.echo_subject = topology.video_subject("echo")
+        #: likes applied by this process: a kind counter, for the status tree's ``counters``
+        self.likes_applied = 0
 
     def key_of(self, message: BusMessage) -> int:
         if isinstance(message, (LikeDelta, ViewDelta)):
@@ -166,6 +168,7 @@ class EchoCounterKind(EntityKind[EchoCounter]):
             entity.views += 1
         elif isinstance(message, LikeDelta):
             entity.likes += message.delta
+            self.likes_applied += 1
             outbox.publish(self.echo_subject, message, msg_id=f"echo:{entity.key}:{seq}")
         entity.applied_seq = seq
         entity.events += 1
@@ -177,6 +180,9 @@ class EchoCounterKind(EntityKind[EchoCounter]):
             {"key": entity.key, "likes": entity.likes, "views": entity.views, "applied_seq": entity.applied_seq,
              "request": msgspec.json.decode(request)}
         ), False
+
+    def counters(self) -> dict[str, int]:
+        return {"likes_applied": self.likes_applied}
 
     def snapshot(self, entity: EchoCounter) -> Any:
         row = EchoRow(entity.key, entity.likes, entity.views, entity.applied_seq, entity.events, tuple(entity.new_seqs))

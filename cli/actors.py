@@ -11,7 +11,7 @@ import signal
 
 import click
 
-from clipstream.actors.messages import NodeStatus, ShardStatus
+from clipstream.actors.messages import NodeStatus, ShardStatus, per_source
 
 __all__ = ["actors_cmd", "render_tree"]
 
@@ -43,8 +43,25 @@ def _shard_line(s: ShardStatus) -> str:
     return line
 
 
+def _sources_line(counters: dict[str, int]) -> str:
+    """A feed shard's candidate sources: impressions and like-through rate (likes per impression)
+    of each, then the newest videos' impressions; empty for a shard that counts no sources."""
+    sources = per_source(counters)
+    if not sources:
+        return ""
+    parts = [f"{name} {shown:,} imp" + (f" {liked / shown:.1%} LTR" if shown else "")
+             for name, (shown, liked) in sources.items()]
+    line = "sources: " + " · ".join(parts)
+    line += (f"  new videos {counters.get('new_video_impressions', 0):,} imp over "
+             f"{counters.get('new_videos_exposed', 0):,} videos")
+    if counters.get("pool_refresh_errors"):
+        line += f"  pool refresh errors {counters['pool_refresh_errors']}"
+    return line
+
+
 def render_tree(statuses: list[NodeStatus]) -> str:
-    """node → guardian → shards, one shard per line, hottest entities under their shard."""
+    """node → guardian → shards, one shard per line, hottest entities and a feed shard's candidate
+    sources under their shard."""
     if not statuses:
         return "no node answered"
     lines: list[str] = []
@@ -58,6 +75,9 @@ def render_tree(statuses: list[NodeStatus]) -> str:
             if shard.hot:
                 hot = "  ".join(f"{key}:{n}" for key, n in shard.hot)
                 lines.append(f"   {'  ' if last else '│ '}   hot: {hot}")
+            sources = _sources_line(shard.counters)
+            if sources:
+                lines.append(f"   {'  ' if last else '│ '}   {sources}")
     return "\n".join(lines)
 
 

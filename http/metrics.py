@@ -7,7 +7,8 @@ writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR``; the scraped worker 
 
 Nodes: no extra port. The scraped worker gathers the supervision trees over NATS (cached for a
 second, shared with ``/v1/admin/actors``) and renders them as gauges and counters labelled by node,
-kind and shard. Counters restart from zero with a shard process, which Prometheus' ``rate()``
+kind and shard (the feed's candidate sources: by node and source, summed over the node's feed
+shards). Counters restart from zero with a shard process, which Prometheus' ``rate()``
 treats as a counter reset; restarts are counted by the Guardian and survive them.
 """
 
@@ -24,10 +25,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from clipstream.actors.messages import NodeStatus
+from clipstream.actors.messages import NodeStatus, per_source
 from clipstream.http.bootstrap import ServicesDep
 
-__all__ = ["METRICS_HANDLERS", "NodeCollector", "RequestMetricsMiddleware", "REQUEST_SECONDS", "render_nodes"]
+__all__ = ["METRICS_HANDLERS", "NodeCollector", "RequestMetricsMiddleware", "REQUEST_SECONDS", "feed_counters",
+           "render_nodes"]
 
 REQUEST_SECONDS = Histogram(
     "clipstream_http_request_duration_seconds",
@@ -113,6 +115,51 @@ class NodeCollector(Collector):
         nodes.add_metric([], len(self.statuses))
         yield from (processed, flushes, flush_seconds, last_latency, flush_age, restarts, dead, entities, dirty,
                     backlog, running, by_kind, nodes)
+        yield from self._feed_sources()
+
+    def _feed_sources(self) -> Iterable[Metric]:
+        """The online evaluation of the feed's candidate sources, per node: its feed shards'
+        counters summed. Not per shard: a source's rate says how the ranking does, not how one
+        shard's users do, and five sources per shard would multiply the series for nothing. The
+        price: a restart of one of a node's feed shards lowers the sum without zeroing it, and
+        ``rate()`` takes any drop for a reset, so it overstates the increase over that one scrape."""
+        by_source = ["node", "source"]
+        impressions = CounterMetricFamily("clipstream_feed_impressions",
+                                          "Videos served in feed pages, by candidate source.", labels=by_source)
+        likes = CounterMetricFamily("clipstream_feed_source_likes",
+                                    "Likes of served videos, by the candidate source that served them "
+                                    "(counted while the video is among the user's latest 20 served).", labels=by_source)
+        ltr = GaugeMetricFamily("clipstream_feed_like_through_rate",
+                                "Likes per impression, by candidate source, since the node's feed shard "
+                                "processes started (sources with impressions only).", labels=by_source)
+        new_impressions = CounterMetricFamily("clipstream_feed_new_video_impressions",
+                                              "Impressions of the candidate pool's newest videos "
+                                              "(what the exploration floor counts).", labels=["node"])
+        refresh_errors = CounterMetricFamily("clipstream_feed_pool_refresh_errors",
+                                             "Candidate pool refreshes that failed (the last pool kept serving).",
+                                             labels=["node"])
+        for status in self.statuses:
+            totals = feed_counters(status)
+            if not totals:
+                continue
+            for source, (shown, liked) in per_source(totals).items():
+                impressions.add_metric([status.node, source], shown)
+                likes.add_metric([status.node, source], liked)
+                if shown > 0:
+                    ltr.add_metric([status.node, source], liked / shown)
+            new_impressions.add_metric([status.node], totals.get("new_video_impressions", 0))
+            refresh_errors.add_metric([status.node], totals.get("pool_refresh_errors", 0))
+        yield from (impressions, likes, ltr, new_impressions, refresh_errors)
+
+
+def feed_counters(status: NodeStatus) -> dict[str, int]:
+    """The counters of a node's feed shards, summed by name ({}: no feed shard reported any)."""
+    totals: dict[str, int] = {}
+    for s in status.shards:
+        if s.kind == "feed":
+            for name, n in s.counters.items():
+                totals[name] = totals.get(name, 0) + n
+    return totals
 
 
 def render_nodes(statuses: list[NodeStatus]) -> bytes:

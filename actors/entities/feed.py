@@ -313,6 +313,8 @@ class FeedKind(EntityKind[UserFeed]):
         #: online evaluation, per source (:data:`SOURCES`): videos served, and likes of them
         self.impressions = [0] * len(SOURCES)
         self.source_likes = [0] * len(SOURCES)
+        #: impressions counted into ``exposure`` (which forgets videos that leave the pool's newest)
+        self.new_video_impressions = 0
         self.refresh_errors = 0
 
     def key_of(self, message: BusMessage) -> int:
@@ -448,10 +450,13 @@ class FeedKind(EntityKind[UserFeed]):
         """Impressions per source and of the newest videos; the page's sources kept for its likes."""
         impressions, exposure, newest = self.impressions, self.exposure, self.pool.newest
         fresh_from = newest[-1] if len(newest) >= FRESH_WINDOW else 0
+        fresh = 0
         for vid, _, source in picked:
             impressions[source] += 1
             if vid >= fresh_from:
                 exposure[vid] = exposure.get(vid, 0) + 1
+                fresh += 1
+        self.new_video_impressions += fresh
         recent = feed.recent if feed.recent is not None else array("q")
         recent.extend(v for v, _, _ in picked)
         src = feed.recent_src + bytes(s for _, _, s in picked)
@@ -459,6 +464,18 @@ class FeedKind(EntityKind[UserFeed]):
             del recent[: len(recent) - RECENT_KEEP]
             src = src[-RECENT_KEEP:]
         feed.recent, feed.recent_src = trimmed(recent), src
+
+    def counters(self) -> dict[str, int]:
+        """The online evaluation of the candidate sources: impressions and likes per source (a
+        source's like-through rate is their ratio), impressions of the pool's newest videos, and
+        pool refresh failures. ``new_videos_exposed`` is the one that is not monotonic: how many of
+        the pool's newest videos this shard has shown at least once (it shrinks as they age out)."""
+        out = {f"impressions.{name}": n for name, n in zip(SOURCES, self.impressions)}
+        out.update((f"likes.{name}", n) for name, n in zip(SOURCES, self.source_likes))
+        out["new_video_impressions"] = self.new_video_impressions
+        out["new_videos_exposed"] = len(self.exposure)
+        out["pool_refresh_errors"] = self.refresh_errors
+        return out
 
     def _flags(self, feed: UserFeed, ids: list[int]) -> list[int]:
         """Per id: 1 if the user likes it, 2 if the user follows its author (empty: none of either)."""

@@ -122,6 +122,8 @@ class TestApplyAndFlush:
 
         status = await until(stats_caught_up, what="stats")
         assert sum(s.entities for s in status.shards) == 20
+        # The kind's own counters travel with the stats (each like applied once, whichever shard).
+        assert sum(s.counters.get("likes_applied", 0) for s in status.shards) == 100
         assert all(s.state == "running" and s.restarts == 0 and s.pid > 0 for s in status.shards)
         assert echo_store.control("double_applied") == 0
 

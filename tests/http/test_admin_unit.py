@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from clipstream.actors.messages import GuardianStatus, NodeStatus, ShardStatus
 from tests.http.test_app_unit import make_client, token
+
+
+class _Statuses:
+    """The gathered tree a StatusCache would hand out: one node with one feed shard."""
+
+    def __init__(self, counters: dict[str, int]) -> None:
+        shard = ShardStatus(kind="feed", index=0, partitions=(0, 1), state="running", counters=counters)
+        self.statuses = [NodeStatus(node="n1", guardian=GuardianStatus(address="A", pid=9, session=9), shards=[shard])]
+
+    async def get(self) -> list[NodeStatus]:
+        return self.statuses
 
 
 async def test_actors_without_token_is_401() -> None:
@@ -22,3 +34,14 @@ async def test_page_is_static_with_a_strict_policy() -> None:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert "default-src 'none'" in r.headers["content-security-policy"]
         assert r.headers["cache-control"] == "no-store"
+
+
+async def test_actors_json_and_metrics_carry_the_kind_counters() -> None:
+    counters = {"impressions.hashtag": 40, "likes.hashtag": 3, "new_video_impressions": 7, "pool_refresh_errors": 0}
+    async with make_client(node_status=_Statuses(counters)) as client:
+        r = await client.get("/v1/admin/actors", headers=token(username="boss"))
+        assert r.status_code == 200
+        assert r.json()["nodes"][0]["guardian"]["shards"][0]["counters"] == counters
+        text = (await client.get("/metrics")).text
+        assert 'clipstream_feed_impressions_total{node="n1",source="hashtag"} 40.0' in text
+        assert 'clipstream_feed_like_through_rate{node="n1",source="hashtag"} 0.075' in text

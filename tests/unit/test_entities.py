@@ -7,8 +7,8 @@ import math
 import msgspec
 
 from clipstream.actors.entities.counter import Counter, CounterKind
-from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, SOURCES, CandidatePool, FeedKind, UserFeed, base_score,
-                                             build_feed)
+from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, FRESH_WINDOW, SOURCES, CandidatePool, FeedKind, UserFeed,
+                                             base_score, build_feed)
 from clipstream.actors.entity import Outbox
 from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta, Watched
 from clipstream.bus.rpc import FeedPage, FeedQuery
@@ -426,6 +426,30 @@ class TestPersonalFeed:
         assert sum(self.kind.impressions) == 10
         self.like(f, vids[-1], 1)  # the exploration slot is last
         assert self.kind.source_likes[SOURCES.index("fresh")] == 1
+
+    def test_counters_export_a_served_page_and_a_like_by_source(self) -> None:
+        assert self.kind.counters()["impressions.hashtag"] == 0  # every source named before any page
+        f = UserFeed(1)
+        p = page(self.kind, f, limit=10)
+        self.like(f, p.video_ids[-1], 1)  # the exploration slot is last
+        c = self.kind.counters()
+        assert sum(c[f"impressions.{s}"] for s in SOURCES) == 10 and c["impressions.fresh"] == 1
+        assert c["likes.fresh"] == 1 and sum(c[f"likes.{s}"] for s in SOURCES) == 1
+        # 200 videos: all are among the pool's newest, so the whole page counts into the exposure
+        assert c["new_video_impressions"] == 10 == sum(self.kind.exposure.values())
+        assert c["new_videos_exposed"] == 10 and c["pool_refresh_errors"] == 0
+        page(self.kind, UserFeed(2), limit=10)
+        assert self.kind.counters()["new_video_impressions"] == 20
+
+    def test_only_the_pool_newest_count_as_new_video_impressions(self) -> None:
+        # newer than setup's videos and the whole fresh window, but unliked: the pages take setup's
+        newer = [(ids(), 200 + a, 0) for a in range(FRESH_WINDOW)]
+        self.kind.pool = CandidatePool([*self.videos, *newer], tags=self.tags)
+        for user in range(1, 6):
+            page(self.kind, UserFeed(user), limit=10)
+        c = self.kind.counters()
+        assert c["new_video_impressions"] == sum(self.kind.exposure.values())
+        assert c["new_video_impressions"] < sum(c[f"impressions.{s}"] for s in SOURCES) == 50
 
     def test_flags_tell_liked_and_followed(self) -> None:
         f = UserFeed(1)
