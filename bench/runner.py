@@ -3,7 +3,8 @@
 Order (so no server is loaded by another's idle work and Redis holds the right corpus at each step):
 reference servers on the 100k corpus → clipstream on a 10k-video Redis (growth point) → the
 100k corpus (feed, likes, mixed; growth point) → 900k more Redis-only cards (growth point 1M) →
-upload → ready → the actor scenarios, if the module exists.
+upload → ready → the taste scenario (its own catalogue in a Redis holding only it, a fresh
+clipstream) → the actor scenarios, if the module exists.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server,
 
 __all__ = ["ALL_SCENARIOS", "machine", "run_bench"]
 
-ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "actors")
+ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "taste", "actors")
 LIKE_TARGETS = 2_000
 #: users that drive one wrk scenario: 4 per connection. Each scenario that serves feeds gets its own
 #: slice of the corpus's users, with their feed history cleared first: a page's cost grows with
@@ -135,93 +136,11 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
     redis = connect_redis(settings.redis)
     try:
-        corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
-        start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS * len(SLICES))
-        slices = {name: corpus.user_ids[start + i * ACTIVE_USERS : start + (i + 1) * ACTIVE_USERS]
-                  for i, name in enumerate(SLICES)}
-        await forget_feeds(cql, [u for users in slices.values() for u in users])
-        results["active_users"] = {"count": ACTIVE_USERS, "first_id": {n: u[0] for n, u in slices.items()},
-                                   "feed_history": "cleared before the run"}
-        issuer = Tokens(settings.http.jwt_secret, 6 * 3600)
-        with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
-            work = Path(tmp)
-            (work / "corpus_videos.txt").write_text("\n".join(map(str, corpus.video_ids)) + "\n")
-            loads: dict[str, scenarios.Load] = {}
-            for name, users in slices.items():
-                (work / f"tokens-{name}.txt").write_text("\n".join(mint_tokens(issuer, users)) + "\n")
-                loads[name] = scenarios.Load(work / f"tokens-{name}.txt", work / "like_videos.txt",
-                                             work / "corpus_videos.txt", seconds, warmup, work)
-            load = loads["feed"]
-            logdir = logs or Path(tmp)
-            logdir.mkdir(parents=True, exist_ok=True)
-            if "refs" in wanted:
-                for name, port, key in (("ceiling", CEILING_PORT, "ref_ceiling"), ("cache", CACHE_PORT, "ref_cache")):
-                    progress(f"reference ({name}): starting, {workers} workers")
-                    async with running(ref_server(name, port, workers, logdir), env, "/v1/feed") as ref:
-                        await scenarios.warm_feed(ref.url, load)
-                        run, cpu = await _profiled(name, scenarios.feed(ref.url, load, warm=False), "", seconds,
-                                                   work, None)
-                        results[key] = {**run.as_dict(), "cpu": cpu}
-                    progress(f"reference ({name}): {results[key]['rps']:,.0f} req/s, p99 {results[key]['p99_ms']} ms")
-            growth: dict[str, Any] = {}
-            if "growth" in wanted:
-                await redis.flushdb(asynchronous=True)
-                await seed_cards(redis, corpus, corpus.video_ids[:10_000])
-            progress("clipstream: starting (clipstream run)")
-            async with running(clipstream_server(logdir), env, "/health") as system:
-                results["clipstream_pids"] = system.pids()
-                if "growth" in wanted:
-                    await asyncio.sleep(2)  # the feed shards' candidate pools refresh every second
-                    growth["10k"] = await _growth_point("growth-10k", system.url, loads["growth-10k"], seconds, work)
-                    progress(f"growth 10k: {growth['10k']['rps']:,.0f} req/s, p99 {growth['10k']['p99_ms']} ms")
-                    await seed_cards(redis, corpus, corpus.video_ids[10_000:])
-                    await asyncio.sleep(2)
-                if "feed" in wanted or "growth" in wanted:
-                    node = env["CLIPSTREAM_ACTORS_NODE_NAME"]
-                    await scenarios.warm_feed(system.url, load)
-                    calls_before, t0 = await _zrevrange_calls(redis), time.monotonic()
-                    run, cpu = await _profiled("feed", scenarios.feed(system.url, load, warm=False), node,
-                                               seconds, work, profiles)
-                    results["feed"] = {**run.as_dict(), "cpu": cpu}
-                    growth["100k"] = results["feed"]
-                    # Evidence for BENCHMARKS.md: a pool refresh is meant to happen once a second per shard.
-                    results["feed"]["pool_refreshes_per_s"] = round(
-                        (await _zrevrange_calls(redis) - calls_before) / 2 / (time.monotonic() - t0), 1)
-                    progress(f"feed: {results['feed']['rps']:,.0f} req/s, p50 {results['feed']['p50_ms']} ms, "
-                             f"p99 {results['feed']['p99_ms']} ms")
-                if "like" in wanted:
-                    targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
-                    load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
-                    run, cpu = await _profiled("like", scenarios.likes(system.url, loads["like"]),
-                                               env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
-                    results["like"] = {**run.as_dict(), "cpu": cpu}
-                    progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
-                    results["like_counts"] = await scenarios.count_check(
-                        cql, slices["like"], targets, run, settle_timeout=60.0 if quick else 150.0)
-                    progress(f"like counts: {results['like_counts']}")
-                if "mixed" in wanted:
-                    await scenarios.warm_feed(system.url, loads["mixed"])  # as warm as the feed scenario
-                    run, cpu = await _profiled("mixed", scenarios.mixed(system.url, loads["mixed"]), "", seconds,
-                                               work, None)
-                    results["mixed"] = {**run.as_dict(), "cpu": cpu}
-                    progress(f"mixed: {results['mixed']['rps']:,.0f} req/s")
-                if "growth" in wanted:
-                    await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
-                    await asyncio.sleep(2)
-                    growth["1M"] = await _growth_point("growth-1M", system.url, loads["growth-1M"], seconds, work)
-                    progress(f"growth 1M: {growth['1M']['rps']:,.0f} req/s, p99 {growth['1M']['p99_ms']} ms")
-                    results["growth"] = {
-                        "points": growth,
-                        "p50_spread": _spread([g["p50_ms"] for g in growth.values()]),
-                        "p99_spread": _spread([g["p99_ms"] for g in growth.values()]),
-                        "seeded": "10k/100k: CQL rows + Redis cards, counts, candidate lists; 1M: the 100k "
-                                  "plus 900k Redis-only cards, counts and candidate entries (lists trimmed "
-                                  "to their 20k cap as the system trims them)",
-                    }  # fmt: skip
-                if "upload" in wanted:
-                    progress("upload → ready: generating a 5 s 720p clip")
-                    results["upload"] = await scenarios.upload_to_ready(system.url, 1 if quick else 3, progress)
-            progress("clipstream: stopped")
+        if set(wanted) - {"taste", "actors"}:
+            await _corpus_scenarios(results, cql, redis, settings, env, wanted, seconds, warmup, quick, progress,
+                                    profiles, logs)
+        if "taste" in wanted:
+            results["taste"] = await _taste(cql, redis, settings, env, quick, progress, logs)
         if "actors" in wanted:
             progress("actor scenarios")
             results["actors"] = await _actors(quick)
@@ -232,3 +151,126 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
         results["profiles"] = profiles
     results["elapsed_s"] = round(time.monotonic() - progress.started, 1)
     return results
+
+
+async def _taste(cql: Any, redis: Any, settings: Any, env: dict[str, str], quick: bool, progress: Progress,
+                 logs: Path | None) -> dict[str, Any]:
+    """The taste scenario (:mod:`clipstream.bench.taste`) against a clipstream started for it."""
+    from clipstream.bench import taste
+    from clipstream.http.security import Tokens
+
+    shape = taste.Shape(videos=5_000, creators=150, users=60, pages=20, uploads=3, probe_users=10) if quick \
+        else taste.Shape()
+    world = taste.make_world(shape)
+    cat = await taste.seed_taste(cql, redis, world, progress)
+    issuer = Tokens(settings.http.jwt_secret, 6 * 3600)
+    tokens = [issuer.issue(u, f"taste{u}") for u in cat.user_ids]
+    with tempfile.TemporaryDirectory(prefix="cs-bench-taste-") as tmp:
+        logdir = logs or Path(tmp)
+        logdir.mkdir(parents=True, exist_ok=True)
+        progress("taste: starting clipstream on the catalogue")
+        async with running(clipstream_server(logdir), env, "/health") as system:
+            await asyncio.sleep(2)  # the feed shards' candidate pools refresh every second
+            figures = await taste.run_taste(system.url, world, cat, tokens, progress)
+    late, shift = figures["pages_6_20"], figures["shift"]
+    progress(f"taste: pages 6-20 expected like rate {late['system']:.3f} (most liked {late['most_liked']:.3f}, "
+             f"oracle {late['oracle']:.3f}): lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.0%} "
+             f"of the oracle; recovery {shift['recovery_pages']} pages; coverage {figures['coverage']['share']:.0%}; "
+             f"real time {figures['real_time']['share']}; new uploads min {figures['new_uploads']['min']}")
+    return figures
+
+
+async def _corpus_scenarios(results: dict[str, Any], cql: Any, redis: Any, settings: Any, env: dict[str, str],
+                            wanted: Sequence[str], seconds: float, warmup: float, quick: bool, progress: Progress,
+                            profiles: dict[str, Any] | None, logs: Path | None) -> None:
+    """The scenarios on the 100k corpus: references, feed, like, mixed, growth, upload."""
+    from clipstream.http.security import Tokens
+
+    workers = settings.http.workers
+    corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
+    start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS * len(SLICES))
+    slices = {name: corpus.user_ids[start + i * ACTIVE_USERS : start + (i + 1) * ACTIVE_USERS]
+              for i, name in enumerate(SLICES)}
+    await forget_feeds(cql, [u for users in slices.values() for u in users])
+    results["active_users"] = {"count": ACTIVE_USERS, "first_id": {n: u[0] for n, u in slices.items()},
+                               "feed_history": "cleared before the run"}
+    issuer = Tokens(settings.http.jwt_secret, 6 * 3600)
+    with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
+        work = Path(tmp)
+        (work / "corpus_videos.txt").write_text("\n".join(map(str, corpus.video_ids)) + "\n")
+        loads: dict[str, scenarios.Load] = {}
+        for name, users in slices.items():
+            (work / f"tokens-{name}.txt").write_text("\n".join(mint_tokens(issuer, users)) + "\n")
+            loads[name] = scenarios.Load(work / f"tokens-{name}.txt", work / "like_videos.txt",
+                                         work / "corpus_videos.txt", seconds, warmup, work)
+        load = loads["feed"]
+        logdir = logs or Path(tmp)
+        logdir.mkdir(parents=True, exist_ok=True)
+        if "refs" in wanted:
+            for name, port, key in (("ceiling", CEILING_PORT, "ref_ceiling"), ("cache", CACHE_PORT, "ref_cache")):
+                progress(f"reference ({name}): starting, {workers} workers")
+                async with running(ref_server(name, port, workers, logdir), env, "/v1/feed") as ref:
+                    await scenarios.warm_feed(ref.url, load)
+                    run, cpu = await _profiled(name, scenarios.feed(ref.url, load, warm=False), "", seconds,
+                                               work, None)
+                    results[key] = {**run.as_dict(), "cpu": cpu}
+                progress(f"reference ({name}): {results[key]['rps']:,.0f} req/s, p99 {results[key]['p99_ms']} ms")
+        growth: dict[str, Any] = {}
+        if "growth" in wanted:
+            await redis.flushdb(asynchronous=True)
+            await seed_cards(redis, corpus, corpus.video_ids[:10_000])
+        progress("clipstream: starting (clipstream run)")
+        async with running(clipstream_server(logdir), env, "/health") as system:
+            results["clipstream_pids"] = system.pids()
+            if "growth" in wanted:
+                await asyncio.sleep(2)  # the feed shards' candidate pools refresh every second
+                growth["10k"] = await _growth_point("growth-10k", system.url, loads["growth-10k"], seconds, work)
+                progress(f"growth 10k: {growth['10k']['rps']:,.0f} req/s, p99 {growth['10k']['p99_ms']} ms")
+                await seed_cards(redis, corpus, corpus.video_ids[10_000:])
+                await asyncio.sleep(2)
+            if "feed" in wanted or "growth" in wanted:
+                node = env["CLIPSTREAM_ACTORS_NODE_NAME"]
+                await scenarios.warm_feed(system.url, load)
+                calls_before, t0 = await _zrevrange_calls(redis), time.monotonic()
+                run, cpu = await _profiled("feed", scenarios.feed(system.url, load, warm=False), node,
+                                           seconds, work, profiles)
+                results["feed"] = {**run.as_dict(), "cpu": cpu}
+                growth["100k"] = results["feed"]
+                # Evidence for BENCHMARKS.md: a pool refresh is meant to happen once a second per shard.
+                results["feed"]["pool_refreshes_per_s"] = round(
+                    (await _zrevrange_calls(redis) - calls_before) / 2 / (time.monotonic() - t0), 1)
+                progress(f"feed: {results['feed']['rps']:,.0f} req/s, p50 {results['feed']['p50_ms']} ms, "
+                         f"p99 {results['feed']['p99_ms']} ms")
+            if "like" in wanted:
+                targets = await seed_like_targets(cql, redis, corpus, LIKE_TARGETS)
+                load.like_videos_file.write_text("\n".join(map(str, targets)) + "\n")
+                run, cpu = await _profiled("like", scenarios.likes(system.url, loads["like"]),
+                                           env["CLIPSTREAM_ACTORS_NODE_NAME"], seconds, work, profiles)
+                results["like"] = {**run.as_dict(), "cpu": cpu}
+                progress(f"like: {run.rps:,.0f} req/s, p99 {run.p99_ms} ms; waiting for the flush")
+                results["like_counts"] = await scenarios.count_check(
+                    cql, slices["like"], targets, run, settle_timeout=60.0 if quick else 150.0)
+                progress(f"like counts: {results['like_counts']}")
+            if "mixed" in wanted:
+                await scenarios.warm_feed(system.url, loads["mixed"])  # as warm as the feed scenario
+                run, cpu = await _profiled("mixed", scenarios.mixed(system.url, loads["mixed"]), "", seconds,
+                                           work, None)
+                results["mixed"] = {**run.as_dict(), "cpu": cpu}
+                progress(f"mixed: {results['mixed']['rps']:,.0f} req/s")
+            if "growth" in wanted:
+                await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
+                await asyncio.sleep(2)
+                growth["1M"] = await _growth_point("growth-1M", system.url, loads["growth-1M"], seconds, work)
+                progress(f"growth 1M: {growth['1M']['rps']:,.0f} req/s, p99 {growth['1M']['p99_ms']} ms")
+                results["growth"] = {
+                    "points": growth,
+                    "p50_spread": _spread([g["p50_ms"] for g in growth.values()]),
+                    "p99_spread": _spread([g["p99_ms"] for g in growth.values()]),
+                    "seeded": "10k/100k: CQL rows + Redis cards, counts, candidate lists; 1M: the 100k "
+                              "plus 900k Redis-only cards, counts and candidate entries (lists trimmed "
+                              "to their 20k cap as the system trims them)",
+                }  # fmt: skip
+            if "upload" in wanted:
+                progress("upload → ready: generating a 5 s 720p clip")
+                results["upload"] = await scenarios.upload_to_ready(system.url, 1 if quick else 3, progress)
+        progress("clipstream: stopped")

@@ -46,7 +46,7 @@ async def feed_page(svc: Services, user_id: int, limit: int, page: int | None) -
         flags = dict(zip(ids, result.flags))
         items = [_flagged(item, flags.get(int(item.video_id), 0)) for item in items]
     next_cursor = svc.security.feed_cursors.sign(user_id, next_page) if next_page is not None else None
-    return FeedResponse(next_cursor=next_cursor, videos=items)
+    return FeedResponse(next_cursor=next_cursor, videos=items, feedback_at=result.feedback_at)
 
 
 def _flagged(item: FeedItem, flag: int) -> FeedItem:

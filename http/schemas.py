@@ -145,6 +145,9 @@ class FeedItem(msgspec.Struct, frozen=True):
 class FeedResponse(msgspec.Struct, frozen=True):
     next_cursor: str | None
     videos: list[FeedItem]
+    #: when the newest like, follow or watch this page's ranking took in happened (ms since the
+    #: Unix epoch; 0: none yet): a client, or the bench, can tell whether a like made it in
+    feedback_at: int = 0
 
 
 class VideoList(msgspec.Struct, frozen=True):

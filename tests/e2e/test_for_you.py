@@ -65,6 +65,7 @@ async def test_a_like_changes_the_next_page(system, migrated) -> None:
     await control.feed(limit=5)
     target = next(v for v in first if v["video_id"] in tagged)
     assert target["hashtags"] == [tagged[target["video_id"]]] and target["liked"] is False
+    liked_at = now_ms()
     await liker.like(target["video_id"])
     # The like is applied by the liker's entity before its delta reaches the video's counter, so
     # once the count shows it the next page was ranked with it.
@@ -75,7 +76,9 @@ async def test_a_like_changes_the_next_page(system, migrated) -> None:
     else:
         raise AssertionError("the like was never counted")
     tag = tagged[target["video_id"]]
-    mine = (await liker.feed(limit=5))["videos"]
+    page = await liker.feed(limit=5)
+    assert page["feedback_at"] >= liked_at  # the page says it took the like in
+    mine = page["videos"]
     theirs = (await control.feed(limit=5))["videos"]
     mine_share = sum(tagged.get(v["video_id"]) == tag for v in mine)
     theirs_share = sum(tagged.get(v["video_id"]) == tag for v in theirs)

@@ -1,0 +1,593 @@
+"""The taste scenario: is the For You feed relevant, and how fast does it learn? (BENCHMARKS.md)
+
+A synthetic world with a ground truth the system never sees:
+
+* a catalogue of captioned videos (:class:`Shape`: 20,000 from 500 creators, 80 hashtags whose
+  popularity is Zipf-like); each creator has a niche of two hashtags and most of their videos
+  carry one of them, each video has an appeal (its quality, the same for everyone) and a seeded
+  like count that follows the appeal (what "most liked" sees);
+* users with hidden tastes: three favourite hashtags with weights, and three favourite creators
+  among those of their niche. A served video is liked with :func:`p_like` of that taste, watched
+  to the end or skipped by :func:`watch_of`; a third of the users change their favourite
+  hashtags and creators midway (:data:`SHIFT_PAGE`).
+
+The users drive the real running system over HTTP as a viewer swipes: a page, then for each video
+a dwell of its watch time (played :data:`TIME_SCALE` times faster), a like if one is drawn and the
+view with its watch time when the card is left; the next page when the last card is left. (At
+that pace 300 users offer ~350 requests/s, about half of what the system answered on this
+machine with this Python client beside it: the users burst all of a page's calls at once in the
+first version, saturated it, and measured queueing.) Creators
+upload new captioned videos through the real upload path during the run (cold start). A second
+group of probe users measures real time: a like, then a page 250 ms after its 200, and whether
+the page's ``feedback_at`` says the like was taken in.
+
+In the same run and over the same catalogue and users, three baselines are computed offline, each
+with its own served set per user: random unserved, most-liked unserved and the oracle (the best
+unserved by the user's current hidden taste). Relevance is compared by the *expected* like rate
+(the mean :func:`p_like` of what was served, under the taste of that moment), which is what the
+draws estimate with less noise; the realised like-through rate is reported beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["Shape", "Taste", "World", "Served", "baselines", "make_tastes", "make_world", "p_like",
+           "recovery_pages", "report", "run_taste", "shifted", "watch_of"]
+
+#: page (0-based) from which the shifting users have their new taste
+SHIFT_PAGE = 10
+#: every SHIFT_EVERY-th user shifts
+SHIFT_EVERY = 3
+#: the bench plays watch time this many times faster than real time
+TIME_SCALE = 2.0
+PAGE_SIZE = 10
+#: the probe: a page this long after a like's 200
+PROBE_DELAY_S = 0.25
+DURATION_MS = 5_000
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    videos: int = 20_000
+    creators: int = 500
+    users: int = 300
+    pages: int = 20
+    tags: int = 80
+    #: videos uploaded through the API during the run, by creators new to the system
+    uploads: int = 8
+    #: probe users of the real-time check, and likes each makes
+    probe_users: int = 40
+    probes_each: int = 8
+
+
+@dataclass(slots=True)
+class World:
+    """The catalogue as indices: video ``j`` has ``author[j]`` (a creator index), ``tags[j]``
+    (hashtag indices), ``appeal[j]`` in (0, 1) and ``likes[j]`` seeded likes."""
+
+    shape: Shape
+    tag_names: list[str]
+    niche: list[tuple[int, int]]
+    author: list[int]
+    tags: list[tuple[int, ...]]
+    appeal: list[float]
+    likes: list[int]
+    tag_pop: list[float]
+
+    def by_tag(self) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for j, ts in enumerate(self.tags):
+            for t in ts:
+                out.setdefault(t, []).append(j)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Taste:
+    """A user's hidden taste: hashtag index -> weight (summing to 1), and favourite creators."""
+
+    tags: dict[int, float]
+    creators: frozenset[int]
+
+
+def make_world(shape: Shape, seed: int = 1) -> World:
+    rng = random.Random(seed)
+    names = [f"t{i:02d}{w}" for i, w in enumerate(_WORDS[: shape.tags])]
+    pop = [1.0 / (i + 1) ** 0.8 for i in range(shape.tags)]
+    niche = []
+    for _ in range(shape.creators):
+        a = rng.choices(range(shape.tags), pop)[0]
+        b = rng.choices(range(shape.tags), pop)[0]
+        while b == a:
+            b = rng.choices(range(shape.tags), pop)[0]
+        niche.append((a, b))
+    author, tags, appeal, likes = [], [], [], []
+    creator_quality = [rng.betavariate(2, 2) for _ in range(shape.creators)]
+    for _ in range(shape.videos):
+        c = rng.randrange(shape.creators)
+        chosen: list[int] = []
+        for _ in range(rng.choice((1, 2, 2, 3))):
+            t = rng.choice(niche[c]) if rng.random() < 0.75 else rng.choices(range(shape.tags), pop)[0]
+            if t not in chosen:
+                chosen.append(t)
+        q = min(0.99, max(0.01, 0.5 * creator_quality[c] + 0.5 * rng.betavariate(2, 3)))
+        author.append(c)
+        tags.append(tuple(chosen))
+        appeal.append(q)
+        # Seeded likes follow the appeal and the hashtags' popularity (a big audience likes more).
+        reach = sum(pop[t] for t in chosen) / len(chosen)
+        likes.append(int(1000 * q**3 * reach * rng.uniform(0.5, 1.5)))
+    return World(shape, names, niche, author, tags, appeal, likes, pop)
+
+
+def _taste(world: World, rng: random.Random, avoid: set[int] = frozenset()) -> Taste:  # type: ignore[assignment]
+    n = world.shape.tags
+    picked: list[int] = []
+    while len(picked) < 3:
+        t = rng.choices(range(n), world.tag_pop)[0]
+        if t not in picked and t not in avoid:
+            picked.append(t)
+    raw = sorted((rng.random() + 0.5 for _ in picked), reverse=True)
+    total = sum(raw)
+    tags = {t: w / total for t, w in zip(picked, raw)}
+    near = [c for c, (a, b) in enumerate(world.niche) if a in tags or b in tags]
+    creators = frozenset(rng.sample(near, min(3, len(near))))
+    return Taste(tags, creators)
+
+
+def make_tastes(world: World, seed: int = 2) -> tuple[list[Taste], list[Taste | None]]:
+    """Each user's taste before the shift, and after it (None: the user does not shift)."""
+    rng = random.Random(seed)
+    before = [_taste(world, rng) for _ in range(world.shape.users)]
+    after = [shifted(world, rng, t) if i % SHIFT_EVERY == 0 else None for i, t in enumerate(before)]
+    return before, after
+
+
+def shifted(world: World, rng: random.Random, taste: Taste) -> Taste:
+    """A new taste with none of the old favourite hashtags."""
+    return _taste(world, rng, avoid=set(taste.tags))
+
+
+def match(world: World, taste: Taste, j: int) -> float:
+    """How well video ``j`` fits the taste, in [0, 1]."""
+    m = 1.5 * sum(taste.tags.get(t, 0.0) for t in world.tags[j])
+    if world.author[j] in taste.creators:
+        m += 0.4
+    return min(1.0, m)
+
+
+def p_like(world: World, taste: Taste, j: int) -> float:
+    """The chance that a user of this taste likes video ``j``: 1 % for a video outside the taste,
+    up to ~0.84 for a fitting one of high appeal."""
+    return 0.01 + 0.6 * match(world, taste, j) * (0.4 + world.appeal[j])
+
+
+def watch_of(rng: random.Random, p: float, liked: bool) -> int:
+    """Watch time, ms: a liked video is watched to the end; others fully with a chance that grows
+    with the fit, else mostly skipped within the first second."""
+    if liked or rng.random() < 0.1 + 1.2 * p:
+        return DURATION_MS
+    return rng.choice((600, 800, 2_500))
+
+
+@dataclass(slots=True)
+class Served:
+    """What one user was served, page by page (catalogue indices; -1: a video not in it)."""
+
+    pages: list[list[int]] = field(default_factory=list)
+    expected: list[float] = field(default_factory=list)  # mean p_like of each page
+    likes: list[int] = field(default_factory=list)
+    authors: list[float] = field(default_factory=list)  # distinct authors / page size
+    tag_share: list[float] = field(default_factory=list)  # share of the page's commonest hashtag
+    fit: list[float] = field(default_factory=list)  # share of the page that fits the taste at all
+
+
+def _page_stats(world: World, taste: Taste, page: Sequence[int]) -> tuple[float, float, float]:
+    known = [j for j in page if j >= 0]
+    if not known:
+        return 0.0, 0.0, 0.0
+    expected = sum(p_like(world, taste, j) for j in known) / len(known)
+    authors = len({world.author[j] for j in known}) / len(known)
+    tags = Counter(t for j in known for t in world.tags[j])
+    return expected, authors, (tags.most_common(1)[0][1] / len(known)) if tags else 0.0
+
+
+def baselines(world: World, tastes: Sequence[Taste], after: Sequence[Taste | None], pages: int,
+              size: int = PAGE_SIZE, seed: int = 3) -> dict[str, list[list[float]]]:
+    """Per baseline, per user, the expected like rate of each page it would have served."""
+    rng = random.Random(seed)
+    n = len(world.author)
+    most_liked = sorted(range(n), key=lambda j: world.likes[j], reverse=True)
+    out: dict[str, list[list[float]]] = {"random": [], "most_liked": [], "oracle": []}
+    for u, before in enumerate(tastes):
+        served_r: set[int] = set()
+        ml_next = 0
+        served_o: set[int] = set()
+        ranked_for: Taste | None = None
+        ranked: list[int] = []
+        rows = {k: [] for k in out}  # type: dict[str, list[float]]
+        for p in range(pages):
+            taste = after[u] if after[u] is not None and p >= SHIFT_PAGE else before
+            page_r: list[int] = []
+            while len(page_r) < size:
+                j = rng.randrange(n)
+                if j not in served_r:
+                    served_r.add(j)
+                    page_r.append(j)
+            page_m = most_liked[ml_next : ml_next + size]
+            ml_next += size
+            if taste is not ranked_for:  # the oracle's order under this taste, its own served left out
+                ranked_for = taste
+                ranked = sorted((j for j in range(n) if j not in served_o), key=lambda j: p_like(world, taste, j),
+                                reverse=True)
+            page_o, ranked = ranked[:size], ranked[size:]
+            served_o.update(page_o)
+            for name, page in (("random", page_r), ("most_liked", page_m), ("oracle", page_o)):
+                rows[name].append(sum(p_like(world, taste, j) for j in page) / size)
+        for name in out:
+            out[name].append(rows[name])
+    return out
+
+
+def _mean_by_page(rows: Sequence[Sequence[float]], pages: int) -> list[float]:
+    return [statistics.fmean([r[p] for r in rows if p < len(r)] or [0.0]) for p in range(pages)]
+
+
+def recovery_pages(pre: float, post_by_page: Sequence[float], share: float = 0.8) -> int | None:
+    """Pages after the shift until the rate is back to ``share`` of ``pre`` (1: the first page
+    after the shift already is); None if it never is."""
+    for k, rate in enumerate(post_by_page, start=1):
+        if rate >= share * pre:
+            return k
+    return None
+
+
+def report(world: World, tastes: Sequence[Taste], after: Sequence[Taste | None], served: Sequence[Served],
+           base: dict[str, list[list[float]]], pages: int) -> dict[str, Any]:
+    """The figures of BENCHMARKS.md's relevance table, from what was served and the baselines."""
+    system = _mean_by_page([s.expected for s in served], pages)
+    realised = [
+        sum(s.likes[p] for s in served if p < len(s.likes))
+        / max(1, sum(sum(1 for j in s.pages[p] if j >= 0) for s in served if p < len(s.pages)))
+        for p in range(pages)
+    ]
+    by_page = {name: _mean_by_page(rows, pages) for name, rows in base.items()}
+    late = slice(5, pages)  # pages 6-20
+
+    def late_mean(values: Sequence[float]) -> float:
+        return statistics.fmean(values[late]) if values[late] else 0.0
+
+    sys_late = late_mean(system)
+    shifters = [u for u, a in enumerate(after) if a is not None]
+    pre = statistics.fmean([statistics.fmean(served[u].expected[SHIFT_PAGE - 5 : SHIFT_PAGE]) for u in shifters
+                            if len(served[u].expected) >= SHIFT_PAGE]) if shifters else 0.0
+    post = _mean_by_page([served[u].expected[SHIFT_PAGE:] for u in shifters], pages - SHIFT_PAGE)
+    oracle_post = _mean_by_page([base["oracle"][u][SHIFT_PAGE:] for u in shifters], pages - SHIFT_PAGE)
+    seen = {j for s in served for page in s.pages for j in page if j >= 0}
+    r4 = lambda x: round(x, 4)  # noqa: E731
+    return {
+        "expected_like_rate_by_page": {"system": [r4(x) for x in system],
+                                       **{k: [r4(x) for x in v] for k, v in by_page.items()}},
+        "realised_like_through_by_page": [r4(x) for x in realised],
+        "fitting_share_by_page": [r4(x) for x in _mean_by_page([s.fit for s in served], pages)],
+        "pages_6_20": {
+            "system": r4(sys_late), **{k: r4(late_mean(v)) for k, v in by_page.items()},
+            "lift_over_most_liked": round(sys_late / late_mean(by_page["most_liked"]), 2)
+            if late_mean(by_page["most_liked"]) else None,
+            "share_of_oracle": round(sys_late / late_mean(by_page["oracle"]), 3) if late_mean(by_page["oracle"]) else None,
+        },
+        "shift": {
+            "users": len(shifters), "pre_shift_rate_pages_6_10": r4(pre),
+            "post_shift_by_page": [r4(x) for x in post], "oracle_post_shift_by_page": [r4(x) for x in oracle_post],
+            "recovery_pages": recovery_pages(pre, post),
+        },
+        "coverage": {"served_distinct": len(seen), "catalogue": len(world.author),
+                     "share": round(len(seen) / len(world.author), 3)},
+        "diversity": {
+            "distinct_authors_per_page": r4(statistics.fmean([a for s in served for a in s.authors] or [0.0])),
+            "top_hashtag_share_per_page": r4(statistics.fmean([t for s in served for t in s.tag_share] or [0.0])),
+        },
+    }
+
+
+def _quantiles(samples: Sequence[float]) -> dict[str, float]:
+    """p50/p99/max in ms (client-side, with the client's own queueing for a connection)."""
+    xs = sorted(samples)
+    at = lambda q: round(1000 * xs[min(len(xs) - 1, int(q * len(xs)))], 1)  # noqa: E731
+    return {"n": len(xs), "p50": at(0.5), "p99": at(0.99), "max": at(1.0)} if xs else {"n": 0}
+
+
+# --- driving the running system ------------------------------------------------------------------
+
+_WORDS = (
+    "food travel dance music comedy pets cats dogs fitness yoga fashion beauty makeup diy art design "
+    "gaming tech science space history books film anime football basketball tennis running cycling "
+    "skate surf ski hiking camping garden plants cooking baking coffee tea vegan bbq streetfood asmr "
+    "magic pranks family kids parenting wedding cars motors bikes trains planes boats fishing lego "
+    "chess math coding startups finance crypto housing interior cleaning lifehacks nails hair tattoo "
+    "photo drawing painting poetry singing guitar piano drums rap kpop opera theatre"
+).split()
+
+
+@dataclass(slots=True)
+class Catalogue:
+    """The world as written to the system: ids of creators, users and videos."""
+
+    creator_ids: list[int]
+    user_ids: list[int]
+    video_ids: list[int]
+    index_of: dict[int, int]
+
+
+async def seed_taste(cql: Any, redis: Any, world: World, progress: Progress) -> Catalogue:
+    """The catalogue in CQL (users, videos with captions, hashtag rows, counts) and a Redis holding
+    only it (cards, counts, candidate lists, hashtags). New ids every run: freshness is real time."""
+    from clipstream.storage.cache import FRESH_KEEP, POPULAR_KEEP, Cache
+    from clipstream.storage.ids import EPOCH_MS, new_id
+    from clipstream.storage.models import VideoCard
+    from clipstream.storage.repos import StatsRepo
+    from clipstream.workers.seed import SHARED_MEDIA_KEY, SHARED_THUMB_KEY
+    import msgspec
+
+    shape, now = world.shape, int(time.time() * 1000)
+    run = lambda stmt, rows: cql.execute_many(stmt, rows, concurrency=512)  # noqa: E731
+    creators = [new_id() for _ in range(shape.creators)]
+    users = [new_id() for _ in range(shape.users + shape.probe_users)]
+    tag = f"{now % 10**8}"
+    name = {u: f"tc{tag}_{i}" for i, u in enumerate(creators)} | {u: f"tu{tag}_{i}" for i, u in enumerate(users)}
+    progress(f"taste: seeding {len(name):,} users, {shape.videos:,} captioned videos")
+    await run("INSERT INTO users (user_id, username, email, password_hash, is_admin, created_at) "
+              "VALUES (?, ?, ?, ?, false, ?)", [(u, n, f"{n}@bench.invalid", "!", now) for u, n in name.items()])
+    await run("INSERT INTO users_by_username (username, user_id) VALUES (?, ?)", [(n, u) for u, n in name.items()])
+    # Two days of uploads, newest first: video j is j * spacing old; its id carries that time.
+    spacing = 2 * 86_400_000 // shape.videos
+    vids = [((now - 60_000 - j * spacing - EPOCH_MS) << 22) | (j & 0x3FFFFF) for j in range(shape.videos)]
+    captions = [f"clip {j} " + " ".join("#" + world.tag_names[t] for t in world.tags[j]) for j in range(shape.videos)]
+    hashtags = [[world.tag_names[t] for t in world.tags[j]] for j in range(shape.videos)]
+    created = [now - 60_000 - j * spacing for j in range(shape.videos)]
+    rows = [(v, creators[world.author[j]], f"bench/{v}.mp4", SHARED_MEDIA_KEY, SHARED_THUMB_KEY, created[j],
+             created[j], captions[j], hashtags[j]) for j, v in enumerate(vids)]
+    await run("INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, media_key, "
+              "thumb_key, duration, width, height, created_at, ready_at, deleted, caption, hashtags) "
+              "VALUES (?, ?, 'ready', 1, 'mp4', ?, ?, ?, 5.0, 720, 1280, ?, ?, false, ?, ?)", rows)
+    await run("INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)",
+              [(creators[world.author[j]], v) for j, v in enumerate(vids)])
+    await run("INSERT INTO videos_by_hashtag (tag, video_id, author_id) VALUES (?, ?, ?)",
+              [(t, v, creators[world.author[j]]) for j, v in enumerate(vids) for t in hashtags[j]])
+    await StatsRepo(cql).put_many([(v, world.likes[j], 0, 0, 0) for j, v in enumerate(vids)])
+    progress("taste: Redis holds only the catalogue")
+    await redis.flushdb()
+    cache = Cache(redis)
+    ns, encode = cache.ns, msgspec.json.Encoder().encode
+    for start in range(0, shape.videos, 5_000):
+        pipe = redis.pipeline(transaction=False)
+        part = range(start, min(start + 5_000, shape.videos))
+        pipe.mset({cache._card(vids[j]): encode(VideoCard(  # noqa: SLF001 (the key layout is Cache's)
+            vids[j], creators[world.author[j]], name[creators[world.author[j]]], SHARED_MEDIA_KEY, SHARED_THUMB_KEY,
+            DURATION_MS / 1000, created[j], captions[j], tuple(hashtags[j]))) for j in part})
+        pipe.mset({cache._likes(vids[j]): world.likes[j] for j in part})  # noqa: SLF001
+        pipe.zadd(f"{ns}:fresh", {str(vids[j]): created[j] for j in part})
+        pipe.zadd(f"{ns}:popular", {str(vids[j]): world.likes[j] for j in part})
+        pipe.hset(f"{ns}:authors", mapping={str(vids[j]): creators[world.author[j]] for j in part})
+        pipe.hset(f"{ns}:tags", mapping={str(vids[j]): " ".join(hashtags[j]) for j in part})
+        await pipe.execute()
+    pipe = redis.pipeline(transaction=False)
+    pipe.zremrangebyrank(f"{ns}:fresh", 0, -FRESH_KEEP - 1)
+    pipe.zremrangebyrank(f"{ns}:popular", 0, -POPULAR_KEEP - 1)
+    pipe.set(f"{ns}:built", b"1")  # else the cache keeper rebuilds the lists from every ready video
+    await pipe.execute()
+    return Catalogue(creators, users, vids, {v: j for j, v in enumerate(vids)})
+
+
+class _Client:
+    """Bearer-token HTTP calls of many users over one connection pool, counting failures."""
+
+    def __init__(self, url: str, connections: int = 64) -> None:
+        from clipstream.bench.loopclient import LoopClient
+
+        self.http = LoopClient(url, connections)
+        self.errors: Counter[str] = Counter()
+        self.requests = 0
+        #: latency samples (s) per kind of call: feed, like, view
+        self.latency: dict[str, list[float]] = {}
+
+    async def call(self, method: str, path: str, token: str, **kw: Any) -> Any:
+        self.requests += 1
+        kind = "feed" if path == "/v1/feed" else path.rsplit("/", 1)[1]
+        t0 = time.perf_counter()
+        r = await self.http.request(method, path, {"Authorization": f"Bearer {token}"}, **kw)
+        self.latency.setdefault(kind, []).append(time.perf_counter() - t0)
+        if r.status >= 300:
+            self.errors[f"{method} {kind} {r.status}"] += 1
+            return None
+        return r.json() or {}
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+async def _drive_user(client: _Client, token: str, u: int, world: World, cat: Catalogue, before: Taste,
+                      after: Taste | None, pages: int, rng: random.Random, served: Served,
+                      impressions: dict[int, list[float]]) -> None:
+    cursor: str | None = None
+    for p in range(pages):
+        taste = after if after is not None and p >= SHIFT_PAGE else before
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if cursor:
+            params["cursor"] = cursor
+        body = await client.call("GET", "/v1/feed", token, params=params)
+        if body is None:
+            continue
+        now = time.monotonic()
+        page = []
+        for item in body["videos"]:
+            vid = int(item["video_id"])
+            if vid in impressions:
+                impressions[vid].append(now)
+            page.append(cat.index_of.get(vid, -1))
+        expected, authors, tag_share = _page_stats(world, taste, page)
+        served.pages.append(page)
+        served.expected.append(expected)
+        served.authors.append(authors)
+        served.tag_share.append(tag_share)
+        served.fit.append(sum(1 for j in page if j >= 0 and match(world, taste, j) > 0) / max(1, len(page)))
+        liked = 0
+        for item, j in zip(body["videos"], page):
+            p_j = p_like(world, taste, j) if j >= 0 else 0.05
+            like = rng.random() < p_j
+            watched = watch_of(rng, p_j, like)
+            await asyncio.sleep(watched / 1000 / TIME_SCALE)
+            if like:
+                liked += 1
+                await client.call("POST", f"/v1/videos/{item['video_id']}/like", token, json={"action": "like"})
+            await client.call("POST", f"/v1/videos/{item['video_id']}/view", token, json={"watched_ms": watched})
+        served.likes.append(liked)
+        cursor = body.get("next_cursor")
+
+
+async def _probe(client: _Client, token: str, rounds: int, rng: random.Random) -> list[tuple[bool, float]]:
+    """Like a video of the last page, wait :data:`PROBE_DELAY_S` after the 200, ask the next page:
+    does its ``feedback_at`` reach the like? (The probe user sends nothing else meanwhile.)"""
+    out: list[tuple[bool, float]] = []
+    cursor: str | None = None
+    body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE})
+    for _ in range(rounds):
+        if not body or not body["videos"]:
+            break
+        cursor = body.get("next_cursor")
+        vid = rng.choice(body["videos"])["video_id"]
+        sent_ms = int(time.time() * 1000)  # the API stamps the like at or after this (same clock)
+        t0 = time.monotonic()
+        if await client.call("POST", f"/v1/videos/{vid}/like", token, json={"action": "like"}) is None:
+            continue
+        answered = time.monotonic() - t0
+        await asyncio.sleep(PROBE_DELAY_S)
+        body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE, "cursor": cursor})
+        if body is not None:
+            out.append((body.get("feedback_at", 0) >= sent_ms, answered))
+        await asyncio.sleep(rng.uniform(0.2, 0.6))
+    return out
+
+
+async def _online(client: _Client, token: str) -> dict[str, Any]:
+    """What the system counted itself, per candidate source (``/metrics``, summed over nodes)."""
+    r = await client.http.request("GET", "/metrics")
+    out: dict[str, dict[str, float]] = {}
+    for line in r.body.decode().splitlines():
+        for family, key in (("clipstream_feed_impressions_total{", "impressions"),
+                            ("clipstream_feed_source_likes_total{", "likes")):
+            if line.startswith(family) and 'source="' in line:
+                source = line.split('source="', 1)[1].split('"', 1)[0]
+                row = out.setdefault(source, {"impressions": 0.0, "likes": 0.0})
+                row[key] += float(line.rsplit(" ", 1)[1])
+    for row in out.values():
+        row["like_through"] = round(row["likes"] / row["impressions"], 4) if row["impressions"] else 0.0
+    return out
+
+
+async def _upload_new(url: str, world: World, count: int, progress: Progress,
+                      impressions: dict[int, list[float]], ready_at: dict[int, float]) -> None:
+    """New creators upload captioned clips through the real path; each one's ready time is kept."""
+    import tempfile
+
+    from clipstream.cli.apiclient import ApiClient
+    from clipstream.media.testsrc import make_test_video
+
+    rng = random.Random(11)
+    with tempfile.TemporaryDirectory(prefix="cs-taste-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        await make_test_video(clip, seconds=3.0, width=360, height=640)
+        for i in range(count):
+            client = await ApiClient(url).signup(f"tastenew{int(time.time()) % 10**7}x{i}")
+            try:
+                tags = rng.sample(range(world.shape.tags), 2)
+                caption = "new " + " ".join("#" + world.tag_names[t] for t in tags)
+                vid = await client.upload(clip, caption=caption)
+                impressions[int(vid)] = []
+                video = await client.wait_processed(vid, timeout=120)
+                if video["status"] == "ready":
+                    ready_at[int(vid)] = time.monotonic()
+                else:
+                    progress(f"taste: upload {vid} ended {video['status']}: {video.get('failure_reason')}")
+            finally:
+                await client.close()
+            await asyncio.sleep(1.0)
+
+
+async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str], progress: Progress,
+                    seed: int = 5) -> dict[str, Any]:
+    """Drive the system with the world's users, uploads and probes; return every figure."""
+    shape = world.shape
+    before, after = make_tastes(world)
+    rng = random.Random(seed)
+    served = [Served() for _ in range(shape.users)]
+    impressions: dict[int, list[float]] = {}
+    ready_at: dict[int, float] = {}
+    client = _Client(url)
+    started = time.monotonic()
+    try:
+        users = [
+            _drive_user(client, tokens[u], u, world, cat, before[u], after[u], shape.pages,
+                        random.Random(rng.random()), served[u], impressions)
+            for u in range(shape.users)
+        ]
+        probes = [_probe(client, tokens[shape.users + i], shape.probes_each, random.Random(rng.random()))
+                  for i in range(shape.probe_users)]
+        uploads = _upload_new(url, world, shape.uploads, progress, impressions, ready_at)
+        results = await asyncio.gather(asyncio.gather(*users), asyncio.gather(*probes), uploads)
+        elapsed = time.monotonic() - started
+        # The users may be done before a late upload had its 10 views: a few more pages by some users.
+        extra_pages = 0
+        while any(len([t for t in impressions[v] if t >= r]) < 10 for v, r in ready_at.items()) \
+                and time.monotonic() - min(ready_at.values(), default=time.monotonic()) < 300:
+            body = await client.call("GET", "/v1/feed", tokens[rng.randrange(shape.users)], params={"limit": PAGE_SIZE})
+            extra_pages += 1
+            for item in (body or {}).get("videos", []):
+                if int(item["video_id"]) in impressions:
+                    impressions[int(item["video_id"])].append(time.monotonic())
+        online = await _online(client, tokens[0])
+    finally:
+        await client.close()
+    probe_results = [x for r in results[1] for x in r]
+    progress(f"taste: {shape.users} users x {shape.pages} pages driven in {elapsed:.0f} s; baselines")
+    base = await asyncio.to_thread(baselines, world, before, after, shape.pages)
+    figures = report(world, before, after, served, base, shape.pages)
+    new_views = {str(v): sum(1 for t in impressions[v] if 0 <= t - r <= 300) for v, r in ready_at.items()}
+    figures["new_uploads"] = {
+        "uploaded": len(impressions), "ready": len(ready_at), "impressions_within_5_min": new_views,
+        "min": min(new_views.values(), default=0), "extra_pages_asked_after_the_users": extra_pages,
+        "target_met": len(ready_at) == shape.uploads and all(n >= 10 for n in new_views.values()),
+    }
+    reflected = [ok for ok, _ in probe_results]
+    figures["real_time"] = {
+        "probes": len(reflected), "reflected_250ms_after": sum(reflected),
+        "share": round(sum(reflected) / len(reflected), 4) if reflected else None,
+        "like_p50_ms": round(1000 * statistics.median([a for _, a in probe_results]), 1) if probe_results else None,
+        "target_met": bool(reflected) and sum(reflected) / len(reflected) >= 0.99,
+    }
+    late = figures["pages_6_20"]
+    figures["targets"] = {
+        "lift_2x_most_liked": (late["lift_over_most_liked"] or 0) >= 2.0,
+        "half_of_oracle": (late["share_of_oracle"] or 0) >= 0.5,
+        "recovery_3_pages": figures["shift"]["recovery_pages"] is not None and figures["shift"]["recovery_pages"] <= 3,
+        "coverage_30pct": figures["coverage"]["share"] >= 0.3,
+        "new_uploads_10_in_5_min": figures["new_uploads"]["target_met"],
+        "real_time_99pct": figures["real_time"]["target_met"],
+    }
+    figures["online_by_source"] = online
+    figures["driven"] = {"users": shape.users, "pages": shape.pages, "seconds": round(elapsed, 1),
+                         "requests": client.requests, "errors": dict(client.errors),
+                         "catalogue": shape.videos, "creators": shape.creators, "hashtags": shape.tags,
+                         "shifting_users": sum(a is not None for a in after), "time_scale": TIME_SCALE,
+                         "latency_ms": {k: _quantiles(v) for k, v in client.latency.items()}}
+    return figures
