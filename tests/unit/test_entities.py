@@ -7,8 +7,8 @@ import math
 import msgspec
 
 from clipstream.actors.entities.counter import Counter, CounterKind
-from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, FRESH_WINDOW, SOURCES, CandidatePool, FeedKind, UserFeed,
-                                             base_score, build_feed)
+from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, FRESH_WINDOW, SOURCES, TAG_CAP, CandidatePool, FeedKind,
+                                             UserFeed, base_score, build_feed)
 from clipstream.actors.entity import Outbox
 from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta, Watched
 from clipstream.bus.rpc import FeedPage, FeedQuery
@@ -386,18 +386,26 @@ class TestPersonalFeed:
         mine = page(self.kind, liker, limit=10).video_ids
         theirs = page(self.kind, other, limit=10).video_ids
         share = lambda vids: sum(tagged[v][0] == liked_tag for v in vids)  # noqa: E731
-        assert share(mine[:-1]) == 3  # the hashtag's cap fills (the last slot is exploration's)
+        # one video each of the hashtag's creators in its window (its 20 best: 3 of its 4 creators)
+        assert share(mine[:-1]) == 3
         assert share(mine) > share(theirs)
         assert any(self.kind.pool.authors[v] == self.kind.pool.authors[target] for v in mine)
 
     def test_a_page_caps_each_hashtag_and_author_while_it_can(self) -> None:
+        from clipstream.storage.hashtags import tag_id
+
+        # 12 of the 20 authors post #hot only, the other 8 a hashtag each
+        text = {v: ("hot" if a < 112 else f"other{a}") for v, a, _ in self.videos}
+        self.kind.pool = CandidatePool(self.videos, tags={v: (tag_id(t),) for v, t in text.items()})
         f = UserFeed(1)
-        for seq, vid in enumerate([v for v, a, _ in self.videos if a == 100][:3], start=1):
-            self.like(f, vid, seq)
+        for seq, (vid, author, _) in enumerate([x for x in self.videos if x[1] < 103], start=1):
+            self.kind.handle(f, LikeRequest(user_id=1, video_id=vid, author_id=author, like=True, at=seq,
+                                            hashtags=("hot",)), seq, Outbox())
         for _ in range(3):
             vids = page(self.kind, f, limit=10).video_ids
             assert len({self.kind.pool.authors[v] for v in vids}) == 10
-            assert max(sum(self.tags[v] == t for v in vids) for t in set(self.tags.values())) <= 3
+            # liked, and capped (the last slot is exploration's, outside the cap)
+            assert sum(text[v] == "hot" for v in vids[:-1]) == TAG_CAP
 
     def test_unlike_and_skip_turn_the_profile_against(self) -> None:
         f = UserFeed(1)

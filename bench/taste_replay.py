@@ -1,0 +1,103 @@
+"""The taste world replayed through the feed's own ranking, offline: seconds instead of minutes.
+
+``python -m clipstream.bench.taste_replay --users 100 --set TAG_CAP=5 --set DECAY=0.9`` builds the
+taste scenario's catalogue and users (:mod:`clipstream.bench.taste`), a shard candidate pool as
+the running system builds it (the 5,000 newest and the 5,000 most liked), and serves each user
+20 pages with :func:`clipstream.actors.entities.feed.rank`, applying each like and watch to the
+user's profile as the entity does. It is for trying a ranking change before a real run: it has no
+bus, no flush, no second shard and no HTTP, so only ``clipstream bench --scenarios taste`` gives
+the figures of BENCHMARKS.md (the two agreed within 0.01 on pages 6-20, 2026-12-03).
+``--know`` starts every profile with the user's true hashtags: what the ranking makes of a
+profile that has nothing left to learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from typing import Any
+
+from clipstream.actors.entities import feed as F
+from clipstream.actors.entities import profile as P
+from clipstream.bench import taste as T
+from clipstream.storage.hashtags import tag_id
+from clipstream.storage.ids import EPOCH_MS
+
+
+def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
+    world = T.make_world(shape)
+    before, after = T.make_tastes(world)
+    n, now = shape.videos, int(time.time() * 1000)
+    spacing = 2 * 86_400_000 // n
+    vids = [((now - 60_000 - j * spacing - EPOCH_MS) << 22) | j for j in range(n)]
+    creators = [10**12 + c for c in range(shape.creators)]
+    index = {v: j for j, v in enumerate(vids)}
+    tag_ids = [tag_id(name) for name in world.tag_names]
+    popular = sorted(range(n), key=lambda j: world.likes[j], reverse=True)[:5000]
+    in_pool = sorted(set(range(min(5000, n))) | set(popular))
+    pool = F.CandidatePool([(vids[j], creators[world.author[j]], world.likes[j]) for j in in_pool], now_ms=now,
+                           version=1, tags={vids[j]: tuple(tag_ids[t] for t in world.tags[j]) for j in in_pool})
+    newest = set(pool.newest)
+    rng = random.Random(5)
+    served: list[T.Served] = []
+    exposure: dict[int, int] = {}
+    for u in range(users):
+        feed, s, urng = F.UserFeed(key=5 * 10**12 + u), T.Served(), random.Random(rng.random())
+        if know:
+            for t, w in before[u].tags.items():
+                feed.profile.observe(0, [tag_ids[t]], 8 * w)
+        for p in range(shape.pages):
+            taste = after[u] if after[u] is not None and p >= T.SHIFT_PAGE else before[u]
+            ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure)]
+            for v in ids:
+                if v in newest:
+                    exposure[v] = exposure.get(v, 0) + 1
+            feed.served.update(ids)
+            feed.next_page += 1
+            page = [index[v] for v in ids]
+            expected, authors, tag_share = T._page_stats(world, taste, page)  # noqa: SLF001
+            s.pages.append(page), s.expected.append(expected), s.authors.append(authors)
+            s.tag_share.append(tag_share)
+            s.fit.append(sum(1 for j in page if T.match(world, taste, j) > 0) / max(1, len(page)))
+            liked = 0
+            for v, j in zip(ids, page):
+                p_j = T.p_like(world, taste, j)
+                like = urng.random() < p_j
+                tags, author = [tag_ids[t] for t in world.tags[j]], creators[world.author[j]]
+                if like:  # the entity applies the like, then the view (the order the client sends them)
+                    liked += 1
+                    feed.liked.set(v, author)
+                    feed.profile.observe(author, tags, P.LIKE)
+                signal = P.watch_signal(T.watch_of(urng, p_j, like), T.DURATION_MS)
+                if signal:
+                    feed.profile.observe(author, tags, signal)
+            s.likes.append(liked)
+        served.append(s)
+    base = T.baselines(world, before[:users], after[:users], shape.pages)
+    return T.report(world, before[:users], after[:users], served, base, shape.pages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--know", action="store_true", help="profiles start with the users' true hashtags")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a constant of actors/entities/feed.py or profile.py for this replay")
+    args = parser.parse_args()
+    for item in args.set:
+        name, value = item.split("=", 1)
+        module = P if hasattr(P, name) else F
+        if not hasattr(module, name):
+            parser.error(f"no constant {name} in feed.py or profile.py")
+        setattr(module, name, float(value) if "." in value else int(value))
+    rep = replay(T.Shape(), args.users, args.know)
+    late, shift = rep["pages_6_20"], rep["shift"]
+    print(f"pages 6-20: system {late['system']:.3f}, most liked {late['most_liked']:.3f}, oracle {late['oracle']:.3f}, "
+          f"lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.1%} of the oracle; recovery "
+          f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users)")
+    print("by page:", rep["expected_like_rate_by_page"]["system"])
+
+
+if __name__ == "__main__":
+    main()
