@@ -422,7 +422,7 @@ class TestFeed:
             cursor = body["next_cursor"]
             assert cursor and "5" != cursor
             r = await client.get("/v1/feed", params={"cursor": cursor}, headers=viewer.h)
-            assert r.status_code == 200 and r.json() == {"next_cursor": None, "videos": []}
+            assert r.status_code == 200 and r.json() == {"next_cursor": None, "videos": [], "feedback_at": 0}
             assert seen[-1][2] == FeedQuery(limit=10, page=5)
 
             # The viewer's cursor is worthless to anyone else, and a forged one is refused.
