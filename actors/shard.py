@@ -174,7 +174,10 @@ class Shard(ActorTypeDispatcher):
                 break
             with lock:  # one item at a time: a direct query waits at most one item's work
                 if isinstance(item, Batch):
-                    host.apply(item)
+                    try:
+                        host.apply(item)
+                    finally:
+                        bridge.applied(item)
                 elif isinstance(item, QueryItem):
                     host.query(item)
                 elif isinstance(item, FlushDone):
