@@ -38,7 +38,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
+
+from clipstream.bench.seed import CQL_CONCURRENCY, Progress
 
 __all__ = ["Shape", "Taste", "World", "Served", "baselines", "make_tastes", "make_world", "p_like",
            "recovery_pages", "report", "run_taste", "shifted", "watch_of"]
@@ -53,7 +55,6 @@ PAGE_SIZE = 10
 #: the probe: a page this long after a like's 200
 PROBE_DELAY_S = 0.25
 DURATION_MS = 5_000
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +341,7 @@ async def seed_taste(cql: Any, redis: Any, world: World, progress: Progress) -> 
     import msgspec
 
     shape, now = world.shape, int(time.time() * 1000)
-    run = lambda stmt, rows: cql.execute_many(stmt, rows, concurrency=512)  # noqa: E731
+    run = lambda stmt, rows: cql.execute_many(stmt, rows, concurrency=CQL_CONCURRENCY)  # noqa: E731
     creators = [new_id() for _ in range(shape.creators)]
     users = [new_id() for _ in range(shape.users + shape.probe_users)]
     tag = f"{now % 10**8}"
