@@ -27,7 +27,8 @@ from clipstream.storage.models import VideoCard
 from clipstream.storage.repos import StatsRepo
 from clipstream.workers.seed import SHARED_MEDIA_KEY, SHARED_THUMB_KEY
 
-__all__ = ["Corpus", "CorpusShape", "mint_tokens", "seed_corpus", "seed_extra_cards", "seed_like_targets"]
+__all__ = ["Corpus", "CorpusShape", "mint_tokens", "publish_cards", "seed_corpus", "seed_extra_cards",
+           "seed_like_targets"]
 
 USER_BASE = 7_000_000_000
 VIDEO_BASE = 8_000_000_000_000
@@ -130,9 +131,10 @@ async def _seed_cql(cql: Cql, corpus: Corpus, progress: Progress) -> None:
     await cql.execute("INSERT INTO stats (id, likes) VALUES (?, ?)", (-CORPUS_VERSION - shape.videos, 1))
 
 
-async def _publish_cards(redis: Redis, cache: Cache, cards: Sequence[VideoCard], likes: dict[int, int],
-                         candidates: bool) -> None:
-    """Cards and like counts in chunked pipelines (what ``Cache.publish_video`` writes, batched)."""
+async def publish_cards(redis: Redis, cache: Cache, cards: Sequence[VideoCard], likes: dict[int, int],
+                        candidates: bool) -> None:
+    """Cards and like counts in chunked pipelines (what ``Cache.publish_video`` writes, batched),
+    with the candidate entries and the hashtags of captioned cards when ``candidates``."""
     ns = cache.ns
     for start in range(0, len(cards), REDIS_CHUNK):
         chunk = cards[start : start + REDIS_CHUNK]
@@ -144,6 +146,9 @@ async def _publish_cards(redis: Redis, cache: Cache, cards: Sequence[VideoCard],
             pipe.zadd(f"{ns}:fresh", {str(c.video_id): c.created_at for c in chunk})
             pipe.zadd(f"{ns}:popular", {str(c.video_id): likes.get(c.video_id, 0) for c in chunk})
             pipe.hset(f"{ns}:authors", mapping={str(c.video_id): c.author_id for c in chunk})
+            tagged = {str(c.video_id): " ".join(c.hashtags) for c in chunk if c.hashtags}
+            if tagged:
+                pipe.hset(f"{ns}:tags", mapping=tagged)
         await pipe.execute()
     if candidates:
         pipe = redis.pipeline(transaction=False)
@@ -176,7 +181,7 @@ async def seed_cards(redis: Redis, corpus: Corpus, video_ids: Sequence[int]) -> 
     now = int(time.time() * 1000)
     cards = [VideoCard(v, corpus.author_of(v), username(corpus.author_of(v)), SHARED_MEDIA_KEY, SHARED_THUMB_KEY,
                        5.0, _created_at(v, now)) for v in video_ids]
-    await _publish_cards(redis, Cache(redis), cards, corpus.likes, candidates=True)
+    await publish_cards(redis, Cache(redis), cards, corpus.likes, candidates=True)
 
 
 async def seed_extra_cards(redis: Redis, corpus: Corpus, count: int, progress: Progress) -> None:
@@ -188,7 +193,7 @@ async def seed_extra_cards(redis: Redis, corpus: Corpus, count: int, progress: P
         author = corpus.user_ids[0]
         cards = [VideoCard(v, author, username(author), SHARED_MEDIA_KEY, SHARED_THUMB_KEY, 5.0,
                            now - 10**9 - (v - EXTRA_BASE)) for v in ids]
-        await _publish_cards(redis, Cache(redis), cards, {}, candidates=True)
+        await publish_cards(redis, Cache(redis), cards, {}, candidates=True)
         progress(f"seed: Redis-only cards {start + len(cards):,}/{count:,}")
 
 
@@ -208,7 +213,7 @@ async def seed_like_targets(cql: Cql, redis: Redis, corpus: Corpus, count: int) 
     )
     cards = [VideoCard(v, author, username(author), SHARED_MEDIA_KEY, SHARED_THUMB_KEY, 5.0, now) for v in ids]
     # Not candidates: the feed scenarios' pages stay the corpus's.
-    await _publish_cards(redis, Cache(redis), cards, {}, candidates=False)
+    await publish_cards(redis, Cache(redis), cards, {}, candidates=False)
     return ids
 
 

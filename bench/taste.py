@@ -43,7 +43,7 @@ from typing import Any, Sequence
 from clipstream.bench.seed import CQL_CONCURRENCY, Progress
 
 __all__ = ["Shape", "Taste", "World", "Served", "baselines", "make_tastes", "make_world", "p_like",
-           "recovery_pages", "report", "run_taste", "shifted", "watch_of"]
+           "react", "recovery_pages", "report", "run_taste", "shifted", "watch_of"]
 
 #: page (0-based) from which the shifting users have their new taste
 SHIFT_PAGE = 10
@@ -192,15 +192,25 @@ class Served:
     tag_share: list[float] = field(default_factory=list)  # share of the page's commonest hashtag
     fit: list[float] = field(default_factory=list)  # share of the page that fits the taste at all
 
+    def add(self, world: World, taste: Taste, page: Sequence[int]) -> None:
+        """Record a served page (its likes come later, in :attr:`likes`)."""
+        known = [j for j in page if j >= 0]
+        n = max(1, len(known))
+        tags = Counter(t for j in known for t in world.tags[j])
+        self.pages.append(list(page))
+        self.expected.append(sum(p_like(world, taste, j) for j in known) / n)
+        self.authors.append(len({world.author[j] for j in known}) / n)
+        self.tag_share.append(tags.most_common(1)[0][1] / n if tags else 0.0)
+        self.fit.append(sum(1 for j in known if match(world, taste, j) > 0) / max(1, len(page)))
 
-def _page_stats(world: World, taste: Taste, page: Sequence[int]) -> tuple[float, float, float]:
-    known = [j for j in page if j >= 0]
-    if not known:
-        return 0.0, 0.0, 0.0
-    expected = sum(p_like(world, taste, j) for j in known) / len(known)
-    authors = len({world.author[j] for j in known}) / len(known)
-    tags = Counter(t for j in known for t in world.tags[j])
-    return expected, authors, (tags.most_common(1)[0][1] / len(known)) if tags else 0.0
+
+def react(rng: random.Random, world: World, taste: Taste, j: int) -> tuple[bool, int]:
+    """A viewer's reaction to video ``j`` (-1: not in the catalogue): (liked, watched ms)."""
+    p = p_like(world, taste, j) if j >= 0 else 0.05
+    like = rng.random() < p
+    return like, watch_of(rng, p, like)
+
+
 
 
 def baselines(world: World, tastes: Sequence[Taste], after: Sequence[Taste | None], pages: int,
@@ -333,12 +343,12 @@ class Catalogue:
 async def seed_taste(cql: Any, redis: Any, world: World, progress: Progress) -> Catalogue:
     """The catalogue in CQL (users, videos with captions, hashtag rows, counts) and a Redis holding
     only it (cards, counts, candidate lists, hashtags). New ids every run: freshness is real time."""
-    from clipstream.storage.cache import FRESH_KEEP, POPULAR_KEEP, Cache
+    from clipstream.bench.seed import publish_cards
+    from clipstream.storage.cache import Cache
     from clipstream.storage.ids import EPOCH_MS, new_id
     from clipstream.storage.models import VideoCard
     from clipstream.storage.repos import StatsRepo
     from clipstream.workers.seed import SHARED_MEDIA_KEY, SHARED_THUMB_KEY
-    import msgspec
 
     shape, now = world.shape, int(time.time() * 1000)
     run = lambda stmt, rows: cql.execute_many(stmt, rows, concurrency=CQL_CONCURRENCY)  # noqa: E731
@@ -368,25 +378,10 @@ async def seed_taste(cql: Any, redis: Any, world: World, progress: Progress) -> 
     await StatsRepo(cql).put_many([(v, world.likes[j], 0, 0, 0) for j, v in enumerate(vids)])
     progress("taste: Redis holds only the catalogue")
     await redis.flushdb()
-    cache = Cache(redis)
-    ns, encode = cache.ns, msgspec.json.Encoder().encode
-    for start in range(0, shape.videos, 5_000):
-        pipe = redis.pipeline(transaction=False)
-        part = range(start, min(start + 5_000, shape.videos))
-        pipe.mset({cache._card(vids[j]): encode(VideoCard(  # noqa: SLF001 (the key layout is Cache's)
-            vids[j], creators[world.author[j]], name[creators[world.author[j]]], SHARED_MEDIA_KEY, SHARED_THUMB_KEY,
-            DURATION_MS / 1000, created[j], captions[j], tuple(hashtags[j]))) for j in part})
-        pipe.mset({cache._likes(vids[j]): world.likes[j] for j in part})  # noqa: SLF001
-        pipe.zadd(f"{ns}:fresh", {str(vids[j]): created[j] for j in part})
-        pipe.zadd(f"{ns}:popular", {str(vids[j]): world.likes[j] for j in part})
-        pipe.hset(f"{ns}:authors", mapping={str(vids[j]): creators[world.author[j]] for j in part})
-        pipe.hset(f"{ns}:tags", mapping={str(vids[j]): " ".join(hashtags[j]) for j in part})
-        await pipe.execute()
-    pipe = redis.pipeline(transaction=False)
-    pipe.zremrangebyrank(f"{ns}:fresh", 0, -FRESH_KEEP - 1)
-    pipe.zremrangebyrank(f"{ns}:popular", 0, -POPULAR_KEEP - 1)
-    pipe.set(f"{ns}:built", b"1")  # else the cache keeper rebuilds the lists from every ready video
-    await pipe.execute()
+    cards = [VideoCard(v, creators[world.author[j]], name[creators[world.author[j]]], SHARED_MEDIA_KEY,
+                       SHARED_THUMB_KEY, DURATION_MS / 1000, created[j], captions[j], tuple(hashtags[j]))
+             for j, v in enumerate(vids)]
+    await publish_cards(redis, Cache(redis), cards, dict(zip(vids, world.likes)), candidates=True)
     return Catalogue(creators, users, vids, {v: j for j, v in enumerate(vids)})
 
 
@@ -436,17 +431,10 @@ async def _drive_user(client: _Client, token: str, u: int, world: World, cat: Ca
             if vid in impressions:
                 impressions[vid].append(now)
             page.append(cat.index_of.get(vid, -1))
-        expected, authors, tag_share = _page_stats(world, taste, page)
-        served.pages.append(page)
-        served.expected.append(expected)
-        served.authors.append(authors)
-        served.tag_share.append(tag_share)
-        served.fit.append(sum(1 for j in page if j >= 0 and match(world, taste, j) > 0) / max(1, len(page)))
+        served.add(world, taste, page)
         liked = 0
         for item, j in zip(body["videos"], page):
-            p_j = p_like(world, taste, j) if j >= 0 else 0.05
-            like = rng.random() < p_j
-            watched = watch_of(rng, p_j, like)
+            like, watched = react(rng, world, taste, j)
             await asyncio.sleep(watched / 1000 / TIME_SCALE)
             if like:
                 liked += 1

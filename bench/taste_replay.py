@@ -56,20 +56,16 @@ def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
             feed.served.update(ids)
             feed.next_page += 1
             page = [index[v] for v in ids]
-            expected, authors, tag_share = T._page_stats(world, taste, page)  # noqa: SLF001
-            s.pages.append(page), s.expected.append(expected), s.authors.append(authors)
-            s.tag_share.append(tag_share)
-            s.fit.append(sum(1 for j in page if T.match(world, taste, j) > 0) / max(1, len(page)))
+            s.add(world, taste, page)
             liked = 0
             for v, j in zip(ids, page):
-                p_j = T.p_like(world, taste, j)
-                like = urng.random() < p_j
+                like, watched = T.react(urng, world, taste, j)
                 tags, author = [tag_ids[t] for t in world.tags[j]], creators[world.author[j]]
                 if like:  # the entity applies the like, then the view (the order the client sends them)
                     liked += 1
                     feed.liked.set(v, author)
                     feed.profile.observe(author, tags, P.LIKE)
-                signal = P.watch_signal(T.watch_of(urng, p_j, like), T.DURATION_MS)
+                signal = P.watch_signal(watched, T.DURATION_MS)
                 if signal:
                     feed.profile.observe(author, tags, signal)
             s.likes.append(liked)

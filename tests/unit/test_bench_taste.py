@@ -70,8 +70,7 @@ def test_report_of_an_oracle_like_system() -> None:
             ranked = sorted((j for j in range(SMALL.videos) if j not in seen),
                             key=lambda j: taste.p_like(world, t, j), reverse=True)[:10]
             seen.update(ranked)
-            e, a, ts = taste._page_stats(world, t, ranked)
-            s.pages.append(ranked), s.expected.append(e), s.authors.append(a), s.tag_share.append(ts)
+            s.add(world, t, ranked)
             s.likes.append(sum(rng.random() < taste.p_like(world, t, j) for j in ranked))
         served.append(s)
     base = taste.baselines(world, before, after, SMALL.pages)
