@@ -101,7 +101,7 @@ async def test_cassandra_down_reads_503_and_likes_apply_later(system, cql, setti
             assert_unavailable(r)
             print(f"profile read answered {r.status_code} in {time.monotonic() - started:.1f}s")
             # Likes only need NATS (and the card in Redis): accepted while Cassandra is away.
-            await asyncio.gather(*(load.like(u, v) for u in load.users for v in load.videos))
+            await load.like_all()
             await cassandra.start()
             await load.assert_exact()
 
