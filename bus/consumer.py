@@ -22,7 +22,7 @@ from clipstream.bus.codec import MAX_MESSAGE_BYTES, DecodeError, decode, encode
 from clipstream.bus.messages import BusMessage, DeadLetter
 from clipstream.bus.topology import Topology
 
-__all__ = ["Consumer", "Reject", "dead_letter", "dead_letter_record"]
+__all__ = ["Consumer", "Reject", "RetryLater", "dead_letter", "dead_letter_record"]
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +31,15 @@ Handler = Callable[[Any, Msg], Awaitable[None]]
 
 class Reject(Exception):
     """The message is valid JSON of a known type but can never be handled: dead-letter it."""
+
+
+class RetryLater(Exception):
+    """The message cannot be handled yet, and when it can is known: redeliver it after ``delay``
+    seconds (instead of the consumer's ``retry_delay``), without logging it as a failure."""
+
+    def __init__(self, delay: float, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
 
 
 #: bytes of a dead message kept in its DeadLetter (its full size is recorded beside them)
@@ -90,6 +99,7 @@ class Consumer:
         self.decoder = decoder
         self.handled = 0
         self.dead_lettered = 0
+        self.deferred = 0  # redeliveries asked for by RetryLater
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -140,6 +150,11 @@ class Consumer:
             await self.handler(message, m)
         except Reject as exc:
             await self._dead(m, f"rejected: {exc}")
+            return
+        except RetryLater as exc:
+            log.info("handling later", durable=self.durable, delay=round(exc.delay, 1), why=str(exc))
+            await m.nak(delay=exc.delay)
+            self.deferred += 1
             return
         except Exception as exc:
             log.warning("handler failed; will retry", durable=self.durable, error=repr(exc))

@@ -10,17 +10,27 @@ import calendar
 import time
 from typing import Any, Iterable
 
+import msgspec
+
 from clipstream.storage.cql import Cql
 from clipstream.storage.errors import Conflict, NotFound
 from clipstream.storage.models import User, Video
 
 __all__ = [
-    "FENCE_BASE", "FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "fence_timestamp", "now_ms",
+    "Claim", "FENCE_BASE", "FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "fence_timestamp", "now_ms",
 ]
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """What :meth:`VideoRepo.claim_processing` got: the video, or nothing to do, or another
+    worker's claim that lapses in ``held_ms`` unless that worker renews it."""
+
+    taken: bool
+    held_ms: int = 0
 
 
 class UserRepo:
@@ -123,27 +133,30 @@ class VideoRepo:
         )
         return {rows[0].video_id: _video(rows[0]) for rows in results if rows}
 
-    async def claim_processing(self, video_id: int, lease_ms: int) -> bool:
+    async def claim_processing(self, video_id: int, lease_ms: int) -> "Claim":
         """Take a video for processing: uploading -> processing, or a processing claim whose worker
-        went silent for ``lease_ms``; False if it is ready, failed, deleted or being processed."""
+        went silent for ``lease_ms``. Not taken if it is ready, failed, deleted, or if another
+        worker's claim is younger than the lease (then ``held_ms`` says for how much longer)."""
         now = now_ms()
         rows = await self.cql.execute(
             "UPDATE videos SET status = 'processing', claimed_at = ? WHERE video_id = ? IF status = 'uploading'",
             (now, video_id),
         )
         if not rows or rows[0].applied:
-            return bool(rows)
+            return Claim(bool(rows))
         if rows[0].status != "processing":
-            return False
+            return Claim(False)
         current = await self.cql.execute("SELECT claimed_at FROM videos WHERE video_id = ?", (video_id,))
         claimed = _ms(current[0].claimed_at) if current else 0
         if now - claimed < lease_ms:
-            return False
+            return Claim(False, held_ms=lease_ms - (now - claimed))
         rows = await self.cql.execute(
             "UPDATE videos SET claimed_at = ? WHERE video_id = ? IF status = 'processing' AND claimed_at = ?",
             (now, video_id, claimed),
         )
-        return bool(rows and rows[0].applied)
+        if rows and rows[0].applied:
+            return Claim(True)
+        return Claim(False, held_ms=lease_ms)  # another worker took it over just now
 
     def scan_servable(self) -> list[tuple[int, int, int, tuple[str, ...]]]:
         """(video_id, author_id, created_at ms, hashtags) of every ready, undeleted video. A full

@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 from nats.aio.msg import Msg
 
+from clipstream.bus.consumer import RetryLater
 from clipstream.bus.messages import UploadCompleted, VideoFailed, VideoReady
 from clipstream.bus.minio_events import ObjectCreated
 from clipstream.bus.publisher import Publisher
@@ -84,7 +85,13 @@ class MediaWorker:
             return
         if video.deleted or video.status in ("ready", "failed"):
             return
-        if not await self.videos.claim_processing(video_id, CLAIM_LEASE_MS):
+        claim = await self.videos.claim_processing(video_id, CLAIM_LEASE_MS)
+        if not claim.taken:
+            if claim.held_ms:
+                # Another worker has it, or had it and died (a redelivery can come before its
+                # lease lapses). Acking would lose the upload with that worker: look again once
+                # the lease has run out; by then it is done, renewed, or ours to take over.
+                raise RetryLater(claim.held_ms / 1000 + 1.0, "another worker's claim is still live")
             return
         keepalive = asyncio.create_task(self._heartbeat(video_id, msg))
         try:

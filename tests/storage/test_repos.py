@@ -11,7 +11,7 @@ from clipstream.storage.cql import BATCH_ROWS, apply_migrations
 from clipstream.storage.errors import Conflict, NotFound
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import User, Video
-from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo, StatsRepo, UserRepo, VideoRepo, now_ms
+from clipstream.storage.repos import Claim, FeedRepo, FollowRepo, LikeRepo, StatsRepo, UserRepo, VideoRepo, now_ms
 from tests.storage.conftest import rows_of
 
 pytestmark = pytest.mark.integration
@@ -65,11 +65,12 @@ class TestVideos:
         for v in (v1, v2):
             await videos.create(v)
         assert (await videos.get(v1.video_id)).status == "uploading"
-        assert await videos.claim_processing(v1.video_id, lease_ms=60_000)
-        assert not await videos.claim_processing(v1.video_id, lease_ms=60_000)  # a redelivery
-        assert await videos.claim_processing(v1.video_id, lease_ms=0)  # the lease lapsed: taken over
+        assert (await videos.claim_processing(v1.video_id, lease_ms=60_000)).taken
+        held = await videos.claim_processing(v1.video_id, lease_ms=60_000)  # a redelivery
+        assert not held.taken and 50_000 < held.held_ms <= 60_000  # try again when the lease lapses
+        assert (await videos.claim_processing(v1.video_id, lease_ms=0)).taken  # the lease lapsed: taken over
         await videos.mark_ready(v1, "m.mp4", "t.jpg", 5.0, 720, 1280)
-        assert not await videos.claim_processing(v1.video_id, lease_ms=0)
+        assert await videos.claim_processing(v1.video_id, lease_ms=0) == Claim(False)  # nothing to do
         await videos.mark_ready(v2, "m2.mp4", "t2.jpg", 4.0, 720, 1280)
         ready = await videos.get(v1.video_id)
         assert ready.servable and ready.media_key == "m.mp4" and ready.duration == 5.0
