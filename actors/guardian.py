@@ -280,11 +280,20 @@ class Guardian(ActorTypeDispatcher):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         payload = msg.payload
-        if payload == _LIVENESS and self._start is not None and not self._exiting:
+        if payload == _LIVENESS and self._start is not None:
             if self._start.node_pid and not _alive(self._start.node_pid):
-                self._orphaned()
-                return
-            self._check_liveness()
+                if not self._exiting:
+                    self._orphaned()
+                    return
+                if not self._orphan:
+                    # The node asked for the stop and died before it finished (killed by its
+                    # supervisor while a shard would not stop): nobody is left to end the actor
+                    # system, and the shards that could flush had their stop timeout already.
+                    log.error("node process gone while the actor system stopped; ending it",
+                              node_pid=self._start.node_pid)
+                    os.killpg(os.getpgid(0), signal.SIGKILL)
+            if not self._exiting:
+                self._check_liveness()
             self.wakeupAfter(timedelta(seconds=self._start.options.liveness_interval), payload=_LIVENESS)
             return
         if payload == ("stop-timeout",):

@@ -33,6 +33,8 @@ from thespian.actors import ActorSystem
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
 from clipstream.actors.leases import LeaseKeeper, open_bucket
+from clipstream.actors.leftovers import (NodeRecord, PortHeld, clear_stale_node, end_session, proc_stat, record_path,
+                                         remove_record, session_processes, write_record)
 from clipstream.actors.messages import (
     AssignPartitions,
     NodeStatus,
@@ -46,9 +48,22 @@ from clipstream.bus.connection import connect_nats
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings, get_settings
 
-__all__ = ["Node", "NodeError", "main", "request_status", "run_node", "session_processes", "status_subject"]
+__all__ = ["AdminPortHeld", "Node", "NodeError", "main", "request_status", "run_node", "session_processes", "status_subject"]
 
 log = structlog.get_logger("clipstream.actors.node")
+
+#: seconds the node waits for Thespian's own shutdown (bounded by Thespian at 10 s) before it ends
+#: the actor processes itself
+THESPIAN_SHUTDOWN_WAIT = 8.0
+#: seconds the actor processes get to exit after Thespian's shutdown before they are killed
+SHUTDOWN_GRACE = 3.0
+
+
+def stop_budget(stop_timeout: float) -> float:
+    """The longest a node's stop takes (every step at its bound), plus slack: how long
+    ``clipstream run`` waits before it kills the node and ends what the node recorded."""
+    return stop_timeout + 2.0 + THESPIAN_SHUTDOWN_WAIT + SHUTDOWN_GRACE + 2.0 + 5.0
+
 
 _status_encoder = msgspec.json.Encoder()
 _status_decoder = msgspec.json.Decoder(NodeStatus)
@@ -56,6 +71,10 @@ _status_decoder = msgspec.json.Decoder(NodeStatus)
 
 class NodeError(RuntimeError):
     """The node could not start, answer or stop as asked."""
+
+
+class AdminPortHeld(NodeError):
+    """The admin port is held by something that is not a stale node of ours: a restart cannot help."""
 
 
 def status_subject(topology: Topology, node: str | None = None) -> str:
@@ -90,6 +109,17 @@ def _bind_loopback() -> None:
     cls._clipstream_loopback = True
 
 
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0].decode()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "gone"
+    return f"state {state}: {cmd[:100]}"
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -100,32 +130,9 @@ def _children(pid: int) -> set[int]:
     out = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = _stat(int(entry))
+            fields = proc_stat(int(entry))
             if fields and fields[1] == pid:
                 out.add(int(entry))
-    return out
-
-
-def _stat(pid: int) -> tuple[str, int, int, int] | None:
-    """(state, ppid, pgrp, session) of a process, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    rest = raw.rpartition(")")[2].split()
-    return rest[0], int(rest[1]), int(rest[2]), int(rest[3])
-
-
-def session_processes(session: int) -> list[int]:
-    """Live (non-zombie) processes of a session: Thespian's admin calls setsid, so every process of
-    an actor system shares the admin's session, whoever their parent is now."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields and fields[3] == session and fields[0] != "Z":
-                out.append(int(entry))
     return out
 
 
@@ -160,6 +167,11 @@ class Node:
     def admin_port(self) -> int:
         return self.settings.actors.admin_port
 
+    @property
+    def _record(self):  # type: ignore[no-untyped-def]
+        """Where the node records its actor system's session (:mod:`clipstream.actors.leftovers`)."""
+        return record_path(self.settings.stack.state_dir, self.admin_port)
+
     def start(self, owned: Mapping[str, tuple[int, ...]] | None = None) -> None:
         """Start the actor system and the Guardian, and hand the Guardian its shards: those of the
         ``owned`` partitions by kind (None: every partition)."""
@@ -168,7 +180,15 @@ class Node:
         multiproc = self.system_base != "simpleSystemBase"
         if multiproc and _port_open(self.admin_port):
             # Thespian would silently join whatever system listens there, stale Guardian included.
-            raise NodeError(f"Thespian admin port {self.admin_port} is in use: another node (or a stale one) runs")
+            try:
+                clear_stale_node(self.settings.stack.state_dir, self.admin_port)
+            except PortHeld as exc:
+                raise AdminPortHeld(str(exc)) from None
+            deadline = time.monotonic() + 5.0
+            while _port_open(self.admin_port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _port_open(self.admin_port):
+                raise NodeError(f"Thespian admin port {self.admin_port} is still in use after its stale node was ended")
         if self.loopback and multiproc:
             _bind_loopback()
         before = _children(os.getpid())
@@ -184,6 +204,9 @@ class Node:
                         owned=None if owned is None else dict(owned)),
         )
         self._session = self.status().guardian.session
+        if multiproc:
+            write_record(self._record, NodeRecord(node_pid=os.getpid(), session=self._session,
+                                                  admin_port=self.admin_port, name=self.name, started_at=time.time()))
         log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))
 
     @staticmethod
@@ -250,21 +273,42 @@ class Node:
                 raise NodeError(f"shards not ready after {timeout}s: {status}")
             time.sleep(0.1)
 
-    def shutdown(self, timeout: float = 20.0) -> None:
-        """Stop every actor (shards flush and close NATS), then make sure no process is left."""
+    def shutdown(self, timeout: float = SHUTDOWN_GRACE) -> None:
+        """Stop every actor (shards flush and close NATS), then make sure no process is left.
+
+        Every step is bounded, so the whole stop fits in ``clipstream run``'s patience
+        (:func:`stop_budget`): the shards' stop (``stop_timeout``), Thespian's shutdown (its own
+        10 s bound, and :data:`THESPIAN_SHUTDOWN_WAIT` here), then ``timeout`` for the processes to
+        go before the rest of the session is killed. A shard that never answers (stopped, stuck in
+        a syscall) costs those bounds, never a hang, and is killed with the session."""
         asys, self._asys = self._asys, None
         if asys is None:
             return
-        stop_timeout = self.options.stop_timeout + 5.0
+        started = time.monotonic()
+        stop_timeout = self.options.stop_timeout
         try:
             with self._lock:
                 stopped = asys.ask(self._guardian, StopShards(stop_timeout), timedelta(seconds=stop_timeout + 2.0))
             if not isinstance(stopped, ShardsStopped) or stopped.remaining:
-                log.warning("shards did not all stop before the actor system shutdown", answer=repr(stopped))
+                log.warning("shards did not all stop before the actor system shutdown", answer=repr(stopped),
+                            waited_s=round(time.monotonic() - started, 1))
         except Exception as exc:  # the system shutdown below still stops them, less gently
             log.warning("stopping the shards failed", error=repr(exc))
-        with self._lock:
-            asys.shutdown()
+        done = threading.Event()
+
+        def thespian_shutdown() -> None:
+            try:
+                with self._lock:
+                    asys.shutdown()
+            except Exception as exc:
+                log.warning("actor system shutdown failed", error=repr(exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=thespian_shutdown, name="thespian-shutdown", daemon=True).start()
+        if not done.wait(THESPIAN_SHUTDOWN_WAIT):
+            log.warning("Thespian's shutdown did not finish; ending the actor processes",
+                        waited_s=THESPIAN_SHUTDOWN_WAIT)
         session = self._session
         if session is None or session == os.getsid(0):
             return
@@ -274,17 +318,13 @@ class Node:
         left = session_processes(session)
         if left:
             log.error("actor processes still running after shutdown; killing them",
-                      processes={pid: _stat(pid) for pid in left})
-            try:
-                os.killpg(session, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            kill_deadline = time.monotonic() + 5.0
-            while session_processes(session) and time.monotonic() < kill_deadline:
-                time.sleep(0.02)
+                      processes={pid: _describe(pid) for pid in left})
+            end_session(session)
         while _port_open(self.admin_port) and time.monotonic() < deadline + 2.0:
             time.sleep(0.05)
-        log.info("node stopped", node=self.name)
+        if not session_processes(session):
+            remove_record(self._record, os.getpid())
+        log.info("node stopped", node=self.name, took_s=round(time.monotonic() - started, 1))
 
     def __enter__(self) -> "Node":
         self.start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 __all__ = ["main"]
@@ -65,11 +67,14 @@ def migrate_cmd() -> None:
 @main.command("node")
 def node_cmd() -> None:
     """Run an actor node: the Guardian and the shard actors of every entity kind."""
-    from clipstream.actors.node import NodeError, run_node
+    from clipstream.actors.node import AdminPortHeld, NodeError, run_node
     from clipstream.config import get_settings
 
     try:
         run_node(get_settings())
+    except AdminPortHeld as exc:  # `clipstream run` does not restart a node for this
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(78)
     except NodeError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -6,6 +6,11 @@ the Guardian's restart budget (:class:`~clipstream.actors.supervision.RestartPol
 dying is given up on and the others are stopped, because restarting it forever would hide the fault.
 State lives in the services, not in these processes, so a restarted one resumes where JetStream's
 ack floors and Scylla say.
+
+A process that exits with :data:`EXIT_CONFIG` reported an error a restart cannot fix (the node's
+admin port held by something else): it is given up on at once, with what it printed. A node that
+died, or had to be killed at the stop, leaves its actor system in a session of its own; what it
+recorded of it is ended here (:mod:`clipstream.actors.leftovers`), so nothing survives the node.
 """
 
 from __future__ import annotations
@@ -19,11 +24,19 @@ from pathlib import Path
 
 import click
 
+from clipstream.actors.leftovers import end_leftovers
+from clipstream.actors.messages import RuntimeOptions
+from clipstream.actors.node import stop_budget
 from clipstream.actors.supervision import RestartPolicy
+from clipstream.config import get_settings
 
 __all__ = ["run_cmd"]
 
 PROCESSES = ("api", "node", "worker")
+#: exit status of a process whose error a restart cannot fix (sysexits.h's EX_CONFIG)
+EXIT_CONFIG = 78
+#: seconds the API and the worker get to stop before they are killed (the node gets its stop budget)
+STOP_PATIENCE = 20.0
 #: first restart delay (doubles per restart in the window), and restarts allowed per process in ten minutes
 RESTART_BACKOFF = 0.5
 RESTART_BUDGET = 5
@@ -51,6 +64,15 @@ def run_cmd(only: str) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
+    settings = get_settings()
+
+    def leftovers(name: str, proc: subprocess.Popen[bytes]) -> None:
+        _reap_group(proc.pid)  # what the dead leader left in its group (granian workers)
+        if name == "node":  # and in the actor system's own session
+            ended = end_leftovers(settings.stack.state_dir, settings.actors.admin_port, proc.pid)
+            if ended:
+                click.echo(f"node {proc.pid} left processes behind; ended them: {' '.join(map(str, ended))}", err=True)
+
     policy = RestartPolicy(RESTART_BACKOFF, RESTART_BUDGET, max_delay=10.0)
     due: dict[str, float] = {}  # dead process -> when to start it again
 
@@ -67,7 +89,12 @@ def run_cmd(only: str) -> None:
             for name, proc in children.items():
                 if name in due or proc.poll() is None:
                     continue
-                _reap_group(proc.pid)  # what the dead leader left behind (granian workers)
+                leftovers(name, proc)
+                if proc.returncode == EXIT_CONFIG:
+                    click.echo(f"{name} cannot start: a restart cannot fix what it printed above; fix that and "
+                               "run again. Stopping the others", err=True)
+                    stopping = True
+                    break
                 delay = policy.on_exit(name, now)
                 if delay is None:
                     click.echo(f"{name} exited with {proc.returncode} {RESTART_BUDGET} times in ten minutes; "
@@ -85,15 +112,16 @@ def run_cmd(only: str) -> None:
         for proc in children.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        began = time.monotonic()
         for name, proc in children.items():
+            patience = stop_budget(RuntimeOptions.from_settings(settings.actors).stop_timeout) if name == "node" else STOP_PATIENCE
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=max(0.1, began + patience - time.monotonic()))
             except subprocess.TimeoutExpired:
-                click.echo(f"{name} did not stop in time; killing it", err=True)
+                click.echo(f"{name} did not stop in {patience:.0f}s; killing it", err=True)
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-            _reap_group(proc.pid)
+            leftovers(name, proc)
         click.echo("all processes stopped")
 
 

@@ -17,7 +17,8 @@ import nats
 import pytest
 
 from clipstream.actors.messages import NodeStatus
-from clipstream.actors.node import Node, NodeError, request_status, session_processes
+from clipstream.actors.leftovers import NodeRecord, end_leftovers, end_session, read_record, record_path
+from clipstream.actors.node import AdminPortHeld, Node, NodeError, request_status, session_processes, stop_budget
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 
@@ -55,7 +56,7 @@ def descendants(root: int, zombies: bool = False) -> set[int]:
     return out
 
 
-def env_for(settings: Settings, db: str) -> dict[str, str]:
+def env_for(settings: Settings, db: str, state_dir: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSTREAM_")}
     env.update(
         CLIPSTREAM_NATS_URL=settings.nats.url,
@@ -68,15 +69,19 @@ def env_for(settings: Settings, db: str) -> dict[str, str]:
         ECHO_KIND_DB=db,
         PYTHONSAFEPATH="1",
     )
+    if state_dir is not None:
+        env["CLIPSTREAM_STACK_STATE_DIR"] = state_dir
     return env
 
 
-def _start_node(actor_settings: Settings, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """``python -m clipstream.actors.node`` with the echo counter kind, as a real process."""
+def _start_node(actor_settings: Settings, tmp_path: Path, **popen) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    """``python -m clipstream.actors.node`` with the echo counter kind, as a real process; its
+    record of the actor system goes to ``tmp_path/state``."""
     return subprocess.Popen(
         [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
-        env=env_for(actor_settings, str(tmp_path / "echo.db")),
+        env=env_for(actor_settings, str(tmp_path / "echo.db"), str(tmp_path / "state")),
         cwd=tmp_path,
+        **popen,
     )
 
 
@@ -125,6 +130,76 @@ class TestRunNode:
             if session and session_processes(session):  # the test failed: do not leave them running
                 os.killpg(session, signal.SIGKILL)
 
+    def test_a_stopped_shard_does_not_outlive_the_node(
+        self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
+    ) -> None:
+        """A shard stuck for good (SIGSTOP stands in for a flush or a syscall that never returns):
+        the node's stop is bounded, ends the whole actor system and its record goes."""
+        proc = _start_node(actor_settings, tmp_path)
+        session = 0
+        try:
+            status = asyncio.run(self._status_when_running(actor_settings))
+            session = status.guardian.session
+            record = record_path(str(tmp_path / "state"), actor_settings.actors.admin_port)
+            assert read_record(record) == NodeRecord(node_pid=proc.pid, session=session,
+                                                     admin_port=actor_settings.actors.admin_port, name="proc-node",
+                                                     started_at=read_record(record).started_at)  # type: ignore[union-attr]
+            os.kill(status.shards[0].pid, signal.SIGSTOP)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(stop_budget(10.0)) == 0
+            assert session_processes(session) == []
+            assert not helpers.port_open(actor_settings.actors.admin_port)
+            assert not record.exists()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if session:
+                end_session(session)
+
+    def test_a_start_ends_the_stale_node_holding_its_port(
+        self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
+    ) -> None:
+        """A node SIGKILLed while its Guardian could not notice (stopped too) left its admin, logger
+        and shards holding the port. ``end_leftovers`` (what ``clipstream run`` calls) and a new
+        node's start both end exactly the recorded session; the new node then runs."""
+        state = str(tmp_path / "state")
+        sessions = []
+        procs = []
+        try:
+            for round_ in ("end_leftovers", "the next start"):
+                proc = _start_node(actor_settings, tmp_path)
+                procs.append(proc)
+                status = asyncio.run(self._status_when_running(actor_settings))
+                session = status.guardian.session
+                sessions.append(session)
+                os.kill(status.guardian.pid, signal.SIGSTOP)
+                proc.kill()
+                proc.wait(10)
+                time.sleep(1.5)  # past a liveness interval: nothing ends them by itself
+                left = session_processes(session)
+                assert status.guardian.pid in left and helpers.port_open(actor_settings.actors.admin_port), round_
+                if round_ == "end_leftovers":
+                    assert sorted(end_leftovers(state, actor_settings.actors.admin_port, proc.pid)) == sorted(left)
+                    assert session_processes(session) == []
+                    helpers.wait_for(lambda: not helpers.port_open(actor_settings.actors.admin_port), 5, what="port")
+            # the second round's leftovers are still there: a new node ends them and comes up
+            proc = _start_node(actor_settings, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            procs.append(proc)
+            status = asyncio.run(self._status_when_running(actor_settings))
+            assert session_processes(sessions[1]) == [] and status.guardian.session not in sessions
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            log = proc.stdout.read().decode()  # type: ignore[union-attr]
+            assert "ended a stale node that held the admin port" in log, log[-2000:]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            for session in sessions:
+                end_session(session)
+
     @staticmethod
     async def _status_when_running(settings: Settings) -> NodeStatus:
         nc = await nats.connect(settings.nats.url)
@@ -168,7 +243,7 @@ class TestNodeInProcess:
         with socket.socket() as s:
             s.bind(("127.0.0.1", actor_settings.actors.admin_port))
             s.listen()
-            with pytest.raises(NodeError, match="in use"):
+            with pytest.raises(AdminPortHeld, match=f"held by pid {os.getpid()} .*not a clipstream node"):
                 Node(actor_settings, kinds={"counter": ECHO_FACTORY}).start()
 
     def test_no_kinds_is_an_error(self, actor_settings: Settings) -> None:
