@@ -47,6 +47,8 @@ function showView(id) {
 // --- sign in -------------------------------------------------------------------------------
 function authView() {
   showView("auth");
+  $("register-form").hidden = true;
+  $("login-form").hidden = false;
   $("auth-error").textContent = "";
 }
 $("to-register").addEventListener("click", (e) => {
@@ -114,7 +116,7 @@ async function gridView(kind, key) {
       const p = await api("GET", `/v1/users/${key}`);
       if (token !== gridToken) return;
       header.append(el("h2", { text: "@" + p.username }),
-        el("p", { class: "stats", text: `${p.video_count} videos \u00b7 ${p.follower_count} followers \u00b7 ${p.following_count} following` }));
+        el("p", { class: "stats", text: `${p.video_count} videos \u00b7 ${p.follower_count} follower${p.follower_count === 1 ? "" : "s"} \u00b7 ${p.following_count} following` }));
       if (me()?.user_id !== p.user_id) {
         if (!following.has(p.user_id)) following.set(p.user_id, !!p.following);
         const b = el("button", { class: "follow-profile" });

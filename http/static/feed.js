@@ -6,6 +6,11 @@
 import { api } from "./api.js";
 
 const TAG = /#([\p{L}\p{N}_]+)/gu;
+const STALL_MS = 50;
+
+/** Playback figures of every card left, for the bench's `watch` scenario and for a curious
+ * developer's console: time from becoming current to the first frame shown, stalls after it. */
+export const watchLog = (window.clipstreamWatch = window.clipstreamWatch || { cards: [], pages: [] });
 
 /** Who the viewer follows, as far as the page knows (author id -> bool), shared by every list. */
 export const following = new Map();
@@ -70,7 +75,9 @@ export class Player {
   async show(startAt = 0) {
     this.active = true;
     if (!this.cards.length && !this.done) await this.more();
-    if (startAt > 0 && this.cards[startAt]) this.cards[startAt].el.scrollIntoView({ block: "start" });
+    // A list that was hidden (display: none) may come back scrolled to the top: put it back.
+    const at = startAt > 0 ? startAt : this.current;
+    if (at > 0 && this.cards[at]) this.cards[at].el.scrollIntoView({ block: "start" });
     if (this.current >= 0) this.play();
     this.root.focus({ preventScroll: true });
   }
@@ -85,10 +92,12 @@ export class Player {
     if (!this.loading) {
       this.loading = (async () => {
         try {
+          const asked = performance.now();
           const page = await this.load(this.cursor);
           this.cursor = page.next_cursor;
           if (!page.videos.length || !page.next_cursor) this.done = true;
           for (const item of page.videos) this.add(item);
+          watchLog.pages.push({ ms: performance.now() - asked, videos: page.videos.length });
           if (this.done) this.root.append(el("div", { class: "end", text: this.cards.length
             ? "You're all caught up. Pull up again later for new videos."
             : "No videos here yet." }));
@@ -127,9 +136,16 @@ export class Player {
     follow.hidden = mine;
     this.renderFollow(c);
 
-    video.addEventListener("playing", () => { c.since = performance.now(); paused.hidden = true; });
+    video.addEventListener("playing", () => {
+      c.since = performance.now();
+      paused.hidden = true;
+      if (c.stalledAt) { this.stalled(c, c.since - c.stalledAt); c.stalledAt = 0; }
+    });
     video.addEventListener("pause", () => this.account(c));
-    video.addEventListener("waiting", () => this.account(c));
+    video.addEventListener("waiting", () => {
+      this.account(c);
+      if (c.shownAt && c.firstFrame !== null && !c.stalledAt) c.stalledAt = performance.now();
+    });
     video.addEventListener("error", () => { if (c.attached) this.notify("This video could not be played."); });
     video.addEventListener("click", () => this.tap(c));
     like.addEventListener("click", () => this.toggleLike(c));
@@ -160,6 +176,7 @@ export class Player {
     if (i === this.current || !this.active) return;
     this.leave();
     this.current = i;
+    this.mark(this.cards[i]);
     this.cards.forEach((c, j) => {
       if (j === i) this.attach(c, "auto");
       else if (j > i && j <= i + this.preload) this.attach(c, "auto");
@@ -169,6 +186,20 @@ export class Player {
     this.root.dataset.current = String(i);
     if (i >= this.cards.length - 3) this.more();
     this.root.dispatchEvent(new CustomEvent("current", { detail: { index: i, video_id: this.cards[i].item.video_id } }));
+  }
+
+  /** Start the clock of a card becoming current: its first frame shown after now is its start. */
+  mark(c) {
+    Object.assign(c, { shownAt: performance.now(), firstFrame: null, stalls: 0, stallMs: 0, stalledAt: 0,
+                       preloaded: c.attached && c.video.readyState });
+    const seen = () => { if (c.firstFrame === null && c.shownAt) c.firstFrame = performance.now() - c.shownAt; };
+    if (c.video.requestVideoFrameCallback) c.video.requestVideoFrameCallback(seen);
+    else c.video.addEventListener("playing", seen, { once: true });
+  }
+
+  /** A wait for data after the first frame; one too short to see (a few ms) is not a stall. */
+  stalled(c, ms) {
+    if (ms >= STALL_MS) { c.stalls += 1; c.stallMs += ms; }
   }
 
   play() {
@@ -190,6 +221,13 @@ export class Player {
     this.left = true;
     c.video.pause();
     this.account(c);
+    if (c.shownAt) {
+      if (c.stalledAt) this.stalled(c, performance.now() - c.stalledAt);
+      watchLog.cards.push({ video_id: c.item.video_id, index: this.current, first_frame_ms: c.firstFrame,
+                            stalls: c.stalls, stall_ms: Math.round(c.stallMs), preloaded_state: c.preloaded,
+                            error: c.video.error ? c.video.error.code : 0 });
+      c.shownAt = 0;
+    }
     const watched = Math.round(c.watched);
     c.watched = 0;
     api("POST", `/v1/videos/${c.item.video_id}/view`, { watched_ms: Math.min(watched, 3_600_000) }, { keepalive: true })
