@@ -28,6 +28,8 @@ export function me() {
 export function signedIn() { return !!localStorage.getItem(REFRESH_KEY); }
 
 function keep(body) {
+  // when the page was signed in, for the bench's "first card after sign-in" (bench/watch.py)
+  (window.clipstreamWatch = window.clipstreamWatch || { cards: [], pages: [] }).signedInAt = performance.now();
   access = { token: body.access_token, until: Date.now() + (body.expires_in - 30) * 1000 };
   localStorage.setItem(REFRESH_KEY, body.refresh_token);
   localStorage.setItem(USER_KEY, JSON.stringify({ user_id: body.user_id, username: body.username }));
