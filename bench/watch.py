@@ -7,7 +7,8 @@ were current (failures), stalls after the first frame (a wait for data of 50 ms 
 time from pressing "Sign in" to the first feed card on screen. Links: loopback, and Chromium's
 network emulation (CDP ``Network.emulateNetworkConditions``) of a 4G-like (9 Mbit/s, 40 ms) and a
 3G-like (1.6 Mbit/s, 150 ms) link. Preloading: the page's default (the next two cards) and none
-(``/?preload=0``), each in a fresh browser context (empty cache).
+(``/?preload=0``), and the next two loaded whole (``ahead=auto``) against only their header and
+first frame (``ahead=metadata``, the page's default), each in a fresh browser context (empty cache).
 
 The corpus is its own: real clips uploaded through the API and transcoded by the media worker
 into a keyspace and Redis database of the scenario's (the bench corpus's videos share one media
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["LINKS", "WATCH_ENV", "run_watch", "summarize", "upload_corpus"]
+__all__ = ["LINKS", "PRELOADS", "WATCH_ENV", "run_watch", "summarize", "upload_corpus"]
 
 #: name -> (download bits/s, round-trip ms); None: loopback, no emulation
 LINKS: dict[str, tuple[int, int] | None] = {"loopback": None, "4g": (9_000_000, 40), "3g": (1_600_000, 150)}
@@ -101,7 +102,8 @@ async def upload_corpus(url: str, count: int, progress: Progress) -> list[str]:
             await c.close()
 
 
-async def _one_run(browser: Any, url: str, link: str, preload: int, swipes: int, progress: Progress) -> dict[str, Any]:
+async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, swipes: int,
+                   progress: Progress) -> dict[str, Any]:
     from clipstream.cli.apiclient import ApiClient
     from clipstream.storage.ids import new_id
 
@@ -119,7 +121,7 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, swipes: int,
             await cdp.send("Network.enable")
             await cdp.send("Network.emulateNetworkConditions", {
                 "offline": False, "latency": rtt, "downloadThroughput": bits / 8, "uploadThroughput": bits / 8})
-        await page.goto(f"{url}/?preload={preload}")
+        await page.goto(f"{url}/?preload={preload}&ahead={ahead}")
         await page.fill("#login-form [name=username]", name)
         await page.fill("#login-form [name=password]", secret)
         first_card = asyncio.ensure_future(page.evaluate(_FIRST_CARD))
@@ -137,14 +139,14 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, swipes: int,
     finally:
         await context.close()
     cards = log["cards"]  # every card that was current, in order (the last one left by the hash change)
-    figures = {"link": link, "preload": preload, **summarize(cards),
+    figures = {"link": link, "preload": preload, "ahead": ahead if preload else "-", **summarize(cards),
                "sign_in_to_first_card_ms": round(shown - clicked, 1),
                "login_ms": round(signed_in - clicked, 1) if signed_in else None,
                "signed_in_to_first_card_ms": round(shown - signed_in, 1) if signed_in else None,
                "first_page_request_ms": round(log["pages"][0]["ms"], 1) if log["pages"] else None}
     figures["per_card"] = [[c["index"], c["first_frame_ms"] and round(c["first_frame_ms"], 1), c["stalls"],
                             c["stall_ms"], c["preloaded_state"]] for c in cards]
-    progress(f"watch {link}, preload {preload}: first frame p50 {figures['first_frame_p50_ms']} ms, "
+    progress(f"watch {link}, preload {preload} {figures['ahead']}: first frame p50 {figures['first_frame_p50_ms']} ms, "
              f"p95 {figures['first_frame_p95_ms']} ms, max {figures['first_frame_max_ms']} ms, "
              f"failures {figures['failures']}/{figures['cards']}, stalls {figures['stalls']}, "
              f"first card {figures['sign_in_to_first_card_ms']} ms after the click "
@@ -152,8 +154,12 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, swipes: int,
     return figures
 
 
+#: (cards preloaded after the current one, how much of each): the page's default first
+PRELOADS: tuple[tuple[int, str], ...] = ((2, "metadata"), (2, "auto"), (0, "metadata"))
+
+
 async def run_watch(url: str, progress: Progress, swipes: int = 32, links: tuple[str, ...] = tuple(LINKS),
-                    preloads: tuple[int, ...] = (2, 0)) -> dict[str, Any]:
+                    preloads: tuple[tuple[int, str], ...] = PRELOADS) -> dict[str, Any]:
     """Upload the corpus, then every (link, preload) run in a fresh context of one headless Chromium."""
     from playwright.async_api import async_playwright
 
@@ -170,8 +176,8 @@ async def run_watch(url: str, progress: Progress, swipes: int = 32, links: tuple
                                           args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
             for link in links:
-                for preload in preloads:
-                    runs.append(await _one_run(browser, url, link, preload, swipes, progress))
+                for preload, ahead in preloads:
+                    runs.append(await _one_run(browser, url, link, preload, ahead, swipes, progress))
         finally:
             await browser.close()
     return {"swipes": swipes, "per_card_fields": ["index", "first_frame_ms", "stalls", "stall_ms",

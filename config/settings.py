@@ -176,6 +176,10 @@ class MediaSettings(msgspec.Struct, frozen=True, kw_only=True):
     ffmpeg: Annotated[str, _doc("ffmpeg binary")] = "ffmpeg"
     ffprobe: Annotated[str, _doc("ffprobe binary")] = "ffprobe"
     preset: Annotated[str, _doc("x264 preset")] = "veryfast"
+    max_video_kbps: Annotated[
+        int, _doc("cap of the video bitrate, kbit/s (x264's VBV over CRF: plain scenes stay below it), so a "
+                  "1.6 Mbit/s link plays a video with its audio without stalling; 0: CRF alone", ge=0)
+    ] = 1200
     workers: Annotated[int, _doc("concurrent transcodes per media process", ge=1, le=16)] = 1
 
     @property

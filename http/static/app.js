@@ -7,7 +7,9 @@ import { Player, following } from "./feed.js";
 
 const $ = (id) => document.getElementById(id);
 const VIEWS = ["auth", "feed-view", "grid-view", "watch-view", "upload-view"];
-const PRELOAD = Number(new URLSearchParams(location.search).get("preload") ?? 2);
+// ?preload=N&ahead=auto|metadata: how the next cards are preloaded (the bench's `watch` scenario compares)
+const QUERY = new URLSearchParams(location.search);
+const PRELOAD = { preload: Number(QUERY.get("preload") ?? 2), ahead: QUERY.get("ahead") === "auto" ? "auto" : "metadata" };
 
 let noticeTimer = 0;
 function notify(message) {
@@ -91,7 +93,7 @@ function feedView() {
   showView("feed-view");
   if (!feed) {
     feed = new Player($("feed"), (cursor) => api("GET", "/v1/feed?limit=10" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "")),
-                      { preload: PRELOAD, notify, me });
+                      { ...PRELOAD, notify, me });
   }
   active = feed;
   feed.show();
@@ -165,7 +167,7 @@ function watchView(items, cursor, page, start) {
   watch = new Player($("watch"), async (c) => {
     if (first) { first = false; return { videos: items.slice(), next_cursor: cursor || "" }; }
     return c ? page(c) : { videos: [], next_cursor: null };
-  }, { preload: PRELOAD, notify, me });
+  }, { ...PRELOAD, notify, me });
   active = watch;
   watch.show(start);
 }

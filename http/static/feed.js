@@ -45,12 +45,15 @@ export class Player {
   /**
    * @param {HTMLElement} root the scroll container
    * @param {(cursor: string|null) => Promise<{videos: object[], next_cursor: string|null}>} load
-   * @param {{preload?: number, notify: (msg: string) => void, me: () => object|null}} opts
+   * @param {{preload?: number, ahead?: string, notify: (msg: string) => void, me: () => object|null}} opts
+   *   preload: how many cards after the current one get their video early; ahead: how much of it
+   *   ("metadata": the header and first frame, "auto": as much as the browser likes)
    */
   constructor(root, load, opts) {
     this.root = root;
     this.load = load;
     this.preload = opts.preload ?? 2;
+    this.ahead = opts.ahead ?? "metadata";
     this.notify = opts.notify;
     this.me = opts.me;
     this.cards = [];
@@ -158,9 +161,9 @@ export class Player {
   }
 
   attach(c, preload) {
+    c.video.preload = preload;
     if (c.attached) return;
     c.attached = true;
-    c.video.preload = preload;
     c.video.src = c.item.video_url;
   }
 
@@ -179,7 +182,7 @@ export class Player {
     this.mark(this.cards[i]);
     this.cards.forEach((c, j) => {
       if (j === i) this.attach(c, "auto");
-      else if (j > i && j <= i + this.preload) this.attach(c, "auto");
+      else if (j > i && j <= i + this.preload) this.attach(c, this.ahead);
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
     });
     this.play();
