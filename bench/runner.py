@@ -28,9 +28,12 @@ from clipstream.bench.seed import (CorpusShape, forget_feeds, mint_tokens, seed_
                                    seed_like_targets)
 from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server, ref_server, running
 
-__all__ = ["ALL_SCENARIOS", "machine", "run_bench"]
+__all__ = ["ALL_SCENARIOS", "DEFAULT_SCENARIOS", "machine", "run_bench"]
 
 ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "taste", "watch", "actors")
+#: what a bare `clipstream bench` runs: all but `watch`, which takes ~20 min of browser swiping on
+#: its own and runs when named (`--scenarios watch`)
+DEFAULT_SCENARIOS = tuple(s for s in ALL_SCENARIOS if s != "watch")
 LIKE_TARGETS = 2_000
 #: users that drive one wrk scenario: 4 per connection. Each scenario that serves feeds gets its own
 #: slice of the corpus's users, with their feed history cleared first: a page's cost grows with

@@ -36,3 +36,9 @@ def test_the_3g_preloading_run_is_graded_against_500_ms() -> None:
 def test_it_is_a_scenario_with_the_issues_links() -> None:
     assert "watch" in ALL_SCENARIOS
     assert LINKS["4g"] == (9_000_000, 40) and LINKS["3g"] == (1_600_000, 150)
+
+
+def test_a_bare_bench_run_leaves_the_browser_scenario_out() -> None:
+    from clipstream.bench.runner import DEFAULT_SCENARIOS
+
+    assert "watch" not in DEFAULT_SCENARIOS and set(DEFAULT_SCENARIOS) == set(ALL_SCENARIOS) - {"watch"}
