@@ -16,7 +16,6 @@ from clipstream.storage.models import User, Video
 
 __all__ = [
     "FENCE_BASE", "FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "fence_timestamp", "now_ms",
-    "timestamp_ms",
 ]
 
 
