@@ -102,6 +102,33 @@ def _upload_rows(r: dict[str, Any]) -> list[Row]:
                 _met(up["target_met"]))]
 
 
+def _watch_rows(r: dict[str, Any]) -> list[Row]:
+    """The watch page in Chromium: first frame per link and preload, failures, stalls, first card."""
+    w = r.get("watch")
+    if not w:
+        return []
+    rows = []
+    for run in w["runs"]:
+        ahead = run.get("ahead", "auto")
+        graded = run["link"] == "3g" and run["preload"] > 0 and ahead == "metadata"  # the page's default
+        p95 = run["first_frame_p95_ms"]
+        how = f"preload {run['preload']} {ahead}" if run["preload"] else "no preload"
+        rows.append(Row("watch page: first frame" if not rows else "",
+                        f"{run['link']}, {how}: p50 · p95 · max · failures · stalls",
+                        f"{run['first_frame_p50_ms']} · {p95} · {run['first_frame_max_ms']} ms · "
+                        f"{run['failures']}/{run['cards']} · {run['stalls']}",
+                        "p95 < 500 ms, 0 failures" if graded else "",
+                        _met(p95 is not None and p95 < 500 and run["failures"] == 0) if graded else ""))
+    for run in w["runs"]:
+        if run["preload"] > 0 and run.get("ahead", "auto") == "metadata":
+            first = run.get("signed_in_to_first_card_ms") or run["sign_in_to_first_card_ms"]
+            rows.append(Row("" if any(r.scenario == "watch page: first card" for r in rows) else "watch page: first card",
+                            f"{run['link']}: signed in → first card (click → card; feed request)",
+                            f"{first} ms ({run['sign_in_to_first_card_ms']}; {run['first_page_request_ms']} ms)",
+                            "< 200 ms", _met(first < 200)))
+    return rows
+
+
 def _growth_rows(r: dict[str, Any]) -> list[Row]:
     growth = r.get("growth")
     if not growth:
@@ -144,7 +171,7 @@ def _actor_rows(r: dict[str, Any]) -> list[Row]:
 def rows_of(results: dict[str, Any]) -> list[Row]:
     """Every figure of a run, in the issue's order, with targets and ratios where they apply."""
     return [*_feed_rows(results), *_like_rows(results), *_mixed_rows(results), *_upload_rows(results),
-            *_growth_rows(results), *_actor_rows(results)]
+            *_growth_rows(results), *_watch_rows(results), *_actor_rows(results)]
 
 
 def format_table(rows: Iterable[Row], markdown: bool = False) -> str:

@@ -28,9 +28,12 @@ from clipstream.bench.seed import (CorpusShape, forget_feeds, mint_tokens, seed_
                                    seed_like_targets)
 from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server, ref_server, running
 
-__all__ = ["ALL_SCENARIOS", "machine", "run_bench"]
+__all__ = ["ALL_SCENARIOS", "DEFAULT_SCENARIOS", "machine", "run_bench"]
 
-ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "taste", "actors")
+ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "taste", "watch", "actors")
+#: what a bare `clipstream bench` runs: all but `watch`, which takes ~20 min of browser swiping on
+#: its own and runs when named (`--scenarios watch`)
+DEFAULT_SCENARIOS = tuple(s for s in ALL_SCENARIOS if s != "watch")
 LIKE_TARGETS = 2_000
 #: users that drive one wrk scenario: 4 per connection. Each scenario that serves feeds gets its own
 #: slice of the corpus's users, with their feed history cleared first: a page's cost grows with
@@ -136,11 +139,13 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
     redis = connect_redis(settings.redis)
     try:
-        if set(wanted) - {"taste", "actors"}:
+        if set(wanted) - {"taste", "watch", "actors"}:
             await _corpus_scenarios(results, cql, redis, settings, env, wanted, seconds, warmup, quick, progress,
                                     profiles, logs)
         if "taste" in wanted:
             results["taste"] = await _taste(cql, redis, settings, env, quick, progress, logs)
+        if "watch" in wanted:
+            results["watch"] = await _watch(settings, env, quick, progress, logs)
         if "actors" in wanted:
             progress("actor scenarios")
             results["actors"] = await _actors(quick)
@@ -178,6 +183,35 @@ async def _taste(cql: Any, redis: Any, settings: Any, env: dict[str, str], quick
              f"of the oracle; recovery {shift['recovery_pages']} pages; coverage {figures['coverage']['share']:.0%}; "
              f"real time {figures['real_time']['share']}; new uploads min {figures['new_uploads']['min']}")
     return figures
+
+
+async def _watch(settings: Any, env: dict[str, str], quick: bool, progress: Progress,
+                 logs: Path | None) -> dict[str, Any]:
+    """The watch scenario (:mod:`clipstream.bench.watch`): its own keyspace and Redis database, a
+    fresh clipstream on them, real clips uploaded and played in headless Chromium."""
+    import msgspec
+    from redis.asyncio import Redis
+
+    from clipstream.bench import watch
+    from clipstream.storage.cql import apply_migrations, connect_cql
+
+    cql_settings = msgspec.structs.replace(settings.cql, keyspace=watch.WATCH_ENV["CLIPSTREAM_CQL_KEYSPACE"])
+    await asyncio.to_thread(apply_migrations, cql_settings)
+    cql = await asyncio.to_thread(connect_cql, cql_settings, cql_settings.keyspace)
+    try:  # only this run's clips: the cache keeper rebuilds its lists from every ready video
+        await asyncio.to_thread(cql.execute_sync, "TRUNCATE videos")
+    finally:
+        cql.close()
+    redis = Redis.from_url(watch.WATCH_ENV["CLIPSTREAM_REDIS_URL"])
+    await redis.flushdb()
+    await redis.aclose()
+    with tempfile.TemporaryDirectory(prefix="cs-bench-watch-") as tmp:
+        logdir = logs or Path(tmp)
+        logdir.mkdir(parents=True, exist_ok=True)
+        progress("watch: starting clipstream on its own keyspace")
+        async with running(clipstream_server(logdir), {**env, **watch.WATCH_ENV}, "/health") as system:
+            return await watch.run_watch(system.url, progress, swipes=12 if quick else 32,
+                                         links=("loopback", "3g") if quick else tuple(watch.LINKS))
 
 
 async def _corpus_scenarios(results: dict[str, Any], cql: Any, redis: Any, settings: Any, env: dict[str, str],

@@ -94,6 +94,11 @@ class MinioSettings(msgspec.Struct, frozen=True, kw_only=True):
     public_base_url: Annotated[
         str, _doc("CDN/public base URL of the media bucket; empty: presigned GET URLs")
     ] = ""
+    cors_allow_origin: Annotated[
+        str, _doc("origins a browser may PUT uploads and GET media from, comma separated, * any: MinIO's "
+                  "MINIO_API_CORS_ALLOW_ORIGIN, set by `clipstream stack up` (a presigned URL's signature, "
+                  "not the origin, is what authorises the request)")
+    ] = "*"
     upload_url_ttl: Annotated[int, _doc("seconds a presigned upload URL stays valid", ge=60)] = 900
     media_url_ttl: Annotated[int, _doc("seconds a presigned media URL stays valid", ge=60)] = 6 * 3600
 
@@ -135,6 +140,9 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True):
         "clipstream-local-dev-secret-change-me"
     )
     token_ttl: Annotated[int, _doc("seconds an access token stays valid", ge=60)] = 3600
+    refresh_ttl: Annotated[
+        int, _doc("seconds a refresh token stays valid unused (each refresh issues a new one)", ge=300)
+    ] = 30 * 86400
     admin_usernames: Annotated[
         str, _doc("comma separated usernames given the admin role (empty: nobody is admin)")
     ] = ""
@@ -168,6 +176,10 @@ class MediaSettings(msgspec.Struct, frozen=True, kw_only=True):
     ffmpeg: Annotated[str, _doc("ffmpeg binary")] = "ffmpeg"
     ffprobe: Annotated[str, _doc("ffprobe binary")] = "ffprobe"
     preset: Annotated[str, _doc("x264 preset")] = "veryfast"
+    max_video_kbps: Annotated[
+        int, _doc("cap of the video bitrate, kbit/s (x264's VBV over CRF: plain scenes stay below it), so a "
+                  "1.6 Mbit/s link plays a video with its audio without stalling; 0: CRF alone", ge=0)
+    ] = 1200
     workers: Annotated[int, _doc("concurrent transcodes per media process", ge=1, le=16)] = 1
 
     @property

@@ -37,6 +37,7 @@ from clipstream.http.schemas import StatusResponse
 from clipstream.http.uploads import UPLOAD_HANDLERS
 from clipstream.http.users import USER_HANDLERS
 from clipstream.http.videos import VIDEO_HANDLERS
+from clipstream.http.web import SWAGGER_ASSETS, web_handlers
 
 __all__ = ["ServicesFactory", "create_app", "create_server_app"]
 
@@ -67,7 +68,19 @@ def _openapi() -> OpenAPIConfig:
         "`POST /v1/auth/login`.",
         path=_SCHEMA_PATH,
         # /schema serves Swagger UI (interactive), /schema/openapi.json and .yaml the document.
-        render_plugins=[SwaggerRenderPlugin(path=["/", "/swagger"]), JsonRenderPlugin(), YamlRenderPlugin()],
+        # Swagger UI's files come from the installed swagger-ui-bundle-v2 package (http/web.py),
+        # not Litestar's default CDN: the page works on a machine without internet.
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path=["/", "/swagger"],
+                js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{SWAGGER_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' type='image/png' href='{SWAGGER_ASSETS}/favicon-32x32.png'>",
+            ),
+            JsonRenderPlugin(),
+            YamlRenderPlugin(),
+        ],
         components=Components(
             security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
@@ -96,6 +109,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
     return Litestar(
         route_handlers=[
             health,
+            *web_handlers(settings.minio),
             *AUTH_HANDLERS,
             *METRICS_HANDLERS,
             # Everything else needs the bearer token; the router says so in the OpenAPI document.

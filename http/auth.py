@@ -1,4 +1,9 @@
-"""Accounts and authentication: register, log in, and the bearer-token check on every request."""
+"""Accounts and authentication: register, log in, refresh, log out, and the bearer-token check.
+
+An access token is a short-lived JWT checked without I/O on every request; the session behind it is
+a refresh token (:mod:`clipstream.http.sessions`), rotated by ``/v1/auth/refresh`` and revoked by
+``/v1/auth/logout``, so a client stays signed in without a long-lived access token.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +18,16 @@ from litestar.types import ASGIApp
 
 from clipstream.http.bootstrap import ServicesDep
 from clipstream.http.errors import errors
-from clipstream.http.schemas import LoginRequest, RegisterRequest, RegisterResponse, TokenResponse
+from clipstream.http.schemas import LoginRequest, RefreshRequest, RegisterRequest, RegisterResponse, TokenResponse
 from clipstream.http.security import InvalidToken, Principal, Tokens
+from clipstream.http.sessions import Sessions
 from clipstream.storage.errors import NotFound
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import User
 from clipstream.storage.repos import now_ms
 
-__all__ = ["AUTH_HANDLERS", "BearerAuthMiddleware", "authorization", "current_user", "login", "register"]
+__all__ = ["AUTH_HANDLERS", "BearerAuthMiddleware", "authorization", "current_user", "login", "logout", "refresh",
+           "register"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="clipstream"'}
 
@@ -92,12 +99,42 @@ async def login(data: JSONBody[LoginRequest], svc: ServicesDep) -> TokenResponse
     ok = await svc.security.passwords.verify(user.password_hash if user else None, data.password)
     if user is None or not ok:
         raise NotAuthorizedException("invalid username or password")
-    tokens = svc.security.tokens
+    return _signed_in(svc.security.tokens, svc.sessions, user.user_id, user.username,
+                            await svc.sessions.start(user.user_id, user.username))
+
+
+def _signed_in(tokens: Tokens, sessions: Sessions, user_id: int, username: str, refresh_token: str) -> TokenResponse:
     return TokenResponse(
-        access_token=tokens.issue(user.user_id, user.username),
+        access_token=tokens.issue(user_id, username),
         expires_in=tokens.ttl,
-        user_id=str(user.user_id),
+        user_id=str(user_id),
+        refresh_token=refresh_token,
+        refresh_expires_in=sessions.ttl,
+        username=username,
     )
 
 
-AUTH_HANDLERS = [register, login]
+@post("/v1/auth/refresh", status_code=200, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 413, 415, 503))
+async def refresh(data: JSONBody[RefreshRequest], svc: ServicesDep) -> TokenResponse:
+    """Spend a refresh token for a new access token and the session's next refresh token.
+
+    401 if the token is unknown, expired or signed out; a token presented a second time signs its
+    session out (it was copied) and is a 401 too."""
+    try:
+        (user_id, username), next_token = await svc.sessions.rotate(data.refresh_token)
+    except InvalidToken as exc:
+        raise NotAuthorizedException(str(exc)) from None
+    return _signed_in(svc.security.tokens, svc.sessions, user_id, username, next_token)
+
+
+@post("/v1/auth/logout", status_code=204, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 413, 415, 503))
+async def logout(data: JSONBody[RefreshRequest], svc: ServicesDep) -> None:
+    """Sign a session out: its refresh tokens stop working (access tokens issued to it expire on
+    their own, within ``expires_in``); 401 if the token is unknown or expired."""
+    try:
+        await svc.sessions.end(data.refresh_token)
+    except InvalidToken as exc:
+        raise NotAuthorizedException(str(exc)) from None
+
+
+AUTH_HANDLERS = [register, login, refresh, logout]

@@ -29,10 +29,12 @@ from clipstream.http.cursors import CursorSigner
 from clipstream.http.feed_client import FeedClient
 from clipstream.http.probe import ObjectStoreProbe
 from clipstream.http.security import Passwords, Principal, Tokens
+from clipstream.http.sessions import Sessions
 from clipstream.storage.cache import Cache, connect_redis
 from clipstream.storage.cql import Cql, connect_cql
 from clipstream.storage.objects import ObjectStore, make_minio
 from clipstream.storage.repos import FeedRepo, FollowRepo, StatsRepo, UserRepo, VideoRepo
+from clipstream.storage.sessions import SessionRepo
 
 __all__ = ["CurrentUser", "Security", "Services", "ServicesDep", "build_security", "open_services"]
 
@@ -85,6 +87,8 @@ class Services:
     videos: VideoRepo
     stats: StatsRepo
     follows: FollowRepo
+    #: refresh tokens of signed-in sessions
+    sessions: Sessions
     #: the nodes' supervision trees over NATS (operator's view and /metrics)
     node_status: StatusCache
     # Raw clients, kept for closing and for health checks.
@@ -165,6 +169,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
             videos=videos,
             stats=stats,
             follows=FollowRepo(cql),
+            sessions=Sessions(SessionRepo(cql), settings.http.jwt_secret, settings.http.refresh_ttl),
             node_status=StatusCache(nc, Topology.from_settings(settings.nats)),
             cql=cql,
             redis=redis,

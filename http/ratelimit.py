@@ -165,7 +165,7 @@ class RateLimiter:
             self._redis = None
 
 
-_NOUN = {"auth": "login/register requests", "ip": "requests", "read": "reads", "write": "writes"}
+_NOUN = {"auth": "sign-in requests (login, register, refresh, logout)", "ip": "requests", "read": "reads", "write": "writes"}
 
 
 def limits_of(settings: HttpSettings) -> dict[str, int]:

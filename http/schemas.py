@@ -21,6 +21,7 @@ __all__ = [
     "FollowRequest",
     "LikeRequestBody",
     "LoginRequest",
+    "RefreshRequest",
     "RegisterRequest",
     "RegisterResponse",
     "StatusResponse",
@@ -61,6 +62,11 @@ class LoginRequest(_Request):
     password: Annotated[str, Meta(min_length=1, max_length=256)]
 
 
+class RefreshRequest(_Request):
+    refresh_token: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$",
+                                       description="refresh_token of the last login or refresh")]
+
+
 class UploadUrlRequest(_Request):
     # Bounds against the configured limit are checked by the handler so the message can name it;
     # the type bound only keeps the value inside a CQL bigint.
@@ -99,6 +105,11 @@ class TokenResponse(msgspec.Struct, frozen=True):
     expires_in: int
     user_id: IdStr
     token_type: str = "bearer"
+    #: spent by ``POST /v1/auth/refresh`` for the next access token (and the next refresh token);
+    #: a refresh token used twice signs the session out
+    refresh_token: str = ""
+    refresh_expires_in: int = 0
+    username: str = ""
 
 
 class SuccessResponse(msgspec.Struct, frozen=True):
@@ -121,6 +132,8 @@ class UserProfile(msgspec.Struct, frozen=True):
     follower_count: int
     following_count: int
     video_count: int
+    #: the caller follows this user (as of the last flush of the caller's follows, ~0.25 s)
+    following: bool = False
 
 
 class FeedItem(msgspec.Struct, frozen=True):

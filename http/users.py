@@ -20,13 +20,14 @@ __all__ = ["USER_HANDLERS"]
 UserIdPath = Annotated[str, Parameter(description="user id (decimal string)")]
 
 
-async def _profile(svc: ServicesDep, user_id: int) -> UserProfile:
-    # Four independent reads in flight together; a missing user raises NotFound (404).
-    user, stats, following, video_count = await asyncio.gather(
+async def _profile(svc: ServicesDep, user_id: int, viewer: int | None = None) -> UserProfile:
+    # Independent reads in flight together; a missing user raises NotFound (404).
+    user, stats, following, video_count, followed = await asyncio.gather(
         svc.users.get(user_id),
         svc.stats.get_many([user_id]),
         svc.follows.following(user_id),
         svc.videos.count_by_author(user_id),
+        svc.follows.is_following(viewer, user_id) if viewer is not None and viewer != user_id else _false(),
     )
     followers = stats[user_id][2] if user_id in stats else 0
     return UserProfile(
@@ -35,7 +36,12 @@ async def _profile(svc: ServicesDep, user_id: int) -> UserProfile:
         follower_count=max(followers, 0),
         following_count=len(following),
         video_count=video_count,
+        following=followed,
     )
+
+
+async def _false() -> bool:
+    return False
 
 
 @get("/v1/users/me", tags=["users"], responses=errors(401, 404, 503))
@@ -45,9 +51,9 @@ async def my_profile(svc: ServicesDep, me: CurrentUser) -> UserProfile:
 
 
 @get("/v1/users/{user_id:str}", tags=["users"], responses=errors(401, 404, 503))
-async def user_profile(user_id: UserIdPath, svc: ServicesDep) -> UserProfile:
-    """A user's public profile; 404 if unknown."""
-    return await _profile(svc, parse_id(user_id, "user"))
+async def user_profile(user_id: UserIdPath, svc: ServicesDep, me: CurrentUser) -> UserProfile:
+    """A user's public profile (``following``: whether the caller follows them); 404 if unknown."""
+    return await _profile(svc, parse_id(user_id, "user"), me.user_id)
 
 
 @post("/v1/users/{user_id:str}/follow", status_code=200, tags=["users"], responses=errors(400, 401, 404, 413, 415, 503))

@@ -127,6 +127,8 @@ def ffmpeg_command(
         "-filter_complex", graph,
         "-map", "[v]",
         "-c:v", "libx264", "-preset", settings.preset, "-crf", str(CRF), "-profile:v", "high",
+        *(["-maxrate", f"{settings.max_video_kbps}k", "-bufsize", f"{settings.max_video_kbps}k"]
+          if settings.max_video_kbps else []),
         "-threads", str(threads),
         *audio,
         "-sn", "-dn",

@@ -70,6 +70,8 @@ class MinioService(Service):
             "MINIO_ROOT_PASSWORD": m.secret_key,
             "MINIO_SITE_REGION": m.region,
             "MINIO_UPDATE": "off",
+            # The watch page PUTs uploads straight to presigned URLs from its own origin.
+            "MINIO_API_CORS_ALLOW_ORIGIN": m.cors_allow_origin,
             "MINIO_NOTIFY_NATS_ENABLE_PRIMARY": "on",
             "MINIO_NOTIFY_NATS_ADDRESS_PRIMARY": f"{nats_url.hostname or pins.HOST}:{nats_url.port or 4222}",
             "MINIO_NOTIFY_NATS_SUBJECT_PRIMARY": n.minio_subject,

@@ -94,11 +94,14 @@ def _user(row: Any) -> User:
     )
 
 
-def _ms(value: Any) -> int:
+def timestamp_ms(value: Any) -> int:
     """Unix ms of a CQL timestamp (the driver returns naive UTC datetimes)."""
     if value is None:
         return 0
     return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
+
+
+_ms = timestamp_ms
 
 
 _VIDEO_COLS = (
@@ -365,6 +368,12 @@ class FollowRepo:
     async def following(self, user_id: int) -> set[int]:
         rows = await self.cql.execute("SELECT author_id FROM follows WHERE user_id = ?", (user_id,))
         return {r.author_id for r in rows}
+
+    async def is_following(self, user_id: int, author_id: int) -> bool:
+        rows = await self.cql.execute(
+            "SELECT author_id FROM follows WHERE user_id = ? AND author_id = ?", (user_id, author_id)
+        )
+        return bool(rows)
 
     async def followers(self, author_id: int, limit: int = 100_000) -> list[int]:
         rows = await self.cql.execute(

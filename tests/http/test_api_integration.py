@@ -117,7 +117,7 @@ class TestAccounts:
         r = await client.get("/v1/users/me", headers=user.h)
         assert r.status_code == 200
         assert r.json() == {"user_id": str(user.id), "username": user.username, "follower_count": 0,
-                            "following_count": 0, "video_count": 0}
+                            "following_count": 0, "video_count": 0, "following": False}
 
     async def test_taken_username_or_email_is_409(self, client: Client) -> None:
         user = await new_user(client)
@@ -300,6 +300,14 @@ class TestLikesViewsFollows:
         assert r.status_code == 200 and r.json() == {"success": True}
         msg = await last_message(base_settings, nc, svc.publisher.subject_for(Follow(user_id=a.id, author_id=b.id, follow=True, at=0)))
         assert isinstance(msg, Follow) and (msg.user_id, msg.author_id, msg.follow) == (a.id, b.id, True)
+
+    async def test_a_profile_says_whether_the_caller_follows_it(self, client: Client, svc: Services) -> None:
+        a, b = await new_user(client), await new_user(client)
+        assert (await client.get(f"/v1/users/{b.id}", headers=a.h)).json()["following"] is False
+        await svc.follows.apply([(a.id, b.id, True)])  # as the follower's feed entity flushes it
+        assert (await client.get(f"/v1/users/{b.id}", headers=a.h)).json()["following"] is True
+        assert (await client.get(f"/v1/users/{a.id}", headers=b.h)).json()["following"] is False
+        assert (await client.get(f"/v1/users/{b.id}", headers=b.h)).json()["following"] is False
 
 
 class TestDelete:

@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from clipstream.config.settings import MediaSettings
@@ -179,6 +180,20 @@ class TestTranscodeInputs:
         await transcode(located, tmp_path / "o.mp4", tmp_path / "o.jpg", await probe(located, settings), settings)
         data = (tmp_path / "o.mp4").read_bytes()
         assert b"secret-title" not in data and b"+48.8584" not in data
+
+
+class TestBitrateCap:
+    async def test_a_busy_picture_stays_playable_on_a_3g_like_link(
+        self, portrait_mp4: Path, tmp_path: Path, settings: MediaSettings
+    ) -> None:
+        # testsrc2 with its noise is ~2.6 Mbit/s at CRF 23 alone; a 1.6 Mbit/s link stalls on it.
+        probed = await probe(portrait_mp4, settings)
+        await transcode(portrait_mp4, tmp_path / "o.mp4", tmp_path / "o.jpg", probed, settings)
+        kbps = (tmp_path / "o.mp4").stat().st_size * 8 / probed.duration / 1000
+        assert kbps < 1_500, kbps
+        uncapped = msgspec.structs.replace(settings, max_video_kbps=0)
+        await transcode(portrait_mp4, tmp_path / "u.mp4", tmp_path / "u.jpg", probed, uncapped)
+        assert (tmp_path / "u.mp4").stat().st_size * 8 / probed.duration / 1000 > kbps * 1.3
 
 
 class TestTranscodeDeadline:
