@@ -42,6 +42,7 @@ def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
     rng = random.Random(5)
     served: list[T.Served] = []
     exposure: dict[int, int] = {}
+    rank_s = 0.0
     for u in range(users):
         feed, s, urng = F.UserFeed(key=5 * 10**12 + u), T.Served(), random.Random(rng.random())
         if know:
@@ -49,7 +50,9 @@ def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
                 feed.profile.observe(0, [tag_ids[t]], 8 * w)
         for p in range(shape.pages):
             taste = after[u] if after[u] is not None and p >= T.SHIFT_PAGE else before[u]
+            started = time.perf_counter()
             ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure)]
+            rank_s += time.perf_counter() - started
             for v in ids:
                 if v in newest:
                     exposure[v] = exposure.get(v, 0) + 1
@@ -71,13 +74,17 @@ def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
             s.likes.append(liked)
         served.append(s)
     base = T.baselines(world, before[:users], after[:users], shape.pages)
-    return T.report(world, before[:users], after[:users], served, base, shape.pages)
+    rep = T.report(world, before[:users], after[:users], served, base, shape.pages)
+    rep["rank_us_per_page"] = round(1e6 * rank_s / max(1, users * shape.pages))
+    return rep
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--know", action="store_true", help="profiles start with the users' true hashtags")
+    parser.add_argument("--topics", type=int, default=T.Shape().topics,
+                        help="hashtag topics of the world (0: independent tastes, the world before topics)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of actors/entities/feed.py or profile.py for this replay")
     args = parser.parse_args()
@@ -87,11 +94,12 @@ def main() -> None:
         if not hasattr(module, name):
             parser.error(f"no constant {name} in feed.py or profile.py")
         setattr(module, name, float(value) if "." in value else int(value))
-    rep = replay(T.Shape(), args.users, args.know)
+    rep = replay(T.Shape(topics=args.topics), args.users, args.know)
     late, shift = rep["pages_6_20"], rep["shift"]
     print(f"pages 6-20: system {late['system']:.3f}, most liked {late['most_liked']:.3f}, oracle {late['oracle']:.3f}, "
           f"lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.1%} of the oracle; recovery "
-          f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users)")
+          f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users); "
+          f"rank() {rep['rank_us_per_page']} us a page")
     print("by page:", rep["expected_like_rate_by_page"]["system"])
 
 
