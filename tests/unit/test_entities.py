@@ -388,7 +388,8 @@ class TestPersonalFeed:
         mine = page(self.kind, liker, limit=10).video_ids
         theirs = page(self.kind, other, limit=10).video_ids
         share = lambda vids: sum(tagged[v][0] == liked_tag for v in vids)  # noqa: E731
-        # one video each of the hashtag's creators in its window (its TAG_DEPTH best: all 4 of them)
+        # one video each of the hashtag's creators in its window (its TAG_DEPTH best and the unshown
+        # of the TAG_DEEPER after them: all 4 of them)
         assert share(mine[:-1]) == 4
         assert share(mine) > share(theirs)
         assert any(self.kind.pool.authors[v] == self.kind.pool.authors[target] for v in mine)
@@ -421,6 +422,24 @@ class TestPersonalFeed:
         again = rank_page(UserFeed(2), pool, 10, shown=set(first))
         # the trending scan stops at the tenth author's first video, which both pages take
         assert len(set(again) - set(first)) == 9
+
+    def test_past_a_hashtags_best_only_what_the_shard_never_showed_is_a_candidate(self) -> None:
+        from clipstream.actors.entities.feed import S_HASHTAG, TAG_DEEPER, TAG_DEPTH, rank
+        from clipstream.storage.hashtags import tag_id
+
+        hot = tag_id("hot")
+        n = TAG_DEPTH + TAG_DEEPER
+        videos = [(ids(), 500 + a, 50) for a in range(n)]  # one per author, the newest the best
+        pool = CandidatePool(videos, tags={v: (hot,) for v, _, _ in videos})
+        best, deeper = pool.by_tag[hot][:TAG_DEPTH], pool.by_tag[hot][TAG_DEPTH:]
+        f = UserFeed(1)
+        f.profile.observe(9, [hot], 1.0)
+        from_tag = lambda shown: {v for v, _, s in rank(msgspec.structs.replace(f), pool, 50, None, shown)  # noqa: E731
+                                  if s == S_HASHTAG}
+        assert from_tag(set(deeper)) == set(best)  # the deeper ones shown: only the best
+        assert from_tag(set(best)) == set(pool.by_tag[hot])  # unshown past the best: candidates too
+        assert from_tag(None) == set(best)  # no shown set (a caller without one): the best only
+        assert from_tag(set()) == set(pool.by_tag[hot])  # a shard that has shown nothing yet
 
     def test_the_kind_remembers_what_it_showed_while_it_is_in_the_pool(self) -> None:
         a = page(self.kind, UserFeed(1), limit=10).video_ids
