@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Container, Sequence
 
 from clipstream.bench.seed import CQL_CONCURRENCY, Progress
 
@@ -69,6 +69,10 @@ class Shape:
     #: probe users of the real-time check, and likes each makes
     probe_users: int = 40
     probes_each: int = 8
+    #: hashtags fall into this many topics (0: none, every draw independent); a user's favourite
+    #: hashtags and a creator's niche then keep to one topic with :attr:`topic_affinity`
+    topics: int = 0
+    topic_affinity: float = 0.7
 
 
 @dataclass(slots=True)
@@ -84,6 +88,20 @@ class World:
     appeal: list[float]
     likes: list[int]
     tag_pop: list[float]
+    #: hashtag index -> its topic (empty: a world without topics)
+    topic: list[int] = field(default_factory=list)
+
+    def draw_tag(self, rng: random.Random, near: int | None = None, avoid: Container[int] = ()) -> int:
+        """A hashtag by popularity; with ``near`` (a hashtag) and topics, from its topic with
+        :attr:`Shape.topic_affinity`."""
+        tags: Sequence[int] = range(self.shape.tags)
+        if near is not None and self.topic and rng.random() < self.shape.topic_affinity:
+            tags = [t for t in tags if self.topic[t] == self.topic[near] and t not in avoid] or tags
+        pop = [self.tag_pop[t] for t in tags]
+        while True:
+            t = rng.choices(tags, pop)[0]
+            if t not in avoid:
+                return t
 
     def by_tag(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}
@@ -105,12 +123,18 @@ def make_world(shape: Shape, seed: int = 1) -> World:
     rng = random.Random(seed)
     names = [f"t{i:02d}{w}" for i, w in enumerate(_WORDS[: shape.tags])]
     pop = [1.0 / (i + 1) ** 0.8 for i in range(shape.tags)]
+    # Topics by a seeded shuffle, so each has popular and rare hashtags (its own generator: a
+    # world without topics draws exactly what it drew before they existed).
+    order = list(range(shape.tags))
+    random.Random(seed + 100).shuffle(order)
+    topic = [0] * shape.tags if shape.topics else []
+    for rank, t in enumerate(order if shape.topics else ()):
+        topic[t] = rank % shape.topics
+    draw = World(shape, names, [], [], [], [], [], pop, topic).draw_tag
     niche = []
     for _ in range(shape.creators):
         a = rng.choices(range(shape.tags), pop)[0]
-        b = rng.choices(range(shape.tags), pop)[0]
-        while b == a:
-            b = rng.choices(range(shape.tags), pop)[0]
+        b = draw(rng, near=a if topic else None, avoid=(a,))
         niche.append((a, b))
     author, tags, appeal, likes = [], [], [], []
     creator_quality = [rng.betavariate(2, 2) for _ in range(shape.creators)]
@@ -128,14 +152,17 @@ def make_world(shape: Shape, seed: int = 1) -> World:
         # Seeded likes follow the appeal and the hashtags' popularity (a big audience likes more).
         reach = sum(pop[t] for t in chosen) / len(chosen)
         likes.append(int(1000 * q**3 * reach * rng.uniform(0.5, 1.5)))
-    return World(shape, names, niche, author, tags, appeal, likes, pop)
+    return World(shape, names, niche, author, tags, appeal, likes, pop, topic)
 
 
 def _taste(world: World, rng: random.Random, avoid: set[int] = frozenset()) -> Taste:  # type: ignore[assignment]
     n = world.shape.tags
     picked: list[int] = []
     while len(picked) < 3:
-        t = rng.choices(range(n), world.tag_pop)[0]
+        if world.topic and picked:  # the first favourite sets the user's topic
+            t = world.draw_tag(rng, near=picked[0], avoid=set(avoid) | set(picked))
+        else:
+            t = rng.choices(range(n), world.tag_pop)[0]
         if t not in picked and t not in avoid:
             picked.append(t)
     raw = sorted((rng.random() + 0.5 for _ in picked), reverse=True)

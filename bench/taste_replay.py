@@ -25,7 +25,7 @@ from clipstream.storage.hashtags import tag_id
 from clipstream.storage.ids import EPOCH_MS
 
 
-def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
+def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> dict[str, Any]:
     world = T.make_world(shape)
     before, after = T.make_tastes(world)
     n, now = shape.videos, int(time.time() * 1000)
@@ -40,16 +40,26 @@ def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
                            version=1, tags={vids[j]: tuple(tag_ids[t] for t in world.tags[j]) for j in in_pool})
     newest = set(pool.newest)
     rng = random.Random(5)
-    served: list[T.Served] = []
-    exposure: dict[int, int] = {}
-    for u in range(users):
-        feed, s, urng = F.UserFeed(key=5 * 10**12 + u), T.Served(), random.Random(rng.random())
-        if know:
+    feeds = [F.UserFeed(key=5 * 10**12 + u) for u in range(users)]
+    served = [T.Served() for _ in range(users)]
+    rngs = [random.Random(rng.random()) for _ in range(users)]
+    # Each shard has its own exposure counts and set of videos it has shown anyone; a user's pages
+    # come from one shard. Users take turns page by page, as the running system's users swipe at once.
+    exposures: list[dict[int, int]] = [{} for _ in range(shards)]
+    shown: list[set[int]] = [set() for _ in range(shards)]
+    rank_s = 0.0
+    if know:
+        for u, feed in enumerate(feeds):
             for t, w in before[u].tags.items():
                 feed.profile.observe(0, [tag_ids[t]], 8 * w)
-        for p in range(shape.pages):
+    for p in range(shape.pages):
+        for u, (feed, s, urng) in enumerate(zip(feeds, served, rngs)):
             taste = after[u] if after[u] is not None and p >= T.SHIFT_PAGE else before[u]
-            ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure)]
+            exposure = exposures[u % shards]
+            started = time.thread_time()
+            ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure, shown[u % shards])]
+            rank_s += time.thread_time() - started
+            shown[u % shards].update(ids)
             for v in ids:
                 if v in newest:
                     exposure[v] = exposure.get(v, 0) + 1
@@ -69,15 +79,19 @@ def replay(shape: T.Shape, users: int, know: bool = False) -> dict[str, Any]:
                 if signal:
                     feed.profile.observe(author, tags, signal)
             s.likes.append(liked)
-        served.append(s)
     base = T.baselines(world, before[:users], after[:users], shape.pages)
-    return T.report(world, before[:users], after[:users], served, base, shape.pages)
+    rep = T.report(world, before[:users], after[:users], served, base, shape.pages)
+    rep["rank_us_per_page"] = round(1e6 * rank_s / max(1, users * shape.pages))
+    return rep
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--know", action="store_true", help="profiles start with the users' true hashtags")
+    parser.add_argument("--shards", type=int, default=2, help="feed shards the users are split over (a node runs 2)")
+    parser.add_argument("--topics", type=int, default=T.Shape().topics,
+                        help="hashtag topics of the world (0: independent tastes, the world before topics)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of actors/entities/feed.py or profile.py for this replay")
     args = parser.parse_args()
@@ -87,11 +101,12 @@ def main() -> None:
         if not hasattr(module, name):
             parser.error(f"no constant {name} in feed.py or profile.py")
         setattr(module, name, float(value) if "." in value else int(value))
-    rep = replay(T.Shape(), args.users, args.know)
+    rep = replay(T.Shape(topics=args.topics), args.users, args.know, args.shards)
     late, shift = rep["pages_6_20"], rep["shift"]
     print(f"pages 6-20: system {late['system']:.3f}, most liked {late['most_liked']:.3f}, oracle {late['oracle']:.3f}, "
           f"lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.1%} of the oracle; recovery "
-          f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users)")
+          f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users); "
+          f"rank() {rep['rank_us_per_page']} us a page")
     print("by page:", rep["expected_like_rate_by_page"]["system"])
 
 

@@ -326,7 +326,9 @@ async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
     await kind.refresh()
     assert kind.pool is first  # nothing changed: the same pool, and every feed's scan position holds
     cache.lists = ([b"5", b"7"], [b"6", b"4"])
+    kind.shown = {5, 3, 99}
     await kind.refresh()
+    assert kind.shown == {5}  # what the shard showed is kept while it is in the pool
     assert kind.pool.version == 2 and sorted(kind.pool.ids) == [5, 6, 7]
     assert cache.asked_tags == [7]  # only the new video's hashtags are read
     assert kind.pool.tags == {7: (70,)} and kind.pool.by_tag == {70: [7]}
@@ -386,8 +388,9 @@ class TestPersonalFeed:
         mine = page(self.kind, liker, limit=10).video_ids
         theirs = page(self.kind, other, limit=10).video_ids
         share = lambda vids: sum(tagged[v][0] == liked_tag for v in vids)  # noqa: E731
-        # one video each of the hashtag's creators in its window (its 20 best: 3 of its 4 creators)
-        assert share(mine[:-1]) == 3
+        # one video each of the hashtag's creators in its window (its TAG_DEPTH best and the unshown
+        # of the TAG_DEEPER after them: all 4 of them)
+        assert share(mine[:-1]) == 4
         assert share(mine) > share(theirs)
         assert any(self.kind.pool.authors[v] == self.kind.pool.authors[target] for v in mine)
 
@@ -406,6 +409,42 @@ class TestPersonalFeed:
             assert len({self.kind.pool.authors[v] for v in vids}) == 10
             # liked, and capped (the last slot is exploration's, outside the cap)
             assert sum(text[v] == "hot" for v in vids[:-1]) == TAG_CAP
+
+    def test_a_video_the_shard_has_not_shown_goes_before_a_shown_one_as_good(self) -> None:
+        # 20 authors' videos, all as good (5 likes, the same hashtag hour): the pool's order is the
+        # ids', and a page takes one per author, so without novelty both pages start alike
+        from clipstream.actors.entities.feed import W_NOVEL, rank_page
+
+        assert W_NOVEL > 0
+        pool = self.kind.pool
+        first = rank_page(UserFeed(1), pool, 10, shown=set())
+        assert rank_page(UserFeed(2), pool, 10, shown=set()) == first
+        again = rank_page(UserFeed(2), pool, 10, shown=set(first))
+        # the trending scan stops at the tenth author's first video, which both pages take
+        assert len(set(again) - set(first)) == 9
+
+    def test_past_a_hashtags_best_only_what_the_shard_never_showed_is_a_candidate(self) -> None:
+        from clipstream.actors.entities.feed import S_HASHTAG, TAG_DEEPER, TAG_DEPTH, rank
+        from clipstream.storage.hashtags import tag_id
+
+        hot = tag_id("hot")
+        n = TAG_DEPTH + TAG_DEEPER
+        videos = [(ids(), 500 + a, 50) for a in range(n)]  # one per author, the newest the best
+        pool = CandidatePool(videos, tags={v: (hot,) for v, _, _ in videos})
+        best, deeper = pool.by_tag[hot][:TAG_DEPTH], pool.by_tag[hot][TAG_DEPTH:]
+        f = UserFeed(1)
+        f.profile.observe(9, [hot], 1.0)
+        from_tag = lambda shown: {v for v, _, s in rank(msgspec.structs.replace(f), pool, 50, None, shown)  # noqa: E731
+                                  if s == S_HASHTAG}
+        assert from_tag(set(deeper)) == set(best)  # the deeper ones shown: only the best
+        assert from_tag(set(best)) == set(pool.by_tag[hot])  # unshown past the best: candidates too
+        assert from_tag(None) == set(best)  # no shown set (a caller without one): the best only
+        assert from_tag(set()) == set(pool.by_tag[hot])  # a shard that has shown nothing yet
+
+    def test_the_kind_remembers_what_it_showed_while_it_is_in_the_pool(self) -> None:
+        a = page(self.kind, UserFeed(1), limit=10).video_ids
+        b = page(self.kind, UserFeed(2), limit=10).video_ids
+        assert self.kind.shown == set(a) | set(b) and len(self.kind.shown) > 15
 
     def test_unlike_and_skip_turn_the_profile_against(self) -> None:
         f = UserFeed(1)
