@@ -1,0 +1,111 @@
+"""Nothing left behind: `clipstream run` with a node whose shard is stuck (SIGSTOP) stops within the
+node's stop budget, no process of the node's actor system survives, its admin port is free, and
+the next start comes up and runs its shards.
+
+Before, run waited 20 s for the node, whose own bounds add up to more with a stuck shard; it then
+SIGKILLed the node's process group, which does not reach Thespian's daemonized admin, logger,
+Guardian and shards: they kept the admin port, and the next start gave up on it.
+
+Real processes and services, the real kinds, on a subject prefix, admin port and state directory
+of their own (the shared system takes no part).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import nats
+import pytest
+
+from clipstream.actors.leftovers import read_record, record_path
+from clipstream.actors.messages import NodeStatus
+from clipstream.actors.node import request_status, session_processes, stop_budget
+from clipstream.bus.topology import Topology
+from tests.e2e.nodes import CLIPSTREAM, free_port, private_bus
+
+pytestmark = pytest.mark.integration
+
+
+async def running(nc, topology: Topology, name: str, proc: subprocess.Popen[bytes], log: Path) -> NodeStatus:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, f"clipstream run exited:\n{log.read_text()[-3000:]}"
+        try:
+            status = await request_status(nc, topology, name, timeout=1)
+            if status.shards and any(s.state == "running" for s in status.shards) and all(
+                    s.state in ("running", "idle") for s in status.shards):
+                return status
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            pass
+        assert time.monotonic() < deadline, f"the node did not come up:\n{log.read_text()[-3000:]}"
+        await asyncio.sleep(0.2)
+
+
+def port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_a_stuck_shard_then_stop_leaves_nothing_and_the_next_start_runs(migrated, tmp_path) -> None:
+    prefix = "lo" + uuid.uuid4().hex[:8]
+    env, topology = private_bus(prefix, 8, 2)
+    port, state, name = free_port(), tmp_path / "state", "leftovers-node"
+    env.update(CLIPSTREAM_ACTORS_ADMIN_PORT=str(port), CLIPSTREAM_STACK_STATE_DIR=str(state),
+               CLIPSTREAM_ACTORS_NODE_NAME=name)
+    nc = await nats.connect(migrated.nats.url, connect_timeout=5)
+    procs: list[subprocess.Popen[bytes]] = []
+    sessions: list[int] = []
+
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([CLIPSTREAM, "run", "--only", "node"], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        return proc
+
+    try:
+        first = start(tmp_path / "first.log")
+        status = await running(nc, topology, name, first, tmp_path / "first.log")
+        sessions.append(status.guardian.session)
+        record = read_record(record_path(str(state), port))
+        assert record is not None and record.session == status.guardian.session
+        stuck = next(s.pid for s in status.shards if s.state == "running")
+        os.kill(stuck, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        assert first.wait(stop_budget(10.0) + 25) == 0
+        took = time.monotonic() - stopped_at
+        log = (tmp_path / "first.log").read_text()
+        assert "all processes stopped" in log
+        assert session_processes(status.guardian.session) == [], log[-3000:]
+        assert not port_open(port)
+        print(f"stopped in {took:.1f}s with shard {stuck} stopped")
+
+        second = start(tmp_path / "second.log")
+        again = await running(nc, topology, name, second, tmp_path / "second.log")
+        sessions.append(again.guardian.session)
+        assert again.guardian.session != status.guardian.session
+        second.send_signal(signal.SIGINT)
+        assert second.wait(stop_budget(10.0) + 25) == 0
+        assert session_processes(again.guardian.session) == []
+    finally:
+        await nc.close()
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for session in sessions:  # the test failed: leave nothing running
+            for pid in session_processes(session):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
