@@ -109,3 +109,55 @@ async def test_a_stuck_shard_then_stop_leaves_nothing_and_the_next_start_runs(mi
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+async def test_shards_killed_twice_then_stop_leaves_nothing(migrated, tmp_path) -> None:
+    """Two shards SIGKILLed together, twice (the Guardian restarts them, one of the deaths unreported
+    by Thespian each time), then Ctrl-C: the stop is bounded and leaves nothing."""
+    prefix = "lk" + uuid.uuid4().hex[:8]
+    env, topology = private_bus(prefix, 8, 2)
+    port, state, name = free_port(), tmp_path / "state", "killed-shards-node"
+    env.update(CLIPSTREAM_ACTORS_ADMIN_PORT=str(port), CLIPSTREAM_STACK_STATE_DIR=str(state),
+               CLIPSTREAM_ACTORS_NODE_NAME=name)
+    nc = await nats.connect(migrated.nats.url, connect_timeout=5)
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([CLIPSTREAM, "run", "--only", "node"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    session = 0
+    try:
+        status = await running(nc, topology, name, proc, log)
+        session = status.guardian.session
+        for _ in range(2):
+            victims = [s.pid for s in status.shards if s.kind == "counter" and s.state == "running"]
+            assert len(victims) == 2
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while True:  # both restarted, with new pids
+                status = await running(nc, topology, name, proc, log)
+                pids = {s.pid for s in status.shards if s.kind == "counter" and s.state == "running"}
+                if len(pids) == 2 and not pids & set(victims):
+                    break
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                await asyncio.sleep(0.2)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(stop_budget(10.0) + 25) == 0
+        took = time.monotonic() - stopped_at
+        text = log.read_text()
+        slow = [line[:300] for line in text.splitlines() if "did not all stop" in line or "killing" in line]
+        print(f"stopped in {took:.1f}s after two rounds of shard kills; the node's own stop warnings: {slow}")
+        # the node stopped by itself, within its budget: run did not have to kill it
+        assert "did not stop in" not in text, text[-3000:]
+        assert session_processes(session) == [] and not port_open(port)
+    finally:
+        await nc.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in session_processes(session) if session else []:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
