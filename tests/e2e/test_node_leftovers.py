@@ -55,12 +55,19 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def test_a_stuck_shard_then_stop_leaves_nothing_and_the_next_start_runs(migrated, tmp_path) -> None:
-    prefix = "lo" + uuid.uuid4().hex[:8]
-    env, topology = private_bus(prefix, 8, 2)
-    port, state, name = free_port(), tmp_path / "state", "leftovers-node"
+def node_env(prefix: str, name: str, tmp_path: Path) -> tuple[dict[str, str], Topology, int, Path]:
+    """A node's environment on a bus prefix, admin port and state dir of its own: env, topology,
+    admin port, state dir."""
+    env, topology = private_bus(prefix + uuid.uuid4().hex[:8], 8, 2)
+    port, state = free_port(), tmp_path / "state"
     env.update(CLIPSTREAM_ACTORS_ADMIN_PORT=str(port), CLIPSTREAM_STACK_STATE_DIR=str(state),
                CLIPSTREAM_ACTORS_NODE_NAME=name)
+    return env, topology, port, state
+
+
+async def test_a_stuck_shard_then_stop_leaves_nothing_and_the_next_start_runs(migrated, tmp_path) -> None:
+    name = "leftovers-node"
+    env, topology, port, state = node_env("lo", name, tmp_path)
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)
     procs: list[subprocess.Popen[bytes]] = []
     sessions: list[int] = []
@@ -114,11 +121,8 @@ async def test_a_stuck_shard_then_stop_leaves_nothing_and_the_next_start_runs(mi
 async def test_shards_killed_twice_then_stop_leaves_nothing(migrated, tmp_path) -> None:
     """Two shards SIGKILLed together, twice (the Guardian restarts them, one of the deaths unreported
     by Thespian each time), then Ctrl-C: the stop is bounded and leaves nothing."""
-    prefix = "lk" + uuid.uuid4().hex[:8]
-    env, topology = private_bus(prefix, 8, 2)
-    port, state, name = free_port(), tmp_path / "state", "killed-shards-node"
-    env.update(CLIPSTREAM_ACTORS_ADMIN_PORT=str(port), CLIPSTREAM_STACK_STATE_DIR=str(state),
-               CLIPSTREAM_ACTORS_NODE_NAME=name)
+    name = "killed-shards-node"
+    env, topology, port, _ = node_env("lk", name, tmp_path)
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
