@@ -3,7 +3,9 @@
 It supervises them the way a container runtime's ``restart: on-failure`` does: a process that dies
 (a crash, an OOM kill, ``kill -9``) is started again after a backoff that doubles per restart, with
 the Guardian's restart budget (:class:`~clipstream.actors.supervision.RestartPolicy`); one that keeps
-dying is given up on and the others are stopped, because restarting it forever would hide the fault.
+dying past the budget is tried again every :data:`RESTART_SLOW` seconds, each time with a line that
+says so: what fails it (a service down, a port held) usually passes, and giving up stopped the whole
+system for a cause a later start would not have met.
 State lives in the services, not in these processes, so a restarted one resumes where JetStream's
 ack floors and Scylla say.
 
@@ -40,6 +42,8 @@ STOP_PATIENCE = 20.0
 #: first restart delay (doubles per restart in the window), and restarts allowed per process in ten minutes
 RESTART_BACKOFF = 0.5
 RESTART_BUDGET = 5
+#: seconds between restarts of a process past its budget
+RESTART_SLOW = 30.0
 
 
 def _clipstream() -> str:
@@ -97,10 +101,14 @@ def run_cmd(only: str) -> None:
                     break
                 delay = policy.on_exit(name, now)
                 if delay is None:
-                    click.echo(f"{name} exited with {proc.returncode} {RESTART_BUDGET} times in ten minutes; "
-                               "giving up and stopping the others", err=True)
-                    stopping = True
-                    break
+                    # Over the budget, but whatever made it fail (a service still down, a port not
+                    # yet free) may pass: keep trying, slowly, and say so every time.
+                    delay = RESTART_SLOW
+                    click.echo(f"{name} exited with {proc.returncode}, {RESTART_BUDGET} times or more in ten minutes: "
+                               f"read its last lines above; trying again every {delay:.0f}s (Ctrl-C stops everything)",
+                               err=True)
+                    due[name] = now + delay
+                    continue
                 click.echo(f"{name} exited with {proc.returncode}; restarting it in {delay:.1f}s", err=True)
                 due[name] = now + delay
             for name, at in list(due.items()):
