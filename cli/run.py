@@ -60,6 +60,7 @@ def run_cmd(only: str) -> None:
         raise click.UsageError(f"unknown process(es): {', '.join(sorted(unknown))}")
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
+    gave_up = False
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -97,7 +98,7 @@ def run_cmd(only: str) -> None:
                 if proc.returncode == EXIT_CONFIG:
                     click.echo(f"{name} cannot start: a restart cannot fix what it printed above; fix that and "
                                "run again. Stopping the others", err=True)
-                    stopping = True
+                    stopping = gave_up = True
                     break
                 delay = policy.on_exit(name, now)
                 if delay is None:
@@ -131,6 +132,8 @@ def run_cmd(only: str) -> None:
                 proc.wait()
             leftovers(name, proc)
         click.echo("all processes stopped")
+    if gave_up:
+        sys.exit(1)
 
 
 def _reap_group(pgid: int) -> None:

@@ -165,3 +165,18 @@ async def test_shards_killed_twice_then_stop_leaves_nothing(migrated, tmp_path) 
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_port_held_by_something_else_is_given_up_at_once_with_what_to_do(tmp_path) -> None:
+    import socket
+
+    env, _, port, _ = node_env("lp", "port-held-node", tmp_path)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", port))
+        held.listen()
+        done = subprocess.run([CLIPSTREAM, "run", "--only", "node"], env=env, capture_output=True, text=True,
+                              timeout=60)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out[-3000:]
+    assert f"held by pid {os.getpid()}" in out and "CLIPSTREAM_ACTORS_ADMIN_PORT" in out, out[-3000:]
+    assert "node cannot start" in out and "restarting" not in out, out[-3000:]
