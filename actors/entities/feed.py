@@ -8,7 +8,8 @@ A page is blended from several candidate sources (:data:`SOURCES`): followed cre
 (the user's inbox), the shard pool's videos of the user's strongest hashtags and authors, the
 pool's best by freshness and engagement ("trending"), and one slot of exploration for the newest
 videos that this shard has shown fewer than :data:`EXPOSURE_FLOOR` times (a new creator's video
-reaches viewers). Candidates are scored by freshness, engagement and the profile; a page keeps
+reaches viewers). Candidates are scored by freshness, engagement and the profile, plus
+:data:`W_NOVEL` for one the shard has not shown anyone yet (the viewers spread over the pool); a page keeps
 one video per author and at most :data:`TAG_CAP` per hashtag while it can; a video already served
 is never served again. Pages are kept so that the same cursor returns the same page.
 """
