@@ -8,7 +8,8 @@ A page is blended from several candidate sources (:data:`SOURCES`): followed cre
 (the user's inbox), the shard pool's videos of the user's strongest hashtags and authors, the
 pool's best by freshness and engagement ("trending"), and one slot of exploration for the newest
 videos that this shard has shown fewer than :data:`EXPOSURE_FLOOR` times (a new creator's video
-reaches viewers). Candidates are scored by freshness, engagement and the profile; a page keeps
+reaches viewers). Candidates are scored by freshness, engagement and the profile, plus
+:data:`W_NOVEL` for one the shard has not shown anyone yet (the viewers spread over the pool); a page keeps
 one video per author and at most :data:`TAG_CAP` per hashtag while it can; a video already served
 is never served again. Pages are kept so that the same cursor returns the same page.
 """
@@ -62,7 +63,7 @@ TOP_AUTHORS = 3
 #: a hashtag's best unserved videos scored for a page (of each of the profile's TOP_TAGS), and how
 #: many past those are looked at for ones the shard has not shown anyone (see W_NOVEL)
 TAG_DEPTH = 20
-TAG_DEEPER = 20
+TAG_DEEPER = 40
 #: an author's best unserved videos scored for a page. A page takes one per author, but the best
 #: for this user is not always the author's best overall: in the taste replay 10 kept the like
 #: rate of 20 (0.206), 5 lost 0.005, 2 lost 0.010.
@@ -85,9 +86,10 @@ W_TAGS = 0.8
 #: videos by the base score are the same for every viewer of it; among candidates this close,
 #: the unshown one goes first and the shard's viewers spread over the pool. Measured with
 #: bench/taste_replay.py (300 users turn by turn, 2 shards, pages 6-20, three world seeds):
-#: coverage 22.9/22.7/21.8 % -> 31.0/31.0/30.2 %, like rate 0.207/0.197/0.202 -> 0.203/0.202/0.202.
-#: Scoring all of a hashtag's 40 best instead (TAG_DEPTH 40) gave 30.8/30.4/30.3 % at
-#: 0.207/0.205/0.203 for +40 % of rank() CPU a page (this: +7 %); 20 best and 0.3: 30.6 % at 0.203.
+#: coverage 22.9/22.7/21.8 % -> 32.7/32.1/31.9 %, like rate 0.207/0.197/0.202 -> 0.208/0.202/0.209,
+#: for +18 % of rank() CPU a page. TAG_DEEPER 20 gave 31.0/31.0/30.2 % at 0.203/0.202/0.202 (+5 %),
+#: and 28.6 % in a real taste run; scoring all of a hashtag's 40 best (TAG_DEPTH 40, TAG_DEEPER 0)
+#: 30.8/30.4/30.3 % at 0.207/0.205/0.203 for +45 %; 20 best and 0.3: 30.6 % at 0.203.
 W_NOVEL = 0.2
 #: served ids an entity remembers the source of, so a like is counted for the source that showed it
 RECENT_KEEP = 20

@@ -434,7 +434,7 @@ class TestPersonalFeed:
         best, deeper = pool.by_tag[hot][:TAG_DEPTH], pool.by_tag[hot][TAG_DEPTH:]
         f = UserFeed(1)
         f.profile.observe(9, [hot], 1.0)
-        from_tag = lambda shown: {v for v, _, s in rank(msgspec.structs.replace(f), pool, 50, None, shown)  # noqa: E731
+        from_tag = lambda shown: {v for v, _, s in rank(msgspec.structs.replace(f), pool, n, None, shown)  # noqa: E731
                                   if s == S_HASHTAG}
         assert from_tag(set(deeper)) == set(best)  # the deeper ones shown: only the best
         assert from_tag(set(best)) == set(pool.by_tag[hot])  # unshown past the best: candidates too
