@@ -157,6 +157,8 @@ export class Player {
 
     this.cards.push(c);
     this.root.append(card);
+    const cur = this.cards[this.current];
+    if (cur && index <= this.current + this.preload && cur.video.readyState >= 4) this.preloadAfter(this.current);
     this.observer.observe(card);
   }
 
@@ -182,13 +184,23 @@ export class Player {
     this.mark(this.cards[i]);
     this.cards.forEach((c, j) => {
       if (j === i) this.attach(c, "auto");
-      else if (j > i && j <= i + this.preload) this.attach(c, this.ahead);
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
     });
+    // The current video first: the next ones start loading once it can play through, so on a slow
+    // link they do not share its bandwidth while it starts (measured: bench/watch.py, BENCHMARKS.md).
+    const current = this.cards[i];
+    if (current.video.readyState >= 4) this.preloadAfter(i);
+    else current.video.addEventListener("canplaythrough", () => this.preloadAfter(i), { once: true });
     this.play();
     this.root.dataset.current = String(i);
     if (i >= this.cards.length - 3) this.more();
     this.root.dispatchEvent(new CustomEvent("current", { detail: { index: i, video_id: this.cards[i].item.video_id } }));
+  }
+
+  /** Load the cards after ``i`` (if ``i`` is still the current one). */
+  preloadAfter(i) {
+    if (i !== this.current) return;
+    for (let j = i + 1; j <= i + this.preload && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
   }
 
   /** Start the clock of a card becoming current: its first frame shown after now is its start. */
