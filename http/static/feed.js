@@ -158,7 +158,7 @@ export class Player {
     this.cards.push(c);
     this.root.append(card);
     const cur = this.cards[this.current];
-    if (cur && index <= this.current + this.preload && cur.video.readyState >= 4) this.preloadAfter(this.current);
+    if (cur && index <= this.current + this.preload && !cur.video.paused) this.preloadAfter(this.current);
     this.observer.observe(card);
   }
 
@@ -186,11 +186,10 @@ export class Player {
       if (j === i) this.attach(c, "auto");
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
     });
-    // The current video first: the next ones start loading once it can play through, so on a slow
-    // link they do not share its bandwidth while it starts (measured: bench/watch.py, BENCHMARKS.md).
-    const current = this.cards[i];
-    if (current.video.readyState >= 4) this.preloadAfter(i);
-    else current.video.addEventListener("canplaythrough", () => this.preloadAfter(i), { once: true });
+    // The current video first: the next ones start loading once it plays, so on a slow link they
+    // do not share its bandwidth while it starts. (Waiting for canplaythrough instead never
+    // preloaded anything on the 3G-like link: measured in bench/watch.py, BENCHMARKS.md.)
+    this.cards[i].video.addEventListener("playing", () => this.preloadAfter(i), { once: true });
     this.play();
     this.root.dataset.current = String(i);
     if (i >= this.cards.length - 3) this.more();
