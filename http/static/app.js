@@ -3,7 +3,7 @@
 "use strict";
 
 import { ApiError, api, login, logout, me, onSignedOut, putFile, register, signedIn } from "./api.js";
-import { Player, following } from "./feed.js";
+import { Player, el, following } from "./feed.js";
 
 const $ = (id) => document.getElementById(id);
 const VIEWS = ["auth", "feed-view", "grid-view", "watch-view", "upload-view"];
@@ -23,14 +23,6 @@ window.addEventListener("offline", () => { $("offline").hidden = false; });
 window.addEventListener("online", () => { $("offline").hidden = true; });
 $("offline").hidden = navigator.onLine !== false;
 
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") e.textContent = v; else e.setAttribute(k, v);
-  }
-  e.append(...children);
-  return e;
-}
 
 let feed = null;     // the For You player, kept while signed in so coming back resumes it
 let watch = null;    // a player over a grid's videos

@@ -16,7 +16,8 @@ export const watchLog = (window.clipstreamWatch = window.clipstreamWatch || { ca
 export const following = new Map();
 let soundOn = false;       // one tap turns sound on for every video after it
 
-function el(tag, attrs = {}, ...children) {
+/** An element with attributes ("text" sets its text) and children. */
+export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "text") e.textContent = v; else e.setAttribute(k, v);
