@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated
 
 import msgspec
 import structlog
 from litestar import delete, get, patch, post
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta, Watched
@@ -18,13 +19,15 @@ from clipstream.http.errors import errors, parse_id
 from clipstream.http.schemas import (LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch,
                                      ViewRequestBody)
 from clipstream.http.security import Principal
-from clipstream.storage.hashtags import TAG_PATTERN, parse_hashtags, tag_id
+from clipstream.storage.hashtags import TAG_MAX, TAG_PATTERN, parse_hashtags, tag_id
 from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.repos import now_ms
 
 __all__ = ["VIDEO_HANDLERS", "like"]
 
 log = structlog.get_logger("clipstream.http.videos")
+
+_TAG = re.compile(TAG_PATTERN)
 
 VideoIdPath = Annotated[str, Parameter(description="video id (decimal string)")]
 
@@ -101,13 +104,19 @@ async def edit_video(video_id: VideoIdPath, data: JSONBody[VideoPatch], svc: Ser
 
 @get("/v1/hashtags/{tag:str}/videos", tags=["videos"], responses=errors(400, 401, 503))
 async def hashtag_videos(
-    tag: Annotated[str, Parameter(pattern=TAG_PATTERN, description="a hashtag without its #, any case: 1-50 letters, digits or _")],
+    tag: Annotated[str, Parameter(min_length=1, max_length=TAG_MAX,
+                                  description="a hashtag without its #, any case: 1-50 Unicode letters, digits or _ "
+                                              "(anything else is a 400)")],
     svc: ServicesDep,
     me: CurrentUser,
     limit: Annotated[int, Parameter(ge=1, le=50, description="videos per page")] = 20,
     cursor: Annotated[str | None, Parameter(max_length=64, description="next_cursor of the previous page")] = None,
 ) -> VideoList:
     """A hashtag's ready videos, newest first."""
+    # Checked here, not as the parameter's pattern: a JSON Schema pattern's \w is ASCII, Python's is
+    # Unicode, so the document would have called "þ" invalid while the API accepts it.
+    if not _TAG.fullmatch(tag):
+        raise ValidationException(f"tag: 1-{TAG_MAX} letters, digits or _ (got {tag[:60]!r})")
     tag = tag.lower()
     signer = svc.security.hashtag_cursors
     scope = tag_id(tag)
