@@ -21,8 +21,10 @@ CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Tests that restart the shared services run last, so no other test sees the restart."""
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+    """Tests that restart the shared services run last, so no other test sees the restart; tests
+    that need the shared system's feed as it starts (``first``) run before everything else."""
+    items.sort(key=lambda item: (item.get_closest_marker("disruptive") is not None,
+                                 item.get_closest_marker("first") is None))
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,10 @@ from clipstream.storage.ids import new_id
 from clipstream.storage.objects import ObjectStore
 from clipstream.workers.seed import SHARED_MEDIA_KEY
 
-pytestmark = pytest.mark.integration
+# First in the session: the other e2e tests seed ready videos (no transcode) whose cards all point
+# at one media object, and with them in the feed this test failed in three full-suite runs of
+# three (cards that never loaded), while it passed every time on the fresh system.
+pytestmark = [pytest.mark.integration, pytest.mark.first]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CLIPSTREAM_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "watch-page"
