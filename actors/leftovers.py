@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
-__all__ = ["NodeRecord", "PortHeld", "clear_stale_node", "end_leftovers", "end_session", "port_holders",
+__all__ = ["NodeRecord", "PortHeld", "clear_stale_node", "cmdline", "end_leftovers", "end_session", "port_holders",
            "proc_stat", "read_record", "record_path", "remove_record", "session_processes", "write_record"]
 
 log = structlog.get_logger("clipstream.actors.leftovers")
@@ -93,7 +93,8 @@ def session_processes(session: int) -> list[int]:
     return out
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
+    """A process's command line, spaces for NULs ("?" if it is gone)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
@@ -181,7 +182,7 @@ def clear_stale_node(state_dir: str, admin_port: int) -> list[int]:
             return ended
     if not holders:
         return []  # it went away meanwhile (or is not visible to us): let the start try
-    who = ", ".join(f"pid {pid} ({_cmdline(pid)[:120]})" for pid in holders)
+    who = ", ".join(f"pid {pid} ({cmdline(pid)[:120]})" for pid in holders)
     if record is not None and _alive(record.node_pid):
         raise PortHeld(f"Thespian admin port {admin_port} is held by a running clipstream node "
                        f"(node pid {record.node_pid}, {record.name}): stop it first, or give this node another "

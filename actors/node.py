@@ -33,8 +33,8 @@ from thespian.actors import ActorSystem
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
 from clipstream.actors.leases import LeaseKeeper, open_bucket
-from clipstream.actors.leftovers import (NodeRecord, PortHeld, clear_stale_node, end_session, proc_stat, record_path,
-                                         remove_record, session_processes, write_record)
+from clipstream.actors.leftovers import (NodeRecord, PortHeld, clear_stale_node, cmdline, end_session, proc_stat,
+                                         record_path, remove_record, session_processes, write_record)
 from clipstream.actors.messages import (
     AssignPartitions,
     NodeStatus,
@@ -110,14 +110,8 @@ def _bind_loopback() -> None:
 
 
 def _describe(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rpartition(b")")[2].split()[0].decode()
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "gone"
-    return f"state {state}: {cmd[:100]}"
+    stat = proc_stat(pid)
+    return "gone" if stat is None else f"state {stat[0]}: {cmdline(pid)[:100]}"
 
 
 def _port_open(port: int) -> bool:

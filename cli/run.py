@@ -122,8 +122,9 @@ def run_cmd(only: str) -> None:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         began = time.monotonic()
+        node_patience = stop_budget(RuntimeOptions.from_settings(settings.actors).stop_timeout)
         for name, proc in children.items():
-            patience = stop_budget(RuntimeOptions.from_settings(settings.actors).stop_timeout) if name == "node" else STOP_PATIENCE
+            patience = node_patience if name == "node" else STOP_PATIENCE
             try:
                 proc.wait(timeout=max(0.1, began + patience - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -18,6 +18,7 @@ from clipstream.storage.models import User, Video
 
 __all__ = [
     "Claim", "FENCE_BASE", "FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "fence_timestamp", "now_ms",
+    "timestamp_ms",
 ]
 
 
@@ -90,7 +91,7 @@ def _user(row: Any) -> User:
         email=row.email,
         password_hash=row.password_hash,
         is_admin=bool(row.is_admin),
-        created_at=_ms(row.created_at),
+        created_at=timestamp_ms(row.created_at),
     )
 
 
@@ -100,8 +101,6 @@ def timestamp_ms(value: Any) -> int:
         return 0
     return calendar.timegm(value.utctimetuple()) * 1000 + value.microsecond // 1000
 
-
-_ms = timestamp_ms
 
 
 _VIDEO_COLS = (
@@ -150,7 +149,7 @@ class VideoRepo:
         if rows[0].status != "processing":
             return Claim(False)
         current = await self.cql.execute("SELECT claimed_at FROM videos WHERE video_id = ?", (video_id,))
-        claimed = _ms(current[0].claimed_at) if current else 0
+        claimed = timestamp_ms(current[0].claimed_at) if current else 0
         if now - claimed < lease_ms:
             return Claim(False, held_ms=lease_ms - (now - claimed))
         rows = await self.cql.execute(
@@ -165,7 +164,7 @@ class VideoRepo:
         """(video_id, author_id, created_at ms, hashtags) of every ready, undeleted video. A full
         table scan, paged by the driver and blocking: for the rare rebuild of Redis (run it in a thread)."""
         rows = self.cql.execute_sync("SELECT video_id, author_id, status, deleted, created_at, hashtags FROM videos")
-        return [(r.video_id, r.author_id, _ms(r.created_at), tuple(r.hashtags or ()))
+        return [(r.video_id, r.author_id, timestamp_ms(r.created_at), tuple(r.hashtags or ()))
                 for r in rows if r.status == "ready" and not r.deleted]
 
     async def renew_claim(self, video_id: int) -> bool:
@@ -276,8 +275,8 @@ def _video(row: Any) -> Video:
         width=row.width,
         height=row.height,
         failure_reason=row.failure_reason,
-        created_at=_ms(row.created_at),
-        ready_at=_ms(row.ready_at) if row.ready_at else None,
+        created_at=timestamp_ms(row.created_at),
+        ready_at=timestamp_ms(row.ready_at) if row.ready_at else None,
         deleted=bool(row.deleted),
         caption=row.caption or "",
         hashtags=tuple(row.hashtags or ()),
