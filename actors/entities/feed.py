@@ -97,7 +97,8 @@ W_TAGS = 0.8
 #: the profile's part of a score is multiplied by ``1 + W_QUALITY * (q - 0.5)``, ``q`` the video's
 #: engagement in [0, 1]: a like is affinity times quality (a viewer likes a good video of their
 #: hashtag, not any), where adding them let a mediocre match outrank a good one. With it, W_FRESH
-#: 0.1 and TAG_DEPTH 60 the replay of 100 users went 0.198 -> 0.222; 0 turns it off.
+#: 0.1 and TAG_DEPTH 60 the replay of 100 users went 0.198 -> 0.222; 0 turns it off. The pool's
+#: FRESH_WINDOW newest count as q = 0.5 at least (not yet liked is not disliked).
 W_QUALITY = 2.0
 #: a profile whose strongest weight is under this counts as unsure: its weights are divided by
 #: this, not by the strongest, so a profile decayed by skips (a taste that moved) stops ruling
@@ -279,6 +280,9 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     near_get = near.get
     log1p = math.log1p
     likes_of, lq, wq = pool.likes.get, 1.0 / math.log1p(1000), W_QUALITY
+    # The pool's newest have had no time to be liked: their quality is unknown, not poor.
+    newest = pool.newest
+    fresh_from = newest[-1] if len(newest) >= FRESH_WINDOW else 0
 
     def personal(base: float, vid: int, author: int) -> float:
         score = base + (W_FOLLOWING if author in following else 0.0) + (0.0 if vid in shown else novel)
@@ -290,7 +294,10 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
         if tag_w:
             aff += W_TAGS * max(-1.0, min(1.5, sum(map(tag_get, tags_of(vid, ()), zeros)) / tag_norm))
         if wq and aff > 0:
-            aff *= 1.0 + wq * (min(1.0, log1p(likes_of(vid, 0)) * lq) - 0.5)
+            q = min(1.0, log1p(likes_of(vid, 0)) * lq)
+            if q < 0.5 and vid >= fresh_from:
+                q = 0.5
+            aff *= 1.0 + wq * (q - 0.5)
         return score + aff
 
     scored: list[tuple[float, int, int, int]] = []
@@ -346,7 +353,8 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     explore = None
     if exposure is not None and limit > 1:
         for vid in pool.under:
-            if exposure.get(vid, 0) < EXPOSURE_FLOOR and not is_served(vid) and vid not in seen:
+            # (a candidate of another source too: its score may not take it onto the page)
+            if exposure.get(vid, 0) < EXPOSURE_FLOOR and not is_served(vid):
                 author = pool.authors[vid]
                 if author != key:
                     explore = (vid, author, S_FRESH)
@@ -356,9 +364,14 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     authors_in_page: set[int] = set()
     tags_in_page: Counter[int] = Counter()
     rest: list[tuple[int, int, int]] = []
+    skip = explore[0] if explore is not None else None
+    if explore is not None:
+        authors_in_page.add(explore[1])
     for _, vid, author, source in scored:
         if len(picked) >= room:
             break
+        if vid == skip:
+            continue
         tags = tags_of(vid, ())
         if author in authors_in_page or any(tags_in_page[t] >= TAG_CAP for t in tags):
             rest.append((vid, author, source))  # diversity: only if nothing else is left

@@ -89,7 +89,7 @@ def test_a_like_makes_its_co_liked_videos_candidates_of_the_next_page() -> None:
     u2.served.update(v for v in first if v != b)
     u2.recent, u2.recent_src = array("q", [a]), bytes([0])
     like(u2, a, 1)
-    picked = rank(u2, kind.pool, 10, kind.exposure, kind.shown, kind.together)
+    picked = rank(u2, kind.pool, 10, None, kind.shown, kind.together)  # no exploration slot to take b
     assert (b, authors[b], S_TOGETHER) in picked
     assert "impressions.together" in kind.counters() and SOURCES[S_TOGETHER] == "together"
 
@@ -121,3 +121,22 @@ def test_a_faded_profile_no_longer_outranks_what_everyone_likes() -> None:
     strong.profile.observe(9, [old], 3.0)
     assert [v for v, _, _ in rank(faded, pool, 2)][0] == loved
     assert [v for v, _, _ in rank(strong, pool, 2)][0] == mine
+
+
+def test_a_new_video_another_source_proposed_still_gets_the_exploration_slot() -> None:
+    # A new upload of the viewer's hashtag is a hashtag candidate too, scored below the hashtag's
+    # liked videos and capped off the page by them: it must still get the exploration slot (it
+    # used to be skipped as "seen", so a new video of a popular hashtag waited for its views).
+    from clipstream.actors.entities.feed import FRESH_WINDOW, S_FRESH, TAG_CAP
+    from clipstream.storage.hashtags import tag_id
+
+    hot = tag_id("hot")
+    fillers = [(ids(), 1000 + i, 200) for i in range(FRESH_WINDOW)]
+    liked = [(ids(), 5000 + i, 200) for i in range(TAG_CAP + 10)]
+    new = ids()
+    pool = CandidatePool([*fillers, *liked, (new, 9000, 0)], tags={v: (hot,) for v, _, _ in [*liked, (new, 0, 0)]})
+    f = UserFeed(1)
+    f.profile.observe(9, [hot], 4.0)
+    picked = rank(f, pool, 10, {}, set())
+    assert (new, 9000, S_FRESH) in picked
+    assert len({a for _, a, _ in picked}) == 10
