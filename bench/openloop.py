@@ -217,3 +217,54 @@ async def run_open_loop(url: str, targets: Sequence[Target], rate: float, second
         raise OpenLoopError(f"vegeta encode exited {enc.returncode}: {err.decode(errors='replace')[-2000:]}")
     rfile.unlink(missing_ok=True)
     return summarize(csv.reader(io.StringIO(csv_out.decode())), rate, seconds)
+
+
+#: the histogram families read after each run, and how a series is named in the bench output
+_STAGE_FAMILIES = {
+    "clipstream_shard_stage_seconds": lambda labels: f"{labels['kind']} shard {labels['stage']}",
+    "clipstream_api_bus_wait_seconds": lambda labels: f"api wait {labels['op']}",
+    "clipstream_api_loop_lag_seconds": lambda labels: "api loop_lag",
+    "clipstream_api_gc_pause_seconds": lambda labels: "api gc",
+}
+
+
+async def scrape_stages(url: str) -> dict[str, dict[float, float]]:
+    """Every stage histogram of ``/metrics``, summed over shards and workers: name → {le: count}."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    out: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        name_of = _STAGE_FAMILIES.get(family.name)
+        if name_of is None:
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_bucket"):
+                continue
+            buckets = out.setdefault(name_of(sample.labels), {})
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
+    return out
+
+
+def stage_figures(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]) -> list[dict[str, Any]]:
+    """Per stage, what was observed between two scrapes: count, and p50 / p99 / p99.9 as the upper
+    bound of the bucket holding that rank (so "≤ 25 ms" reads 25), plus the count over 50 ms."""
+    figures = []
+    for name in sorted(after):
+        cumulative = sorted((le, n - before.get(name, {}).get(le, 0.0)) for le, n in after[name].items())
+        total = cumulative[-1][1] if cumulative else 0
+        if total <= 0:
+            continue
+
+        def bound(p: float) -> float:
+            rank = math.ceil(total * p / 100)
+            le = next(le for le, n in cumulative if n >= rank)
+            return round(le * 1000, 2) if math.isfinite(le) else float("inf")
+
+        over50 = total - next((n for le, n in cumulative if le >= 0.05), total)
+        figures.append({"name": name, "n": int(total), "p50_ms": bound(50), "p99_ms": bound(99),
+                        "p999_ms": bound(99.9), "over_50ms": int(over50)})
+    return figures

@@ -110,8 +110,9 @@ def _openloop_rows(r: dict[str, Any]) -> list[Row]:
             for name, e in run.get("endpoints", {}).items():
                 rows.append(Row("", f"  {name}: p50 · p99 · p99.9", f"{e['p50_ms']} · {e['p99_ms']} · {e['p999_ms']} ms"))
             for stage in run.get("stages", []):
-                rows.append(Row("", f"  {stage['name']}: n · p50 · p99 · max",
-                                f"{stage['n']} · {stage['p50_ms']} · {stage['p99_ms']} · {stage['max_ms']} ms"))
+                rows.append(Row("", f"  {stage['name']}: n · p50 · p99 · p99.9 (bucket bounds) · over 50 ms",
+                                f"{stage['n']} · ≤{stage['p50_ms']} · ≤{stage['p99_ms']} · ≤{stage['p999_ms']} ms · "
+                                f"{stage['over_50ms']}"))
     check = ol.get("like_counts")
     if check:
         rows.append(Row("", "counts exact after open-loop likes (sent · acked · stored · stats sum)",

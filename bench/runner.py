@@ -119,6 +119,7 @@ async def _open_loop(results: dict[str, Any], url: str, loads: dict[str, "scenar
             continue
         if kind != "like":
             await scenarios.warm_feed(url, loads[f"open-{kind}"])
+            await asyncio.sleep(2.5)  # the warm-up's stage timings reach /metrics before the first run's start
         runs = []
         for share in openloop.RATES:
             rate = closed["rps"] * share
@@ -129,14 +130,16 @@ async def _open_loop(results: dict[str, Any], url: str, loads: dict[str, "scenar
                 next_pair += len(targets)
             else:
                 targets = openloop.mixed_targets(mixed_tokens, corpus_videos, rate, seconds)
+            before = await openloop.scrape_stages(url)
             run = await openloop.run_open_loop(url, targets, rate, seconds, work, f"{kind}-{share}")
             if kind == "like":
                 like_sent, like_ok = like_sent + run.sent, like_ok + run.ok
-            runs.append({"share": share, **run.as_dict()})
+            await asyncio.sleep(2.5)  # the shards' stats reach /metrics within ~2 s (1 s push, 1 s cache)
+            stages = openloop.stage_figures(before, await openloop.scrape_stages(url))
+            runs.append({"share": share, **run.as_dict(), "stages": stages})
             progress(f"open loop {kind} at {share:.0%} ({rate:,.0f}/s): p50 {run.overall['p50_ms']} ms, "
                      f"p99 {run.overall['p99_ms']} ms, p99.9 {run.overall['p999_ms']} ms, "
                      f"{run.ok}/{run.sent} ok, client lag p99 {run.send_lag_p99_ms} ms")
-            await asyncio.sleep(2.0)  # what the run left queued drains before the next rate
         out[kind] = runs
     if like_sent and "like_counts" in results:
         closed = results["like_counts"]
