@@ -198,12 +198,14 @@ def vegeta() -> Path:
 
 async def run_open_loop(url: str, targets: Sequence[Target], rate: float, seconds: float, workdir: Path,
                         name: str, timeout_s: float = 10.0) -> OpenLoopResult:
-    """``targets`` sent at ``rate`` per second for ``seconds``, from one vegeta process."""
+    """``targets`` sent at ``rate`` per second (whole, as vegeta takes it) for ``seconds``, from one
+    vegeta process."""
     binary = vegeta()
+    rate = max(1, round(rate))
     tfile, rfile = workdir / f"openloop-{name}.targets", workdir / f"openloop-{name}.bin"
     tfile.write_text("".join(t.as_json(url) + "\n" for t in targets))
     proc = await asyncio.create_subprocess_exec(
-        str(binary), "attack", "-format", "json", "-targets", str(tfile), f"-rate={rate:.3f}/1s",
+        str(binary), "attack", "-format", "json", "-targets", str(tfile), f"-rate={max(1, round(rate))}/1s",
         f"-duration={seconds:g}s", f"-timeout={timeout_s:g}s", "-max-body", "0", "-http2=false",
         "-output", str(rfile), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
