@@ -81,6 +81,7 @@ class Bridge:
         #: not in the actor's memory yet, queue the query behind what is being activated)
         self._answer_now = answer_now
         self.timings = timings or Timings()
+        kind.timings = self.timings
         #: keys with bus messages handed to the actor and not applied yet (read-your-writes: a
         #: query of such a key goes through the queue, behind them, instead of being answered
         #: here first; the taste bench's probes saw 5 % of pages asked 250 ms after a like's

@@ -127,7 +127,7 @@ class Shard(ActorTypeDispatcher):
         self._rsock.setblocking(False)
         self._bridge = Bridge(kind, msg.partitions, msg.settings, msg.options, self._inbox, self._wsock,
                               answer_now=self._answer_now, timings=self._timings)
-        gc_timer(self._timings["gc"])
+        gc_timer(self._timings["gc"], self._timings["gc_full"])
         self._bridge.start()
         self.wakeupAfter(timedelta(seconds=actors.flush_interval), payload=_FLUSH)
         self.wakeupAfter(timedelta(seconds=msg.options.stats_interval), payload=_STATS)

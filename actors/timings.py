@@ -13,7 +13,9 @@ Stages (``STAGES``): ``lock_wait`` (a query on the I/O thread waiting for the ac
 holding the lock for one inbox item), ``tick_hold`` (holding it to take a flush job and the
 passivation candidates), ``flush`` (a job taken to written and acked), ``store_write`` and
 ``load`` (the kind's Cassandra/Redis writes and activation reads), ``loop_lag`` (the I/O loop
-late on a timer), ``gc`` (a collection's pause, whichever thread it ran on).
+late on a timer), ``gc`` (a collection's pause, whichever thread it ran on; ``gc_full``: the
+full ones, generation 2, again on their own), ``pool_build``
+(the feed's candidate pool rebuilt from its Redis lists, once a second when they changed).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ __all__ = ["BUCKETS", "STAGES", "Hist", "StageHist", "Timings", "gc_timer", "loo
 
 #: upper bounds, seconds (Prometheus ``le``); one more bucket counts what is above the last
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-STAGES = ("lock_wait", "query", "apply_hold", "tick_hold", "flush", "store_write", "load", "loop_lag", "gc")
+STAGES = ("lock_wait", "query", "apply_hold", "tick_hold", "flush", "store_write", "load", "loop_lag", "gc",
+          "gc_full", "pool_build")
 #: the loop-lag probe's period: a timer due every this often, late by how much
 LAG_PERIOD = 0.02
 
@@ -74,15 +77,20 @@ class Timings:
         return {name: h.frozen() for name, h in self.hists.items() if h.sum or any(h.counts)}
 
 
-def gc_timer(hist: Hist, clock: Callable[[], float] = time.perf_counter) -> Callable[[str, dict], None]:
-    """A ``gc.callbacks`` entry that observes each collection's pause into ``hist``."""
+def gc_timer(hist: Hist, full: Hist | None = None,
+             clock: Callable[[], float] = time.perf_counter) -> Callable[[str, dict], None]:
+    """A ``gc.callbacks`` entry that observes each collection's pause into ``hist``, and the full
+    collections' (generation 2) into ``full`` as well."""
     started = [0.0]
 
     def callback(phase: str, info: dict) -> None:
         if phase == "start":
             started[0] = clock()
         elif started[0]:
-            hist.observe(clock() - started[0])
+            pause = clock() - started[0]
+            hist.observe(pause)
+            if full is not None and info.get("generation") == 2:
+                full.observe(pause)
             started[0] = 0.0
 
     gc.callbacks.append(callback)

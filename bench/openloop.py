@@ -227,6 +227,7 @@ _STAGE_FAMILIES = {
     "clipstream_api_bus_wait_seconds": lambda labels: f"api wait {labels['op']}",
     "clipstream_api_loop_lag_seconds": lambda labels: "api loop_lag",
     "clipstream_api_gc_pause_seconds": lambda labels: "api gc",
+    "clipstream_api_gc_full_pause_seconds": lambda labels: "api gc_full",
 }
 
 

@@ -30,7 +30,7 @@ from clipstream.actors.timings import BUCKETS as STAGE_BUCKETS
 from clipstream.actors.timings import StageHist
 from clipstream.http.bootstrap import ServicesDep
 
-__all__ = ["API_GC_SECONDS", "API_LOOP_LAG_SECONDS", "BUS_WAIT_SECONDS", "METRICS_HANDLERS", "NodeCollector",
+__all__ = ["API_GC_FULL_SECONDS", "API_GC_SECONDS", "API_LOOP_LAG_SECONDS", "BUS_WAIT_SECONDS", "METRICS_HANDLERS", "NodeCollector",
            "RequestMetricsMiddleware", "REQUEST_SECONDS", "feed_counters", "render_nodes", "stage_buckets",
            "watch_worker"]
 
@@ -54,6 +54,9 @@ API_LOOP_LAG_SECONDS = Histogram(
     buckets=_STAGE_BUCKETS)
 API_GC_SECONDS = Histogram(
     "clipstream_api_gc_pause_seconds", "Pause of each garbage collection in an API worker.", buckets=_STAGE_BUCKETS)
+API_GC_FULL_SECONDS = Histogram(
+    "clipstream_api_gc_full_pause_seconds", "Pause of each full (generation 2) collection in an API worker.",
+    buckets=_STAGE_BUCKETS)
 
 
 def watch_worker() -> "asyncio.Task[None]":
@@ -68,7 +71,7 @@ def watch_worker() -> "asyncio.Task[None]":
         def __init__(self, h: Histogram) -> None:
             self.observe = h.observe
 
-    callback = gc_timer(_Into(API_GC_SECONDS))  # type: ignore[arg-type]
+    callback = gc_timer(_Into(API_GC_SECONDS), _Into(API_GC_FULL_SECONDS))  # type: ignore[arg-type]
     task = asyncio.get_running_loop().create_task(loop_lag(_Into(API_LOOP_LAG_SECONDS)))  # type: ignore[arg-type]
 
     def _done(_: object) -> None:

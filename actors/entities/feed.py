@@ -390,7 +390,10 @@ class FeedKind(EntityKind[UserFeed]):
         old = self.pool
         tags = {v: old.tags[v] for v, _, _ in items if v in old.tags}
         tags.update(await self.cache.tags_of([v for v, _, _ in items if v not in old.authors]))
+        started = time.perf_counter()
         self.pool = CandidatePool(items, version=old.version + 1, tags=tags)
+        if self.timings is not None:
+            self.timings["pool_build"].observe(time.perf_counter() - started)
         newest = set(self.pool.newest)
         self.exposure = exposure = {v: n for v, n in self.exposure.items() if v in newest}
         self.pool.under = [v for v in self.pool.newest if exposure.get(v, 0) < EXPOSURE_FLOOR]

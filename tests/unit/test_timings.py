@@ -54,3 +54,14 @@ async def test_loop_lag_sees_a_blocked_loop() -> None:
     task.cancel()
     over = sum(n for bound, n in zip((*BUCKETS, float("inf")), h.counts) if bound > 0.025)
     assert over >= 1
+
+
+def test_gc_timer_counts_full_collections_apart() -> None:
+    every, full = Hist(), Hist()
+    callback = gc_timer(every, full)
+    try:
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(callback)
+    assert sum(every.counts) == 2 and sum(full.counts) == 1
