@@ -20,13 +20,14 @@ import csv
 import io
 import json
 import math
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 __all__ = ["OpenLoopError", "OpenLoopResult", "Target", "feed_targets", "like_pair", "label_of", "like_targets",
-           "mixed_targets", "percentile", "run_open_loop", "summarize"]
+           "mixed_targets", "percentile", "run_open_loop", "sched_figures", "sched_snapshot", "summarize"]
 
 #: the share of the closed-loop maximum each open-loop run offers
 RATES = (0.25, 0.50, 0.75)
@@ -271,3 +272,62 @@ def stage_figures(before: dict[str, dict[float, float]], after: dict[str, dict[f
         figures.append({"name": name, "n": int(total), "p50_ms": bound(50), "p99_ms": bound(99),
                         "p999_ms": bound(99.9), "over_50ms": int(over50)})
     return figures
+
+
+def sched_snapshot(proc: str = "/proc") -> tuple[dict[int, tuple[float, float, str]], float]:
+    """pid -> (CPU seconds run, seconds spent runnable waiting for a CPU, command line), summed over
+    the process's threads (``/proc/<pid>/task/<tid>/schedstat``), and the machine's CPU pressure
+    total (``/proc/pressure/cpu`` "some", seconds; 0 where the kernel has no PSI)."""
+    out: dict[int, tuple[float, float, str]] = {}
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        ran = waited = 0.0
+        try:
+            with open(f"{proc}/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            for tid in os.listdir(f"{proc}/{entry}/task"):
+                try:
+                    with open(f"{proc}/{entry}/task/{tid}/schedstat") as f:
+                        fields = f.read().split()
+                except OSError:
+                    continue
+                ran += int(fields[0]) / 1e9
+                waited += int(fields[1]) / 1e9
+        except OSError:
+            continue
+        out[int(entry)] = (ran, waited, cmdline)
+    pressure = 0.0
+    try:
+        with open(f"{proc}/pressure/cpu") as f:
+            some = f.readline().split()
+        pressure = int(some[-1].split("=")[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        pass
+    return out, pressure
+
+
+def sched_figures(before: tuple[dict[int, tuple[float, float, str]], float],
+                  after: tuple[dict[int, tuple[float, float, str]], float], seconds: float) -> dict[str, Any]:
+    """Between two :func:`sched_snapshot` s: by process role, CPU used and time spent waiting for a
+    CPU (run-queue wait), both in ms per second of the window; and the share of the window in
+    which some task of the machine waited for a CPU (PSI). Roles are :mod:`clipstream.bench.cpu`'s
+    ("other": every process outside the system and its load generators, e.g. other sessions')."""
+    from clipstream.bench.cpu import role_of
+
+    (b, pb), (a, pa) = before, after
+    ran: dict[str, float] = {}
+    waited: dict[str, float] = {}
+    for pid, (r, w, cmdline) in a.items():
+        r0, w0 = b[pid][:2] if pid in b else (0.0, 0.0)
+        role = "vegeta" if "vegeta attack" in cmdline else role_of(cmdline)
+        ran[role] = ran.get(role, 0.0) + max(0.0, r - r0)
+        waited[role] = waited.get(role, 0.0) + max(0.0, w - w0)
+    per_s = 1000 / seconds if seconds > 0 else 0.0
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_ms_per_s": {k: round(v * per_s) for k, v in sorted(ran.items(), key=lambda kv: -kv[1]) if v * per_s >= 5},
+        "runqueue_wait_ms_per_s": {k: round(v * per_s) for k, v in sorted(waited.items(), key=lambda kv: -kv[1])
+                                   if v * per_s >= 5},
+        "cpu_pressure_some_pct": round(100 * (pa - pb) / seconds, 1) if seconds > 0 else 0.0,
+    }

@@ -109,6 +109,12 @@ def _openloop_rows(r: dict[str, Any]) -> list[Row]:
                             "p99 ≤ 50, p99.9 ≤ 150 ms" if graded else "", _met(ok) if graded else ""))
             for name, e in run.get("endpoints", {}).items():
                 rows.append(Row("", f"  {name}: p50 · p99 · p99.9", f"{e['p50_ms']} · {e['p99_ms']} · {e['p999_ms']} ms"))
+            sched = run.get("sched")
+            if sched:
+                rows.append(Row("", "  CPU ms/s by role · run-queue wait ms/s · CPU pressure (some)",
+                                " ".join(f"{k} {v}" for k, v in sched["cpu_ms_per_s"].items()) + " · "
+                                + " ".join(f"{k} {v}" for k, v in sched["runqueue_wait_ms_per_s"].items())
+                                + f" · {sched['cpu_pressure_some_pct']} %"))
             for stage in run.get("stages", []):
                 rows.append(Row("", f"  {stage['name']}: n · p50 · p99 · p99.9 (bucket bounds) · over 50 ms",
                                 f"{stage['n']} · ≤{stage['p50_ms']} · ≤{stage['p99_ms']} · ≤{stage['p999_ms']} ms · "

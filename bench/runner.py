@@ -131,15 +131,19 @@ async def _open_loop(results: dict[str, Any], url: str, loads: dict[str, "scenar
             else:
                 targets = openloop.mixed_targets(mixed_tokens, corpus_videos, rate, seconds)
             before = await openloop.scrape_stages(url)
+            sched_before, t0 = await asyncio.to_thread(openloop.sched_snapshot), time.monotonic()
             run = await openloop.run_open_loop(url, targets, rate, seconds, work, f"{kind}-{share}")
+            sched = openloop.sched_figures(sched_before, await asyncio.to_thread(openloop.sched_snapshot),
+                                           time.monotonic() - t0)
             if kind == "like":
                 like_sent, like_ok = like_sent + run.sent, like_ok + run.ok
             await asyncio.sleep(2.5)  # the shards' stats reach /metrics within ~2 s (1 s push, 1 s cache)
             stages = openloop.stage_figures(before, await openloop.scrape_stages(url))
-            runs.append({"share": share, **run.as_dict(), "stages": stages})
+            runs.append({"share": share, **run.as_dict(), "stages": stages, "sched": sched})
             progress(f"open loop {kind} at {share:.0%} ({rate:,.0f}/s): p50 {run.overall['p50_ms']} ms, "
                      f"p99 {run.overall['p99_ms']} ms, p99.9 {run.overall['p999_ms']} ms, "
-                     f"{run.ok}/{run.sent} ok, client lag p99 {run.send_lag_p99_ms} ms")
+                     f"{run.ok}/{run.sent} ok, client lag p99 {run.send_lag_p99_ms} ms; CPU pressure "
+                     f"{sched['cpu_pressure_some_pct']} %, run-queue wait ms/s {sched['runqueue_wait_ms_per_s']}")
         out[kind] = runs
     if like_sent and "like_counts" in results:
         closed = results["like_counts"]

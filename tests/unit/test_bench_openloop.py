@@ -58,3 +58,27 @@ def test_stage_figures_are_deltas_with_bucket_bounds() -> None:
     (fig,) = stage_figures(before, after)  # nothing observed in "api gc": left out
     assert fig == {"name": "feed shard lock_wait", "n": 1000, "p50_ms": 1.0, "p99_ms": 1.0, "p999_ms": 50.0,
                    "over_50ms": 1}
+
+
+def test_sched_figures_by_role_from_proc(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    from clipstream.bench.openloop import sched_figures, sched_snapshot
+
+    def proc(ran_ns: dict[str, tuple[int, int]], pressure_us: int) -> None:
+        for pid, cmd, tids in ((10, b"clipstream node\0", ("10", "11")), (20, b"other-thing\0", ("20",))):
+            (tmp_path / str(pid) / "task").mkdir(parents=True, exist_ok=True)
+            (tmp_path / str(pid) / "cmdline").write_bytes(cmd)
+            for tid in tids:
+                (tmp_path / str(pid) / "task" / tid).mkdir(exist_ok=True)
+                r, w = ran_ns[tid]
+                (tmp_path / str(pid) / "task" / tid / "schedstat").write_text(f"{r} {w} 7\n")
+        (tmp_path / "pressure").mkdir(exist_ok=True)
+        (tmp_path / "pressure" / "cpu").write_text(f"some avg10=1.0 avg60=1.0 avg300=1.0 total={pressure_us}\n")
+
+    proc({"10": (0, 0), "11": (0, 0), "20": (0, 0)}, 0)
+    before = sched_snapshot(str(tmp_path))
+    ms = 1_000_000
+    proc({"10": (300 * ms, 40 * ms), "11": (100 * ms, 60 * ms), "20": (500 * ms, 0)}, 500_000)
+    figures = sched_figures(before, sched_snapshot(str(tmp_path)), 2.0)
+    assert figures["cpu_ms_per_s"] == {"other": 250, "node": 200}
+    assert figures["runqueue_wait_ms_per_s"] == {"node": 50}
+    assert figures["cpu_pressure_some_pct"] == 25.0
