@@ -22,6 +22,7 @@ from clipstream.actors.handoff import FlushJob
 from clipstream.actors.pull import ACK
 from clipstream.actors.timings import Hist
 from clipstream.bus.codec import encode
+from clipstream.bus.inbox import YIELD_EVERY
 from clipstream.bus.jetpub import JetPublisher
 
 __all__ = ["Flusher"]
@@ -101,8 +102,10 @@ class Flusher:
                 return
             try:
                 publish = self.nc.publish
-                for ref in job.acks:
+                for i, ref in enumerate(job.acks, 1):
                     await publish(ref.reply, ACK)
+                    if i % YIELD_EVERY == 0:  # thousands of acks: the queries go on between slices
+                        await asyncio.sleep(0)
             except Exception as exc:  # unacked ones come back and are skipped by the entities
                 log.warning("ack failed", kind=self.kind.name, job=job.job_id, error=repr(exc))
             self.healthy.set()

@@ -14,6 +14,7 @@ import importlib
 import os
 import platform
 import random
+import resource
 import subprocess
 import tempfile
 import time
@@ -132,9 +133,14 @@ async def _open_loop(results: dict[str, Any], url: str, loads: dict[str, "scenar
                 targets = openloop.mixed_targets(mixed_tokens, corpus_videos, rate, seconds)
             before = await openloop.scrape_stages(url)
             sched_before, t0 = await asyncio.to_thread(openloop.sched_snapshot), time.monotonic()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             run = await openloop.run_open_loop(url, targets, rate, seconds, work, f"{kind}-{share}")
             sched = openloop.sched_figures(sched_before, await asyncio.to_thread(openloop.sched_snapshot),
                                            time.monotonic() - t0)
+            # vegeta starts and ends inside the window, so /proc never shows it: its rusage does
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sched["cpu_ms_per_s"]["vegeta"] = round(1000 * (used.ru_utime + used.ru_stime - children.ru_utime
+                                                            - children.ru_stime) / sched["seconds"])
             if kind == "like":
                 like_sent, like_ok = like_sent + run.sent, like_ok + run.ok
             await asyncio.sleep(2.5)  # the shards' stats reach /metrics within ~2 s (1 s push, 1 s cache)
