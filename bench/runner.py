@@ -2,7 +2,8 @@
 
 Order (so no server is loaded by another's idle work and Redis holds the right corpus at each step):
 reference servers on the 100k corpus → clipstream on a 10k-video Redis (growth point) → the
-100k corpus (feed, likes, mixed; growth point) → 900k more Redis-only cards (growth point 1M) →
+100k corpus (feed, likes, mixed; growth point) → open-loop feed, likes and mixed at 25/50/75 % of
+those closed-loop maxima (vegeta) → 900k more Redis-only cards (growth point 1M) →
 upload → ready → the taste scenario (its own catalogue in a Redis holding only it, a fresh
 clipstream) → the actor scenarios, if the module exists.
 """
