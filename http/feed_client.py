@@ -44,7 +44,8 @@ class FeedClient:
         # Replies on one inbox of this client's own: nats-py's request costs a NUID, os.urandom
         # and a wait_for per call (bus/inbox.py).
         self._inbox = ReplyInbox(nc)
-        from clipstream.http.metrics import BUS_WAIT_SECONDS  # http.metrics imports the actors' messages
+        # imported here, not at the top: http.metrics imports bootstrap, which imports this module
+        from clipstream.http.metrics import BUS_WAIT_SECONDS
 
         self._wait = BUS_WAIT_SECONDS.labels("feed")
 
