@@ -37,6 +37,7 @@ from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Flu
 from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.flusher import Flusher
 from clipstream.actors.pull import AckRef, Puller, stream_seq
+from clipstream.actors.timings import Timings, loop_lag
 from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
 from clipstream.bus.connection import connect_nats
@@ -67,6 +68,7 @@ class Bridge:
         inbox: "queue.SimpleQueue[Inbound]",
         wake: socket.socket,
         answer_now: "Callable[[int, bytes, str], Reply | None] | None" = None,
+        timings: Timings | None = None,
     ) -> None:
         self.kind = kind
         self.partitions = tuple(partitions)
@@ -78,6 +80,8 @@ class Bridge:
         #: answers a query of an active entity right here, under the actor's lock (None: it is
         #: not in the actor's memory yet, queue the query behind what is being activated)
         self._answer_now = answer_now
+        self.timings = timings or Timings()
+        kind.timings = self.timings
         #: keys with bus messages handed to the actor and not applied yet (read-your-writes: a
         #: query of such a key goes through the queue, behind them, instead of being answered
         #: here first; the taste bench's probes saw 5 % of pages asked 250 ms after a like's
@@ -105,6 +109,7 @@ class Bridge:
         self._adding: asyncio.Lock | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._lag: asyncio.Task[None] | None = None
         self._fatal: BaseException | None = None
         # Read by the actor thread for stats; plain ints/floats, so torn reads do not matter.
         self.ready = False
@@ -221,9 +226,11 @@ class Bridge:
             )
         self._fetchers = [asyncio.create_task(self._fetch_loop(p, sub)) for p, sub in self._subs.items()]
         self._flush = Flusher(self.kind, self._nc, self._flush_q, self._healthy,  # type: ignore[arg-type]
-                              self.options.flush_retry_max, lambda job_id: self._push(FlushDone(job_id)))
+                              self.options.flush_retry_max, lambda job_id: self._push(FlushDone(job_id)),
+                              self.timings["store_write"])
         self._flusher = asyncio.create_task(self._flush.run())
         self._monitor = asyncio.create_task(self._backlog_loop())
+        self._lag = asyncio.create_task(loop_lag(self.timings["loop_lag"]))
         for task in (*self._fetchers, self._flusher, self._monitor):
             task.add_done_callback(self._task_ended)
         self._adding = asyncio.Lock()
@@ -382,7 +389,9 @@ class Bridge:
                 ),
             ):
                 with attempt:
+                    started = time.perf_counter()
                     got = await self.kind.load(missing)
+                    self.timings["load"].observe(time.perf_counter() - started)
             lost = [k for k in missing if k not in got]
             if lost:
                 raise RuntimeError(f"{self.kind.name}.load returned no entity for keys {lost[:5]}")
@@ -471,7 +480,7 @@ class Bridge:
             return
         if self._flush is not None:
             self._flush.stop_deadline = time.monotonic() + timeout * 0.6
-        for task in [*self._fetchers, self._monitor]:
+        for task in [*self._fetchers, self._monitor, self._lag]:
             if task is not None:
                 task.cancel()
         if final_job is not None:

@@ -13,11 +13,14 @@ Threads: ``load`` and ``flush`` are coroutines run on the shard's asyncio I/O th
 from __future__ import annotations
 
 import abc
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
 from clipstream.bus.messages import BusMessage
+
+if TYPE_CHECKING:
+    from clipstream.actors.timings import Timings
 
 __all__ = ["EntityKind", "Outbox", "Publish"]
 
@@ -56,6 +59,10 @@ class EntityKind(abc.ABC, Generic[E]):
     #: resting lets more events gather per row. Where a flush costs per event, resting only
     #: delays the work and lets unacked messages pile up.
     flush_rest: float = 2.0
+
+    #: the shard's per-stage histograms (:mod:`clipstream.actors.timings`), set by the shard's
+    #: I/O thread before the first load, so that a kind can time stages of its own
+    timings: "Timings | None" = None
 
     @abc.abstractmethod
     def key_of(self, message: BusMessage) -> int:

@@ -20,7 +20,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from clipstream.actors.entity import EntityKind, Publish
 from clipstream.actors.handoff import FlushJob
 from clipstream.actors.pull import ACK
+from clipstream.actors.timings import Hist
 from clipstream.bus.codec import encode
+from clipstream.bus.inbox import YIELD_EVERY
 from clipstream.bus.jetpub import JetPublisher
 
 __all__ = ["Flusher"]
@@ -42,7 +44,8 @@ class Flusher:
     """Runs the jobs put on ``jobs`` until it gets None; ``done(job_id)`` after each one."""
 
     def __init__(self, kind: EntityKind[Any], nc: NATS, jobs: "asyncio.Queue[FlushJob | None]",
-                 healthy: asyncio.Event, retry_max: float, done: Callable[[int], None]) -> None:
+                 healthy: asyncio.Event, retry_max: float, done: Callable[[int], None],
+                 write_timer: Hist | None = None) -> None:
         self.kind = kind
         self.nc = nc
         self.publisher = JetPublisher(nc)
@@ -50,6 +53,8 @@ class Flusher:
         self.healthy = healthy
         self.retry_max = retry_max
         self.done = done
+        #: the kind's store writes (``kind.flush``), one observation per attempt that succeeded
+        self.write_timer = write_timer or Hist()
         #: failed attempts so far (the operator's view shows them)
         self.failures = 0
         #: set when the shard stops: past it, a failing job is given up (its messages come back)
@@ -88,15 +93,19 @@ class Flusher:
                 if job.snapshots:
                     async for attempt in self._retrying("flush"):
                         with attempt:
+                            started = time.perf_counter()
                             await self.kind.flush(job.snapshots)
+                            self.write_timer.observe(time.perf_counter() - started)
             except _Stopping:
                 log.warning("stopping with an unflushed job; its messages will be redelivered",
                             kind=self.kind.name, job=job.job_id)
                 return
             try:
                 publish = self.nc.publish
-                for ref in job.acks:
+                for i, ref in enumerate(job.acks, 1):
                     await publish(ref.reply, ACK)
+                    if i % YIELD_EVERY == 0:  # thousands of acks: the queries go on between slices
+                        await asyncio.sleep(0)
             except Exception as exc:  # unacked ones come back and are skipped by the entities
                 log.warning("ack failed", kind=self.kind.name, job=job.job_id, error=repr(exc))
             self.healthy.set()

@@ -351,6 +351,7 @@ class Guardian(ActorTypeDispatcher):
                     last_flush_latency=s.last_flush_latency if s else 0.0,
                     hot=s.hot if s else (),
                     counters=s.counters if s else {},
+                    stages=s.stages if s else {},
                 )
             )
         return NodeStatus(

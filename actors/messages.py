@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from clipstream.actors.timings import StageHist
 from clipstream.config.settings import ActorSettings, Settings
 
 __all__ = [
@@ -131,6 +132,8 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     #: the kind's own counters by name (:meth:`EntityKind.counters`); last, with a default, so
     #: that stats of another version still decode
     counters: dict[str, int] = msgspec.field(default_factory=dict)
+    #: per-stage latency histograms (:mod:`clipstream.actors.timings`), by stage
+    stages: dict[str, StageHist] = msgspec.field(default_factory=dict)
 
 
 class StopShards(msgspec.Struct, frozen=True):
@@ -186,6 +189,8 @@ class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
     #: the kind's own counters by name (the feed's: impressions and likes per candidate source);
     #: last, with a default, so that a node of the version before still decodes
     counters: dict[str, int] = msgspec.field(default_factory=dict)
+    #: the shard's per-stage latency histograms, by stage (``clipstream_shard_stage_seconds``)
+    stages: dict[str, StageHist] = msgspec.field(default_factory=dict)
 
 
 def per_source(counters: dict[str, int]) -> dict[str, tuple[int, int]]:

@@ -32,6 +32,7 @@ from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Inb
 from clipstream.actors.host import EntityHost, Reply
 from clipstream.actors.kinds import load_kind
 from clipstream.actors.messages import OwnPartitions, ShardStats
+from clipstream.actors.timings import Timings, gc_timer
 from clipstream.bus.topology import Topology
 
 __all__ = ["Shard"]
@@ -70,6 +71,8 @@ class Shard(ActorTypeDispatcher):
         #: held while this thread works on the host, and by the I/O thread while it answers a
         #: query of an active entity directly (``_answer_now``)
         self._lock = threading.Lock()
+        #: per-stage latency histograms, sent with the stats (``/metrics``)
+        self._timings = Timings()
 
     def receiveMessage(self, message: Any, sender: Any) -> Any:
         # Thespian resets the watched sockets after every message to whatever this returns, and to
@@ -123,7 +126,8 @@ class Shard(ActorTypeDispatcher):
         self._rsock, self._wsock = socket.socketpair()
         self._rsock.setblocking(False)
         self._bridge = Bridge(kind, msg.partitions, msg.settings, msg.options, self._inbox, self._wsock,
-                              answer_now=self._answer_now)
+                              answer_now=self._answer_now, timings=self._timings)
+        gc_timer(self._timings["gc"], self._timings["gc_full"])
         self._bridge.start()
         self.wakeupAfter(timedelta(seconds=actors.flush_interval), payload=_FLUSH)
         self.wakeupAfter(timedelta(seconds=msg.options.stats_interval), payload=_STATS)
@@ -160,6 +164,7 @@ class Shard(ActorTypeDispatcher):
             pass
         handled = 0
         lock = self._lock
+        hold, clock = self._timings["apply_hold"], time.perf_counter
         while limit is None or handled < limit:
             try:
                 item = self._inbox.get_nowait()
@@ -173,6 +178,7 @@ class Shard(ActorTypeDispatcher):
                 self.send(self.myAddress, ActorExitRequest())
                 break
             with lock:  # one item at a time: a direct query waits at most one item's work
+                held = clock()
                 if isinstance(item, Batch):
                     try:
                         host.apply(item)
@@ -182,10 +188,12 @@ class Shard(ActorTypeDispatcher):
                     host.query(item)
                 elif isinstance(item, FlushDone):
                     host.flush_done(item)
+                    self._timings["flush"].observe(host.last_flush_latency)
                 elif isinstance(item, Evict):
                     kept = host.evict(item)
                     if kept:
                         bridge.mark_active(kept)
+                hold.observe(clock() - held)
         else:
             self._wake_self()  # more queued than one turn takes: come back after the mailbox
         with lock:
@@ -196,11 +204,17 @@ class Shard(ActorTypeDispatcher):
     def _answer_now(self, key: int, body: bytes, reply_to: str) -> Reply | None:
         """Called on the I/O thread: the reply to a query of an entity in memory, or None if it
         is not (yet) there and the query must go through the queue after its activation."""
+        timings, clock = self._timings, time.perf_counter
+        asked = clock()
         with self._lock:
+            got = clock()
+            timings["lock_wait"].observe(got - asked)
             host = self._host
             if host is None or self._exiting or key not in host.entities:
                 return None
-            return host.answer(key, body, reply_to)
+            reply = host.answer(key, body, reply_to)
+            timings["query"].observe(clock() - got)
+            return reply
 
     def _wake_self(self) -> None:
         if self._wsock is not None:
@@ -232,10 +246,12 @@ class Shard(ActorTypeDispatcher):
         # (counters: twice, so the I/O thread spends at most a third of its time writing, the
         # rest fetching; one row per dirty entity costs the same for one event or a hundred).
         with self._lock:
+            held = time.perf_counter()
             last = host.last_flush_at
             rested = last is None or time.monotonic() - last >= host.kind.flush_rest * host.last_flush_latency
             job = host.take_flush_job() if not host.flushing and rested else None
             candidates = host.passivation_candidates()
+            self._timings["tick_hold"].observe(time.perf_counter() - held)
         if job is not None:
             bridge.submit_flush(job)
         if candidates:
@@ -279,6 +295,7 @@ class Shard(ActorTypeDispatcher):
             error=self._error or (bridge.error if bridge else ""),
             memory_bytes=host.memory_estimate if host else 0,
             counters=counters,
+            stages=self._timings.snapshot(),
         )
         self.send(self._guardian, stats)
 

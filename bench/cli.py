@@ -12,7 +12,7 @@ __all__ = ["bench_cmd"]
 @click.command("bench")
 @click.option("--quick", is_flag=True, help="5 s wrk runs and one upload round (for development)")
 @click.option("--scenarios", "only", default="", metavar="NAMES",
-              help="comma separated subset: refs,feed,like,mixed,growth,upload,taste,watch,actors "
+              help="comma separated subset: refs,feed,like,mixed,openloop,growth,upload,taste,watch,actors "
                    "(default: all but watch, which runs when named)")
 @click.option("--profile", is_flag=True, help="py-spy every system process during the feed and like runs")
 @click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",

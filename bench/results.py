@@ -93,6 +93,40 @@ def _mixed_rows(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _openloop_rows(r: dict[str, Any]) -> list[Row]:
+    """Open-loop runs at shares of the closed-loop maximum: corrected p50 · p99 · p99.9 per rate."""
+    ol = r.get("openloop")
+    if not ol:
+        return []
+    rows = []
+    for kind in ("feed", "like", "mixed"):
+        for run in ol.get(kind, []):
+            graded = kind in ("feed", "like") and run["share"] == 0.5
+            ok = run["p99_ms"] <= 50 and run["p999_ms"] <= 150
+            rows.append(Row(f"open loop {kind} (vegeta, from intended send)" if run is ol[kind][0] else "",
+                            f"{run['share']:.0%} of max ({run['offered_rps']:,.0f}/s): p50 · p99 · p99.9",
+                            f"{run['p50_ms']} · {run['p99_ms']} · {run['p999_ms']} ms ({run['ok']}/{run['sent']} ok)",
+                            "p99 ≤ 50, p99.9 ≤ 150 ms" if graded else "", _met(ok) if graded else ""))
+            for name, e in run.get("endpoints", {}).items():
+                rows.append(Row("", f"  {name}: p50 · p99 · p99.9", f"{e['p50_ms']} · {e['p99_ms']} · {e['p999_ms']} ms"))
+            sched = run.get("sched")
+            if sched:
+                rows.append(Row("", "  CPU ms/s by role · run-queue wait ms/s · CPU pressure (some)",
+                                " ".join(f"{k} {v}" for k, v in sched["cpu_ms_per_s"].items()) + " · "
+                                + " ".join(f"{k} {v}" for k, v in sched["runqueue_wait_ms_per_s"].items())
+                                + f" · {sched['cpu_pressure_some_pct']} %"))
+            for stage in run.get("stages", []):
+                rows.append(Row("", f"  {stage['name']}: n · p50 · p99 · p99.9 (bucket bounds) · over 50 ms",
+                                f"{stage['n']} · ≤{stage['p50_ms']} · ≤{stage['p99_ms']} · ≤{stage['p999_ms']} ms · "
+                                f"{stage['over_50ms']}"))
+    check = ol.get("like_counts")
+    if check:
+        rows.append(Row("", "counts exact after open-loop likes (sent · acked · stored · stats sum)",
+                        f"{check['sent']} · {check['acknowledged']} · {check['stored_distinct_likes']} · "
+                        f"{check['stats_sum']}", "exact", _met(check["exact"])))
+    return rows
+
+
 def _upload_rows(r: dict[str, Any]) -> list[Row]:
     up = r.get("upload")
     if not up:
@@ -170,7 +204,8 @@ def _actor_rows(r: dict[str, Any]) -> list[Row]:
 
 def rows_of(results: dict[str, Any]) -> list[Row]:
     """Every figure of a run, in the issue's order, with targets and ratios where they apply."""
-    return [*_feed_rows(results), *_like_rows(results), *_mixed_rows(results), *_upload_rows(results),
+    return [*_feed_rows(results), *_like_rows(results), *_mixed_rows(results), *_openloop_rows(results),
+            *_upload_rows(results),
             *_growth_rows(results), *_watch_rows(results), *_actor_rows(results)]
 
 

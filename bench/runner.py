@@ -2,7 +2,8 @@
 
 Order (so no server is loaded by another's idle work and Redis holds the right corpus at each step):
 reference servers on the 100k corpus → clipstream on a 10k-video Redis (growth point) → the
-100k corpus (feed, likes, mixed; growth point) → 900k more Redis-only cards (growth point 1M) →
+100k corpus (feed, likes, mixed; growth point) → open-loop feed, likes and mixed at 25/50/75 % of
+those closed-loop maxima (vegeta) → 900k more Redis-only cards (growth point 1M) →
 upload → ready → the taste scenario (its own catalogue in a Redis holding only it, a fresh
 clipstream) → the actor scenarios, if the module exists.
 """
@@ -14,6 +15,7 @@ import importlib
 import os
 import platform
 import random
+import resource
 import subprocess
 import tempfile
 import time
@@ -30,7 +32,7 @@ from clipstream.bench.system import CACHE_PORT, CEILING_PORT, clipstream_server,
 
 __all__ = ["ALL_SCENARIOS", "DEFAULT_SCENARIOS", "machine", "run_bench"]
 
-ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "growth", "upload", "taste", "watch", "actors")
+ALL_SCENARIOS = ("refs", "feed", "like", "mixed", "openloop", "growth", "upload", "taste", "watch", "actors")
 #: what a bare `clipstream bench` runs: all but `watch`, which takes ~20 min of browser swiping on
 #: its own and runs when named (`--scenarios watch`)
 DEFAULT_SCENARIOS = tuple(s for s in ALL_SCENARIOS if s != "watch")
@@ -43,7 +45,7 @@ LIKE_TARGETS = 2_000
 #: videos served per user each).
 ACTIVE_USERS = 4 * scenarios.CONNECTIONS
 #: the scenarios with their own users, in slice order
-SLICES = ("growth-10k", "feed", "like", "mixed", "growth-1M")
+SLICES = ("growth-10k", "feed", "like", "mixed", "growth-1M", "open-feed", "open-mixed")
 GROWTH_EXTRA = 900_000
 
 
@@ -94,6 +96,71 @@ async def _growth_point(name: str, url: str, load: "scenarios.Load", seconds: fl
     await scenarios.warm_feed(url, load)
     run, cpu = await _profiled(name, scenarios.feed(url, load, warm=False), "", seconds, work, None)
     return {**run.as_dict(), "cpu": cpu}
+
+
+async def _open_loop(results: dict[str, Any], url: str, loads: dict[str, "scenarios.Load"],
+                     slices: dict[str, list[int]], cql: Any, seconds: float, quick: bool,
+                     progress: Progress) -> dict[str, Any]:
+    """Feed, like and mixed traffic at fixed shares of the closed-loop maximum this run measured
+    (:mod:`clipstream.bench.openloop`); likes get pairs of their own and a second count check."""
+    from clipstream.bench import openloop
+
+    work = loads["feed"].workdir
+    out: dict[str, Any] = {"rates": list(openloop.RATES), "seconds": seconds, "tool": "vegeta"}
+    feed_tokens = loads["open-feed"].tokens_file.read_text().split()
+    mixed_tokens = loads["open-mixed"].tokens_file.read_text().split()
+    corpus_videos = loads["feed"].corpus_videos_file.read_text().split()
+    like_load = loads["like"]
+    like_tokens = like_load.tokens_file.read_text().split()
+    like_videos = like_load.like_videos_file.read_text().split() if like_load.like_videos_file.exists() else []
+    next_pair = 2 * results["like"]["sent"] + 10_000 if "like" in results else 0
+    like_sent = like_ok = 0
+    for kind in ("feed", "like", "mixed"):
+        closed = results.get(kind)
+        if not closed or (kind == "like" and not like_videos):
+            continue
+        if kind != "like":
+            await scenarios.warm_feed(url, loads[f"open-{kind}"])
+            await asyncio.sleep(2.5)  # the warm-up's stage timings reach /metrics before the first run's start
+        runs = []
+        for share in openloop.RATES:
+            rate = closed["rps"] * share
+            if kind == "feed":
+                targets = openloop.feed_targets(feed_tokens, rate, seconds)
+            elif kind == "like":
+                targets = openloop.like_targets(like_tokens, like_videos, next_pair, rate, seconds)
+                next_pair += len(targets)
+            else:
+                targets = openloop.mixed_targets(mixed_tokens, corpus_videos, rate, seconds)
+            before = await openloop.scrape_stages(url)
+            sched_before, t0 = await asyncio.to_thread(openloop.sched_snapshot), time.monotonic()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            run = await openloop.run_open_loop(url, targets, rate, seconds, work, f"{kind}-{share}")
+            sched = openloop.sched_figures(sched_before, await asyncio.to_thread(openloop.sched_snapshot),
+                                           time.monotonic() - t0)
+            # vegeta starts and ends inside the window, so /proc never shows it: its rusage does
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sched["cpu_ms_per_s"]["vegeta"] = round(1000 * (used.ru_utime + used.ru_stime - children.ru_utime
+                                                            - children.ru_stime) / sched["seconds"])
+            if kind == "like":
+                like_sent, like_ok = like_sent + run.sent, like_ok + run.ok
+            await asyncio.sleep(2.5)  # the shards' stats reach /metrics within ~2 s (1 s push, 1 s cache)
+            stages = openloop.stage_figures(before, await openloop.scrape_stages(url))
+            runs.append({"share": share, **run.as_dict(), "stages": stages, "sched": sched})
+            progress(f"open loop {kind} at {share:.0%} ({rate:,.0f}/s): p50 {run.overall['p50_ms']} ms, "
+                     f"p99 {run.overall['p99_ms']} ms, p99.9 {run.overall['p999_ms']} ms, "
+                     f"{run.ok}/{run.sent} ok, client lag p99 {run.send_lag_p99_ms} ms; CPU pressure "
+                     f"{sched['cpu_pressure_some_pct']} %, run-queue wait ms/s {sched['runqueue_wait_ms_per_s']}")
+        out[kind] = runs
+    if like_sent and "like_counts" in results:
+        closed = results["like_counts"]
+        progress("open loop: waiting for the likes' flush")
+        out["like_counts"] = await scenarios.count_check(
+            cql, slices["like"], [int(v) for v in like_videos],
+            scenarios.Sent(sent=closed["sent"] + like_sent, ok=closed["acknowledged"] + like_ok),
+            settle_timeout=60.0 if quick else 150.0)
+        progress(f"open loop like counts (closed and open runs together): {out['like_counts']}")
+    return out
 
 
 async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds: float, workdir: Path,
@@ -291,6 +358,9 @@ async def _corpus_scenarios(results: dict[str, Any], cql: Any, redis: Any, setti
                                            work, None)
                 results["mixed"] = {**run.as_dict(), "cpu": cpu}
                 progress(f"mixed: {results['mixed']['rps']:,.0f} req/s")
+            if "openloop" in wanted:
+                results["openloop"] = await _open_loop(results, system.url, loads, slices, cql, seconds, quick,
+                                                       progress)
             if "growth" in wanted:
                 await seed_extra_cards(redis, corpus, GROWTH_EXTRA, progress)
                 await asyncio.sleep(2)

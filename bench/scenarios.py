@@ -14,7 +14,7 @@ from typing import Any, Callable
 from clipstream.bench.wrk import WrkResult, run_wrk
 from clipstream.storage.cql import Cql
 
-__all__ = ["Load", "count_check", "feed", "likes", "mixed", "upload_to_ready", "warm_feed"]
+__all__ = ["Load", "Sent", "count_check", "feed", "likes", "mixed", "upload_to_ready", "warm_feed"]
 
 CONNECTIONS = 64
 
@@ -29,6 +29,14 @@ class Load:
     seconds: float
     warmup: float
     workdir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Requests sent and acknowledged (2xx) over one or more like runs: what the count check needs."""
+
+    sent: int
+    ok: int
 
 
 def _feed_args(load: Load) -> list[str]:
@@ -78,7 +86,7 @@ async def _ledger(cql: Cql, user_ids: list[int], targets: set[int]) -> dict[int,
     return out
 
 
-async def count_check(cql: Cql, user_ids: list[int], targets: list[int], run: WrkResult,
+async def count_check(cql: Cql, user_ids: list[int], targets: list[int], run: WrkResult | Sent,
                       settle_timeout: float = 60.0) -> dict[str, Any]:
     """After the like run: wait until the stored counts stop moving, then compare them per video.
 

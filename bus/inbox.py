@@ -49,6 +49,12 @@ class _Many:
             self.future.set_result(self.replies)
 
 
+#: messages sent between two turns of the event loop. nats-py's publish only appends to a buffer,
+#: so a flush's 4,096 outbox publishes held a shard's I/O loop (and every query on it) for their
+#: whole length; in slices of this many, a query waits for one slice (~1-3 ms) at most.
+YIELD_EVERY = 128
+
+
 class ReplyInbox:
     """Request/reply on ``nc`` through one inbox subscription, made on first use."""
 
@@ -114,8 +120,10 @@ class ReplyInbox:
         timer = loop.call_later(timeout, self._expire, call, tokens, timeout)
         publish, prefix = self._nc.publish, self._prefix
         try:
-            for (subject, payload, headers), token in zip(items, tokens):
+            for i, ((subject, payload, headers), token) in enumerate(zip(items, tokens), 1):
                 await publish(subject, payload, reply=prefix + token, headers=headers)
+                if i % YIELD_EVERY == 0:  # nats-py's publish does not yield: let the loop run
+                    await asyncio.sleep(0)
             return await call.future
         finally:
             timer.cancel()

@@ -30,7 +30,7 @@ from clipstream.http.bootstrap import Security, Services, build_security, open_s
 from clipstream.http.errors import exception_handlers
 from clipstream.http.fastpath import FastPaths
 from clipstream.http.feed import FEED_HANDLERS
-from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware
+from clipstream.http.metrics import METRICS_HANDLERS, RequestMetricsMiddleware, watch_worker
 from clipstream.http.openapi import StrictStructSchemaPlugin
 from clipstream.http.ratelimit import RateLimiter, RateLimitMiddleware
 from clipstream.http.schemas import StatusResponse
@@ -104,7 +104,11 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
             # as the worker: out of the cyclic collector's sight, whose full passes over it
             # stalled every request of the worker for their length.
             gc.freeze()
-            yield
+            watcher = watch_worker()
+            try:
+                yield
+            finally:
+                watcher.cancel()
 
     return Litestar(
         route_handlers=[

@@ -8,6 +8,7 @@ the edge): the API never waits longer than the configured timeout.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
 import structlog
@@ -31,7 +32,7 @@ _page_decoder = msgspec.json.Decoder(FeedPage)
 class FeedClient:
     """Request/reply client of the feed shards."""
 
-    __slots__ = ("nc", "prefix", "partitions", "timeout", "_subjects", "_inbox")
+    __slots__ = ("nc", "prefix", "partitions", "timeout", "_subjects", "_inbox", "_wait")
 
     def __init__(self, nc: NatsClient, prefix: str, partitions: int, timeout: float) -> None:
         self.nc = nc
@@ -43,6 +44,10 @@ class FeedClient:
         # Replies on one inbox of this client's own: nats-py's request costs a NUID, os.urandom
         # and a wait_for per call (bus/inbox.py).
         self._inbox = ReplyInbox(nc)
+        # imported here, not at the top: http.metrics imports bootstrap, which imports this module
+        from clipstream.http.metrics import BUS_WAIT_SECONDS
+
+        self._wait = BUS_WAIT_SECONDS.labels("feed")
 
     def subject_for(self, user_id: int) -> str:
         return self._subjects[partition_of(user_id, self.partitions)]
@@ -51,8 +56,10 @@ class FeedClient:
         """The page ``page`` (None: a new one) of ``limit`` video ids for a user."""
         body = msgspec.Raw(_encoder.encode(FeedQuery(limit=limit, page=page)))
         payload = _encoder.encode(Query(key=user_id, body=body))
+        started = time.perf_counter()
         try:
             reply = await self._inbox.request(self.subject_for(user_id), payload, timeout=self.timeout)
+            self._wait.observe(time.perf_counter() - started)
         except (NoReply, NatsError, asyncio.TimeoutError) as exc:
             raise BusUnavailable(f"feed shard did not answer: {type(exc).__name__}") from exc
         if JetStreamContext.is_status_msg(reply) == "503":  # no responders

@@ -21,15 +21,18 @@ from typing import Any, Iterable
 from litestar import Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from clipstream.actors.messages import NodeStatus, per_source
+from clipstream.actors.timings import BUCKETS as STAGE_BUCKETS
+from clipstream.actors.timings import StageHist
 from clipstream.http.bootstrap import ServicesDep
 
-__all__ = ["METRICS_HANDLERS", "NodeCollector", "RequestMetricsMiddleware", "REQUEST_SECONDS", "feed_counters",
-           "render_nodes"]
+__all__ = ["API_GC_FULL_SECONDS", "API_GC_SECONDS", "API_LOOP_LAG_SECONDS", "BUS_WAIT_SECONDS", "METRICS_HANDLERS", "NodeCollector",
+           "RequestMetricsMiddleware", "REQUEST_SECONDS", "feed_counters", "render_nodes", "stage_buckets",
+           "watch_worker"]
 
 REQUEST_SECONDS = Histogram(
     "clipstream_http_request_duration_seconds",
@@ -37,6 +40,57 @@ REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+_STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: the API's wait on the bus: a feed shard's reply, JetStream's ack of a like
+BUS_WAIT_SECONDS = Histogram(
+    "clipstream_api_bus_wait_seconds",
+    "Time an API worker waits on NATS for one call: a feed shard's reply (op=feed) or JetStream's ack "
+    "of a publish (op=publish).", ["op"], buckets=_STAGE_BUCKETS)
+API_LOOP_LAG_SECONDS = Histogram(
+    "clipstream_api_loop_lag_seconds",
+    "How late an API worker's event loop runs a timer due every 20 ms (what a ready request waits behind).",
+    buckets=_STAGE_BUCKETS)
+API_GC_SECONDS = Histogram(
+    "clipstream_api_gc_pause_seconds", "Pause of each garbage collection in an API worker.", buckets=_STAGE_BUCKETS)
+API_GC_FULL_SECONDS = Histogram(
+    "clipstream_api_gc_full_pause_seconds", "Pause of each full (generation 2) collection in an API worker.",
+    buckets=_STAGE_BUCKETS)
+
+
+def watch_worker() -> "asyncio.Task[None]":
+    """In an API worker's loop: GC pauses and loop lag into their histograms, until cancelled."""
+    import asyncio
+
+    from clipstream.actors.timings import gc_timer, loop_lag
+
+    class _Into:  # the timings' Hist interface over a prometheus histogram
+        __slots__ = ("observe",)
+
+        def __init__(self, h: Histogram) -> None:
+            self.observe = h.observe
+
+    callback = gc_timer(_Into(API_GC_SECONDS), _Into(API_GC_FULL_SECONDS))  # type: ignore[arg-type]
+    task = asyncio.get_running_loop().create_task(loop_lag(_Into(API_LOOP_LAG_SECONDS)))  # type: ignore[arg-type]
+
+    def _done(_: object) -> None:
+        import gc
+
+        if callback in gc.callbacks:
+            gc.callbacks.remove(callback)
+
+    task.add_done_callback(_done)
+    return task
+
+
+def stage_buckets(h: StageHist) -> list[tuple[str, float]]:
+    """A shard's stage histogram as Prometheus buckets: cumulative counts by ``le``, ``+Inf`` last."""
+    out, total = [], 0
+    for bound, n in zip((*map(str, STAGE_BUCKETS), "+Inf"), h.counts):
+        total += n
+        out.append((bound, total))
+    return out
 
 
 class RequestMetricsMiddleware:
@@ -115,7 +169,21 @@ class NodeCollector(Collector):
         nodes.add_metric([], len(self.statuses))
         yield from (processed, flushes, flush_seconds, last_latency, flush_age, restarts, dead, entities, dirty,
                     backlog, running, by_kind, nodes)
+        yield self._stages()
         yield from self._feed_sources()
+
+    def _stages(self) -> Metric:
+        """Each shard's per-stage latency histograms (:mod:`clipstream.actors.timings`)."""
+        family = HistogramMetricFamily(
+            "clipstream_shard_stage_seconds",
+            "Per-stage latencies inside a shard process: lock_wait, query, apply_hold, tick_hold, flush, "
+            "store_write, load, loop_lag, gc (since the shard process started).",
+            labels=["node", "kind", "shard", "stage"])
+        for status in self.statuses:
+            for s in status.shards:
+                for stage, h in sorted(s.stages.items()):
+                    family.add_metric([status.node, s.kind, str(s.index), stage], stage_buckets(h), h.sum)
+        return family
 
     def _feed_sources(self) -> Iterable[Metric]:
         """The online evaluation of the feed's candidate sources, per node: its feed shards'

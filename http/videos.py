@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Annotated
 
 import msgspec
@@ -16,6 +17,7 @@ from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta, Watche
 from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.cards import card_of
 from clipstream.http.errors import errors, parse_id
+from clipstream.http.metrics import BUS_WAIT_SECONDS
 from clipstream.http.schemas import (LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch,
                                      ViewRequestBody)
 from clipstream.http.security import Principal
@@ -26,6 +28,7 @@ from clipstream.storage.repos import now_ms
 __all__ = ["VIDEO_HANDLERS", "like"]
 
 log = structlog.get_logger("clipstream.http.videos")
+_PUBLISH_WAIT = BUS_WAIT_SECONDS.labels("publish")
 
 _TAG = re.compile(TAG_PATTERN)
 
@@ -136,10 +139,12 @@ async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc
 async def like(svc: Services, user_id: int, video_id: str, liked: bool) -> SuccessResponse:
     """A like or unlike as the API takes it (also used by :mod:`clipstream.http.fastpath`)."""
     card = await _servable_card(svc, video_id)
+    started = time.perf_counter()
     await svc.publisher.publish(
         LikeRequest(user_id=user_id, video_id=card.video_id, author_id=card.author_id, like=liked, at=now_ms(),
                     hashtags=card.hashtags)
     )
+    _PUBLISH_WAIT.observe(time.perf_counter() - started)
     return SuccessResponse()
 
 

@@ -1,14 +1,15 @@
-"""Tools from Debian packages that the stack installs but never runs as a service: ffmpeg, chromium, wrk."""
+"""Tools the stack installs but never runs as a service: ffmpeg, chromium, wrk (Debian), vegeta (`go install`)."""
 
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from clipstream.stack import pins
 from clipstream.stack.base import Service, StackError
-from clipstream.stack.installers import apt_install, which
+from clipstream.stack.installers import apt_install, go_binary, go_install, which
 
-__all__ = ["AptTool", "ChromiumTool", "FfmpegTool", "WrkTool", "chromium_binary"]
+__all__ = ["AptTool", "ChromiumTool", "FfmpegTool", "VegetaTool", "WrkTool", "chromium_binary", "vegeta_binary"]
 
 
 class AptTool(Service):
@@ -91,3 +92,47 @@ class WrkTool(AptTool):
 def chromium_binary() -> str | None:
     """Debian installs ``chromium``; other distributions call it ``chromium-browser``."""
     return which("chromium") or which("chromium-browser")
+
+
+class VegetaTool(Service):
+    """vegeta drives the open-loop load of `clipstream bench` (requests at a constant rate, each
+    sent at its scheduled time whatever the answers before it did): built by `go install`."""
+
+    name = "vegeta"
+    has_process = False
+
+    def ports(self) -> list[int]:
+        return []
+
+    def address(self) -> str:
+        return "-"
+
+    def wipe_paths(self) -> list:
+        return []
+
+    def binary(self) -> Path | None:
+        return go_binary(self.ctx, "vegeta", pins.VEGETA_VERSION)
+
+    def installed(self) -> bool:
+        return self.binary() is not None
+
+    def install(self) -> None:
+        go_install(self.ctx, "vegeta", pins.VEGETA_MODULE, pins.VEGETA_VERSION)
+
+    def check(self) -> str:
+        path = self.binary()
+        if path is None:
+            raise StackError("vegeta not installed")
+        out = subprocess.run([str(path), "-version"], capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise StackError(f"{path} -version exited {out.returncode}")
+        return f"vegeta {pins.VEGETA_VERSION} ({path})"
+
+
+def vegeta_binary(cache_dir: Path) -> Path | None:
+    """The cached vegeta of the pinned version under the stack's cache dir, or None."""
+    binary = cache_dir / "go" / "bin" / "vegeta"
+    stamp = binary.with_name(".vegeta.version")
+    if binary.exists() and stamp.exists() and stamp.read_text().strip() == pins.VEGETA_VERSION:
+        return binary
+    return None

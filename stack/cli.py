@@ -9,7 +9,7 @@ import click
 __all__ = ["stack"]
 
 _ONLY = click.option("--only", default=None, metavar="NAMES",
-                     help="comma separated subset: redis,nats,cassandra,minio,ffmpeg,chromium,wrk (dependencies included)")
+                     help="comma separated subset: redis,nats,cassandra,minio,ffmpeg,chromium,wrk,vegeta (dependencies included)")
 
 
 def _table(statuses) -> None:  # noqa: ANN001 - list[Status]

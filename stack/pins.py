@@ -29,6 +29,10 @@ FFMPEG_DEBIAN_PACKAGE = "ffmpeg"
 CHROMIUM_DEBIAN_PACKAGE = "chromium"
 WRK_DEBIAN_PACKAGE = "wrk"  # the HTTP load generator of `clipstream bench`
 
+# The open-loop load generator of `clipstream bench` (constant arrival rate): `go install`.
+VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
+VEGETA_VERSION = "v12.12.0"
+
 # Ports that have no setting of their own (the client-facing ports come from clipstream.config). They
 # move with their service's configured port, so a second stack on shifted ports does not collide:
 # NATS 4222 -> monitor 8222, MinIO 9000 -> console 9001, CQL 9042 -> storage (gossip) 7000.

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from clipstream.stack.base import Service, StackContext, StackError, Status
 from clipstream.stack.cassandra_service import CassandraService
-from clipstream.stack.apt_tools import ChromiumTool, FfmpegTool, WrkTool
+from clipstream.stack.apt_tools import ChromiumTool, FfmpegTool, VegetaTool, WrkTool
 from clipstream.stack.installers import file_lock
 from clipstream.stack.minio_service import MinioService
 from clipstream.stack.nats_service import NatsService
@@ -24,6 +24,7 @@ SERVICES: dict[str, type[Service]] = {
     "ffmpeg": FfmpegTool,
     "chromium": ChromiumTool,
     "wrk": WrkTool,
+    "vegeta": VegetaTool,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from clipstream.actors.messages import GuardianStatus, NodeStatus, ShardStatus
 from tests.http.test_app_unit import make_client, token
 
@@ -45,3 +47,15 @@ async def test_actors_json_and_metrics_carry_the_kind_counters() -> None:
         text = (await client.get("/metrics")).text
         assert 'clipstream_feed_impressions_total{node="n1",source="hashtag"} 40.0' in text
         assert 'clipstream_feed_like_through_rate{node="n1",source="hashtag"} 0.075' in text
+
+
+async def test_metrics_expose_the_api_stage_histograms() -> None:
+    from clipstream.http.metrics import API_LOOP_LAG_SECONDS, BUS_WAIT_SECONDS
+
+    BUS_WAIT_SECONDS.labels("feed").observe(0.003)
+    async with make_client(node_status=_Statuses({})) as client:
+        await asyncio.sleep(0.05)  # the worker's loop-lag probe (started by the lifespan) ticks
+        text = (await client.get("/metrics")).text
+    assert 'clipstream_api_bus_wait_seconds_bucket{le="0.005",op="feed"}' in text
+    assert "clipstream_api_loop_lag_seconds_count" in text and API_LOOP_LAG_SECONDS._sum.get() >= 0
+    assert "clipstream_api_gc_pause_seconds_count" in text

@@ -112,3 +112,20 @@ def test_a_status_without_counters_still_decodes() -> None:
         del shard["counters"]
     status = msgspec.json.decode(msgspec.json.encode(raw), type=NodeStatus)
     assert all(s.counters == {} for s in status.shards)
+
+
+def test_prometheus_text_has_the_shards_stage_histograms() -> None:
+    from clipstream.actors.timings import Timings
+
+    t = Timings()
+    for seconds in (0.0002, 0.004, 0.3):
+        t["lock_wait"].observe(seconds)
+    status = STATUSES[0]
+    shards = [msgspec.structs.replace(status.shards[0], stages=t.snapshot()), *status.shards[1:]]
+    text = render_nodes([msgspec.structs.replace(status, shards=shards)]).decode()
+    labels = 'kind="counter",le="{}",node="n1",shard="0",stage="lock_wait"'
+    assert f"clipstream_shard_stage_seconds_bucket{{{labels.format('0.00025')}}} 1.0" in text
+    assert f"clipstream_shard_stage_seconds_bucket{{{labels.format('0.005')}}} 2.0" in text
+    assert f"clipstream_shard_stage_seconds_bucket{{{labels.format('0.25')}}} 2.0" in text
+    assert f"clipstream_shard_stage_seconds_bucket{{{labels.format('+Inf')}}} 3.0" in text
+    assert 'clipstream_shard_stage_seconds_count{kind="counter",node="n1",shard="0",stage="lock_wait"} 3.0' in text
