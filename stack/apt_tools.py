@@ -12,14 +12,10 @@ from clipstream.stack.installers import apt_install, go_binary, go_install, whic
 __all__ = ["AptTool", "ChromiumTool", "FfmpegTool", "VegetaTool", "WrkTool", "chromium_binary", "vegeta_binary"]
 
 
-class AptTool(Service):
-    """A Debian package whose binaries are only run by others: install it, report its version."""
+class Tool(Service):
+    """Binaries run by others (no process of its own, no port, no data): installed and checked."""
 
     has_process = False
-    package: str
-    #: each binary the package must provide, as alternative names (distributions differ)
-    binaries: tuple[tuple[str, ...], ...]
-    version_args: tuple[str, ...] = ("--version",)
 
     def ports(self) -> list[int]:
         return []
@@ -29,6 +25,15 @@ class AptTool(Service):
 
     def wipe_paths(self) -> list:
         return []
+
+
+class AptTool(Tool):
+    """A Debian package whose binaries are only run by others: install it, report its version."""
+
+    package: str
+    #: each binary the package must provide, as alternative names (distributions differ)
+    binaries: tuple[tuple[str, ...], ...]
+    version_args: tuple[str, ...] = ("--version",)
 
     def paths(self) -> list[str | None]:
         return [next((p for p in map(which, names) if p), None) for names in self.binaries]
@@ -94,21 +99,11 @@ def chromium_binary() -> str | None:
     return which("chromium") or which("chromium-browser")
 
 
-class VegetaTool(Service):
+class VegetaTool(Tool):
     """vegeta drives the open-loop load of `clipstream bench` (requests at a constant rate, each
     sent at its scheduled time whatever the answers before it did): built by `go install`."""
 
     name = "vegeta"
-    has_process = False
-
-    def ports(self) -> list[int]:
-        return []
-
-    def address(self) -> str:
-        return "-"
-
-    def wipe_paths(self) -> list:
-        return []
 
     def binary(self) -> Path | None:
         return go_binary(self.ctx, "vegeta", pins.VEGETA_VERSION)
