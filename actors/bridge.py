@@ -37,10 +37,10 @@ from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Flu
 from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.flusher import Flusher
 from clipstream.actors.pull import AckRef, Puller, stream_seq
-from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
 from clipstream.bus.connection import connect_nats
 from clipstream.bus.consumer import dead_letter_record
+from clipstream.bus.rpc import ERROR_HEADER, Query, encode_error
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
@@ -217,7 +217,7 @@ class Bridge:
             self._subs[p] = await self._bind(p)
         for p in self.partitions:
             await self._nc.subscribe(
-                rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}", cb=self._on_query
+                self.topology.rpc_subject(self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}", cb=self._on_query
             )
         self._fetchers = [asyncio.create_task(self._fetch_loop(p, sub)) for p, sub in self._subs.items()]
         self._flush = Flusher(self.kind, self._nc, self._flush_q, self._healthy,  # type: ignore[arg-type]
@@ -290,7 +290,7 @@ class Bridge:
                     sub = await self._bind(p)
                     self._subs[p] = sub
                     await self._nc.subscribe(
-                        rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}",
+                        self.topology.rpc_subject(self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}",
                         cb=self._on_query,
                     )
                     self._owned = self._owned | {p}

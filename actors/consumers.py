@@ -7,7 +7,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from clipstream.actors.messages import RuntimeOptions
-from clipstream.actors.rpc import partition_subject
 from clipstream.bus.topology import Topology
 
 __all__ = ["bind_partition"]
@@ -20,7 +19,7 @@ async def bind_partition(
     after its ack floor. A new owner must not wait ``ack_wait`` for the previous owner's
     unacked messages, and it must see them before newer ones: entities skip a message whose
     sequence they already applied, which is only exact if each partition is applied in order."""
-    subject = partition_subject(topology, kind, partition)
+    subject = topology.partition_subject(kind, partition)
     stream = topology.stream_for(subject)
     durable = f"{kind}-{partition}"
     start = 0

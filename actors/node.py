@@ -24,8 +24,6 @@ import time
 from datetime import timedelta
 from typing import Any, Mapping
 
-import msgspec
-import nats
 import structlog
 from nats.aio.client import Client as NATS
 from thespian.actors import ActorSystem
@@ -35,20 +33,13 @@ from clipstream.actors.kinds import KINDS
 from clipstream.actors.leases import LeaseKeeper, open_bucket
 from clipstream.actors.leftovers import (NodeRecord, PortHeld, clear_stale_node, cmdline, end_session, proc_stat,
                                          record_path, remove_record, session_processes, write_record)
-from clipstream.actors.messages import (
-    AssignPartitions,
-    NodeStatus,
-    RuntimeOptions,
-    ShardsStopped,
-    StartShards,
-    Status,
-    StopShards,
-)
+from clipstream.actors.messages import AssignPartitions, RuntimeOptions, ShardsStopped, StartShards, Status, StopShards
 from clipstream.bus.connection import connect_nats
+from clipstream.bus.status import NodeStatus, serve_status
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings, get_settings
 
-__all__ = ["AdminPortHeld", "Node", "NodeError", "main", "request_status", "run_node", "session_processes", "status_subject"]
+__all__ = ["AdminPortHeld", "Node", "NodeError", "main", "run_node", "session_processes"]
 
 log = structlog.get_logger("clipstream.actors.node")
 
@@ -65,21 +56,12 @@ def stop_budget(stop_timeout: float) -> float:
     return stop_timeout + 2.0 + THESPIAN_SHUTDOWN_WAIT + SHUTDOWN_GRACE + 2.0 + 5.0
 
 
-_status_encoder = msgspec.json.Encoder()
-_status_decoder = msgspec.json.Decoder(NodeStatus)
-
-
 class NodeError(RuntimeError):
     """The node could not start, answer or stop as asked."""
 
 
 class AdminPortHeld(NodeError):
     """The admin port is held by something that is not a stale node of ours: a restart cannot help."""
-
-
-def status_subject(topology: Topology, node: str | None = None) -> str:
-    """Where a node answers status requests: every node on the shared one, one node on its own."""
-    return f"{topology.prefix}.node.status" if node is None else f"{topology.prefix}.node.{node}.status"
 
 
 def _bind_loopback() -> None:
@@ -328,12 +310,6 @@ class Node:
         self.shutdown()
 
 
-async def request_status(nc: NATS, topology: Topology, node: str | None = None, timeout: float = 5.0) -> NodeStatus:
-    """Ask a running node (any node, or the named one) for its supervision tree over NATS."""
-    reply = await nc.request(status_subject(topology, node), b"", timeout=timeout)
-    return _status_decoder.decode(reply.data)
-
-
 async def _serve(node: Node, stop: threading.Event) -> None:
     """Wait for SIGINT/SIGTERM while answering status requests over NATS."""
     loop = asyncio.get_running_loop()
@@ -347,19 +323,14 @@ async def _serve(node: Node, stop: threading.Event) -> None:
     # thread: concurrent status requests (CLI --watch, the admin page, Prometheus) take turns.
     asking = asyncio.Lock()
 
-    async def answer(msg: nats.aio.msg.Msg) -> None:
-        try:
-            async with asking:
-                status = await loop.run_in_executor(None, node.status)
-            await msg.respond(_status_encoder.encode(status))
-        except Exception as exc:
-            log.warning("status request failed", error=repr(exc))
+    async def status() -> NodeStatus:
+        async with asking:
+            return await loop.run_in_executor(None, node.status)
 
     nc = None
     try:
         nc = await connect_nats(node.settings.nats, f"clipstream-node-{node.name}")
-        await nc.subscribe(status_subject(topology), cb=answer)
-        await nc.subscribe(status_subject(topology, node.name), cb=answer)
+        await serve_status(nc, topology, node.name, status)
     except Exception as exc:  # status over NATS is a convenience; the node runs without it
         log.warning("status endpoint unavailable", error=repr(exc))
     keeper: LeaseKeeper | None = None

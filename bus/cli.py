@@ -44,10 +44,14 @@ def subjects() -> None:
     for spec in topo.streams:
         click.echo(f"stream {spec.name:<12} subjects {', '.join(spec.subjects)}")
     click.echo(f"partitions: {s.actors.partitions}; partition(id) = crc32(decimal id) % {s.actors.partitions}")
-    click.echo(f"user-keyed messages (like.v1, follow.v1, new_video.v1) -> {topo.prefix}.feed.<partition of user_id>")
+    click.echo(f"user-keyed messages (like.v1, follow.v1, new_video.v1) -> "
+               f"{topo.feed_subject('<partition of user_id>')}")
     click.echo(f"counter messages (like_delta.v1, view.v1 by video_id; follow_delta.v1 by author_id) -> "
-               f"{topo.prefix}.counter.<partition>")
-    click.echo(f"lifecycle events -> {topo.prefix}.video.<tag without version>; dead letters -> {topo.prefix}.dlq.<consumer>")
+               f"{topo.counter_subject('<partition>')}")
+    click.echo(f"lifecycle events -> {topo.video_subject('<tag without version>')}; "
+               f"dead letters -> {topo.dlq_subject('<consumer>')}")
+    click.echo(f"entity queries (request/reply) -> {topo.rpc_subject('<kind>', '<partition of key>')}; "
+               f"node status -> {topo.status_subject()} (all nodes), {topo.status_subject('<node>')}")
 
 
 @bus.command()

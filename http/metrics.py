@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from clipstream.actors.messages import NodeStatus, per_source
+from clipstream.bus.status import NodeStatus, per_source
 from clipstream.http.bootstrap import ServicesDep
 
 __all__ = ["METRICS_HANDLERS", "NodeCollector", "RequestMetricsMiddleware", "REQUEST_SECONDS", "feed_counters",

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import pytest
 from thespian.actors import PoisonMessage
 
-from clipstream.actors.messages import NodeStatus, ShardStatus
+from clipstream.bus.status import NodeStatus, ShardStatus
 from clipstream.actors.node import Node, session_processes
 from clipstream.config.settings import Settings
 

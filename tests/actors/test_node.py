@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import nats
 import pytest
 
-from clipstream.actors.messages import NodeStatus
 from clipstream.actors.leftovers import NodeRecord, end_leftovers, end_session, read_record, record_path
-from clipstream.actors.node import AdminPortHeld, Node, NodeError, request_status, session_processes, stop_budget
+from clipstream.actors.node import AdminPortHeld, Node, NodeError, session_processes, stop_budget
+from clipstream.bus.status import NodeStatus, request_status
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 

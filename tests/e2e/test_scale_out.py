@@ -24,7 +24,7 @@ import nats.js.errors
 import pytest
 
 from clipstream.actors.leases import bucket_name, lease_key
-from clipstream.actors.node import request_status
+from clipstream.bus.status import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import ensure_streams

@@ -26,7 +26,7 @@ import nats
 import pytest
 
 from clipstream.actors.messages import RuntimeOptions
-from clipstream.actors.node import request_status
+from clipstream.bus.status import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import ensure_streams

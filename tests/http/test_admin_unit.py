@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clipstream.actors.messages import GuardianStatus, NodeStatus, ShardStatus
+from clipstream.bus.status import GuardianStatus, NodeStatus, ShardStatus
 from tests.http.test_app_unit import make_client, token
 
 

@@ -9,7 +9,7 @@ import re
 
 import msgspec
 
-from clipstream.actors.messages import GuardianStatus, NodeStatus, ShardStatus
+from clipstream.bus.status import GuardianStatus, NodeStatus, ShardStatus
 from clipstream.cli.actors import render_tree
 from clipstream.http.admin import summarize
 from clipstream.http.admin_page import PAGE_HEADERS, PAGE_HTML

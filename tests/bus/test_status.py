@@ -8,9 +8,7 @@ import uuid
 
 import msgspec
 
-from clipstream.actors.messages import GuardianStatus, NodeStatus
-from clipstream.actors.node import status_subject
-from clipstream.actors.status_client import StatusCache, gather_status
+from clipstream.bus.status import GuardianStatus, NodeStatus, StatusCache, gather_status
 from clipstream.bus.topology import Topology
 
 
@@ -26,7 +24,7 @@ async def fake_node(nc, topo: Topology, name: str, delay: float = 0.0, calls: li
         status = NodeStatus(node=name, guardian=GuardianStatus(address="a", pid=1, session=1), shards=[])
         await msg.respond(msgspec.json.encode(status))
 
-    return await nc.subscribe(status_subject(topo), cb=answer)
+    return await nc.subscribe(topo.status_subject(), cb=answer)
 
 
 async def test_collects_every_node_sorted(nc) -> None:
