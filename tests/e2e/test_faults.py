@@ -19,7 +19,7 @@ import httpx
 import nats
 import pytest
 
-from clipstream.actors.node import session_processes
+from clipstream.actors.leftovers import session_processes
 from clipstream.bus.status import request_status
 from clipstream.bus.topology import Topology
 from clipstream.cli.apiclient import ApiClient
