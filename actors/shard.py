@@ -206,8 +206,10 @@ class Shard(ActorTypeDispatcher):
         if self._wsock is not None:
             try:
                 self._wsock.send(b"\0")
-            except OSError:
-                pass
+            except (BlockingIOError, InterruptedError):
+                pass  # the socket buffer is full of wake-ups already: the actor will drain the queue
+            except OSError as exc:  # the socket pair is closed: only while the shard stops
+                log.warning("shard could not wake its actor thread", pid=os.getpid(), error=repr(exc))
 
     # --- timers -------------------------------------------------------------------------------
 

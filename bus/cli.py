@@ -112,6 +112,9 @@ def dlq(last: int) -> None:
 
 
 async def _dlq(last: int) -> list[str]:
+    import nats.errors
+    import nats.js.errors
+
     from clipstream.bus.connection import connect_nats
     from clipstream.bus.codec import DecodeError, decode
     from clipstream.bus.messages import DeadLetter
@@ -130,7 +133,10 @@ async def _dlq(last: int) -> list[str]:
         for seq in range(first, info.state.last_seq + 1):
             try:
                 raw = await js.get_msg(stream, seq)
-            except Exception:
+            except nats.js.errors.NotFoundError:
+                continue  # deleted or aged out: a gap in the sequence, nothing to show
+            except nats.errors.Error as exc:
+                out.append(f"#{seq}: not readable ({type(exc).__name__}: {exc})")
                 continue
             try:
                 record = decode(raw.data)

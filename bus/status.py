@@ -142,8 +142,10 @@ async def gather_status(
     async def on_reply(msg: object) -> None:
         try:
             status = _decoder.decode(msg.data)  # type: ignore[attr-defined]
-        except msgspec.DecodeError:
-            return  # another version's node, or noise: not a reason to fail the whole view
+        except msgspec.DecodeError as exc:  # another version's node, or noise: not a reason to fail the view
+            log.warning("undecodable status answer; left out of the view", error=str(exc),
+                        answer=msg.data[:200])  # type: ignore[attr-defined]
+            return
         replies[status.node] = status
         first.set()
         if expected is not None and len(replies) >= expected:

@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any, Iterable
 
+import structlog
 from litestar import Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
@@ -182,7 +183,8 @@ async def metrics(svc: ServicesDep) -> Response[bytes]:
     """Prometheus text format; unauthenticated like every scrape target: keep it off the public edge."""
     try:
         statuses = await svc.node_status.get()
-    except Exception:  # NATS down: the HTTP metrics still matter, clipstream_nodes 0 says the rest
+    except Exception as exc:  # NATS down: the HTTP metrics still matter, clipstream_nodes 0 says the rest
+        structlog.get_logger("clipstream.http.metrics").warning("node status unavailable", error=repr(exc))
         statuses = []
     body = generate_latest(_http_registry()) + render_nodes(statuses)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
