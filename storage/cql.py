@@ -243,6 +243,8 @@ def apply_migrations(settings: CqlSettings) -> list[int]:
     Run once per deployment step (``clipstream migrate``), not by every process at start: concurrent
     schema changes from many clients are what CQL clusters handle worst.
     """
+    from clipstream.storage.data_migrations import DATA_STEPS
+
     cql = connect_cql(settings)
     try:
         ks = settings.keyspace
@@ -262,6 +264,9 @@ def apply_migrations(settings: CqlSettings) -> list[int]:
                 continue
             for stmt in statements:
                 cql.execute_sync(stmt)
+            step = DATA_STEPS.get(version)
+            if step is not None:
+                step(cql)
             cql.execute_sync(
                 f"INSERT INTO {ks}.schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                 (version, name, int(time.time() * 1000)),

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import msgspec
 
 from clipstream.storage.cql import Cql
+from clipstream.storage.data_migrations import LEGACY_PAGE
 from clipstream.storage.errors import Conflict, NotFound
 from clipstream.storage.models import User, Video
 
@@ -410,20 +411,19 @@ class FeedRepo:
         The inbox is stored flat, video and author interleaved, in one list<bigint> column; what
         was served since it was last written is dropped from it here.
         """
-        state, pages, legacy = await asyncio.gather(
+        state, pages = await asyncio.gather(
             self.cql.execute("SELECT applied_seq, next_page, inbox, profile FROM feed_state WHERE user_id = ?", (user_id,)),
             self.cql.execute("SELECT page, video_ids FROM feed_pages WHERE user_id = ?", (user_id,)),
-            # written before migration 2 only; read so that those feeds never repeat either
-            self.cql.execute("SELECT video_id FROM feed_served WHERE user_id = ?", (user_id,)),
         )
         seq, next_page, inbox, profile = (0, 0, [], None)
         if state:
             seq, next_page, profile = state[0].applied_seq or 0, state[0].next_page or 0, state[0].profile
             flat = list(state[0].inbox or [])
             inbox = list(zip(flat[0::2], flat[1::2]))
-        served = {r.video_id for r in legacy}
-        for r in pages:  # newest first (clustering order)
+        served: set[int] = set()
+        for r in pages:  # newest first (clustering order); LEGACY_PAGE, if any, last
             served.update(r.video_ids or ())
+        pages = [r for r in pages if r.page != LEGACY_PAGE]  # served, never a page to show again
         if pages:
             next_page = max(next_page, pages[0].page + 1)
         inbox = [pair for pair in inbox if pair[0] not in served]
