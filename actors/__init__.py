@@ -10,7 +10,7 @@ entities), fed from NATS JetStream by an asyncio I/O thread, supervised by a Gua
   :mod:`.loopback` — Thespian's sockets on 127.0.0.1 only
 - :mod:`.guardian` — creates, restarts and reports on the shard actors (:mod:`.supervision`: backoff)
 - :mod:`.shard` — the shard actor; :mod:`.host` its entity logic; :mod:`.bridge` its NATS I/O thread
-  (:mod:`.pull`, :mod:`.consumers`: its JetStream pulls; :mod:`.flusher`: write-behind)
+  (its JetStream pulls are :mod:`clipstream.bus.pull`'s; :mod:`.flusher`: write-behind)
 - :mod:`.messages`, :mod:`.handoff` — what the node, Guardian, shard and I/O thread tell each other
 - :mod:`.testing` — kinds for tests and benchmarks
 
