@@ -162,7 +162,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
             expected[v] += 1
 
         async def likes() -> dict[int, int]:
-            return {k: row[0] for k, row in (await stats.get_many(videos)).items()}
+            return {k: row.likes for k, row in (await stats.get_many(videos)).items()}
 
         await assert_counts_become(likes, expected, 120, "every like count in Scylla equals the distinct likes")
         stamp("every count in Scylla is exact")
