@@ -21,6 +21,7 @@ from cassandra.policies import ConstantReconnectionPolicy, DCAwareRoundRobinPoli
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from clipstream.config.settings import CqlSettings
+from clipstream.storage.data_migrations import DATA_STEPS
 from clipstream.storage.errors import StorageUnavailable
 
 __all__ = ["Cql", "apply_migrations", "connect_cql", "migrations"]
@@ -243,8 +244,6 @@ def apply_migrations(settings: CqlSettings) -> list[int]:
     Run once per deployment step (``clipstream migrate``), not by every process at start: concurrent
     schema changes from many clients are what CQL clusters handle worst.
     """
-    from clipstream.storage.data_migrations import DATA_STEPS
-
     cql = connect_cql(settings)
     try:
         ks = settings.keyspace

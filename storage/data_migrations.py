@@ -7,18 +7,21 @@ the version is recorded after both. Each step is idempotent, so a run cut short 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Protocol, Sequence
 
-if TYPE_CHECKING:
-    from clipstream.storage.cql import Cql
-
-__all__ = ["DATA_STEPS", "LEGACY_PAGE", "feed_served_into_pages"]
+__all__ = ["DATA_STEPS", "LEGACY_PAGE", "SyncCql", "feed_served_into_pages"]
 
 #: page number of the one feed_pages row holding what a feed served before migration 2
 LEGACY_PAGE = -1
 
 
-def feed_served_into_pages(cql: "Cql") -> int:
+class SyncCql(Protocol):
+    """What a step needs of :class:`clipstream.storage.cql.Cql` (which runs the steps)."""
+
+    def execute_sync(self, cql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+
+def feed_served_into_pages(cql: SyncCql) -> int:
     """Migration 5: each user's feed_served rows as one feed_pages row at :data:`LEGACY_PAGE`;
     returns the users copied. Rewriting the same row from the same rows makes a rerun harmless."""
     served: dict[int, list[int]] = {}
@@ -31,4 +34,4 @@ def feed_served_into_pages(cql: "Cql") -> int:
 
 
 #: migration version → its data step
-DATA_STEPS: dict[int, Callable[["Cql"], object]] = {5: feed_served_into_pages}
+DATA_STEPS: dict[int, Callable[[SyncCql], object]] = {5: feed_served_into_pages}
