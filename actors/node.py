@@ -5,9 +5,9 @@
     node.status()      # NodeStatus: the supervision tree
     node.shutdown()    # leaves no Thespian process behind
 
-A ``Node`` used directly owns every partition. The node process (:func:`clipstream.actors.service.run_node`,
-``clipstream node``) runs one until SIGINT/SIGTERM, answers status requests and shares the partitions
-with the other nodes through leases.
+A ``Node`` used directly owns every partition. The node process (``clipstream node``,
+:func:`clipstream.actors.service.run_node`) runs one until SIGINT/SIGTERM, answers status requests
+and shares the partitions with the other nodes through leases.
 """
 
 from __future__ import annotations

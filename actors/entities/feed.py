@@ -40,7 +40,8 @@ from clipstream.storage.ids import EPOCH_MS, created_ms
 from clipstream.storage.models import FeedState
 from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo
 
-__all__ = ["SOURCES", "CandidatePool", "Changes", "FeedKind", "FeedSnapshot", "UserFeed", "build_feed", "rank", "rank_page"]
+__all__ = ["SOURCES", "CandidatePool", "Changes", "FeedKind", "FeedSnapshot", "UserFeed", "build_feed", "rank",
+           "rank_page"]
 
 log = structlog.get_logger(__name__)
 
