@@ -349,7 +349,7 @@ class LikeRepo:
         Only the last change of a (user, video) is written: a user's rows go in one batch, with
         one write timestamp, on which a delete beats an insert; so a like, unlike and like again
         in one flush must not send the unlike (sending the adds, then the removes lost it too)."""
-        last = {(c[0], c[1]): c for c in changes}
+        last = {(user, video): (user, video, author, liked, at) for user, video, author, liked, at in changes}
         await self.cql.write_many(
             ("INSERT INTO likes_by_user (user_id, video_id, author_id, liked_at) VALUES (?, ?, ?, ?)",
              [(u, v, a, at) for u, v, a, liked, at in last.values() if liked]),
