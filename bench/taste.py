@@ -581,6 +581,10 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
     new_views = {str(v): sum(1 for t in impressions[v] if 0 <= t - r <= 300) for v, r in ready_at.items()}
     figures["new_uploads"] = {
         "uploaded": len(impressions), "ready": len(ready_at), "impressions_within_5_min": new_views,
+        # when each one's impressions came, seconds after it was seen ready (the first 30): a
+        # shortfall tells a video served late from one served too little
+        "impression_offsets_s": {str(v): [round(t - r, 1) for t in sorted(impressions[v])[:30]]
+                                 for v, r in ready_at.items()},
         "min": min(new_views.values(), default=0), "extra_pages_asked_after_the_users": extra_pages,
         "target_met": len(ready_at) == shape.uploads and all(n >= 10 for n in new_views.values()),
     }

@@ -14,12 +14,14 @@ profile that has nothing left to learn.
 from __future__ import annotations
 
 import argparse
+from array import array
 import random
 import time
 from typing import Any
 
 from clipstream.actors.entities import feed as F
 from clipstream.actors.entities import profile as P
+from clipstream.actors.entities.together import LikedTogether
 from clipstream.bench import taste as T
 from clipstream.storage.hashtags import tag_id
 from clipstream.storage.ids import EPOCH_MS
@@ -47,6 +49,7 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
     # come from one shard. Users take turns page by page, as the running system's users swipe at once.
     exposures: list[dict[int, int]] = [{} for _ in range(shards)]
     shown: list[set[int]] = [set() for _ in range(shards)]
+    together = [LikedTogether() for _ in range(shards)]
     rank_s = 0.0
     if know:
         for u, feed in enumerate(feeds):
@@ -57,7 +60,7 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
             taste = after[u] if after[u] is not None and p >= T.SHIFT_PAGE else before[u]
             exposure = exposures[u % shards]
             started = time.thread_time()
-            ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure, shown[u % shards])]
+            ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure, shown[u % shards], together[u % shards])]
             rank_s += time.thread_time() - started
             shown[u % shards].update(ids)
             for v in ids:
@@ -65,6 +68,10 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
                     exposure[v] = exposure.get(v, 0) + 1
             feed.served.update(ids)
             feed.next_page += 1
+            recent = feed.recent if feed.recent is not None else array("q")
+            recent.extend(ids)
+            del recent[: max(0, len(recent) - F.RECENT_KEEP)]
+            feed.recent = recent
             page = [index[v] for v in ids]
             s.add(world, taste, page)
             liked = 0
@@ -74,6 +81,7 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
                 if like:  # the entity applies the like, then the view (the order the client sends them)
                     liked += 1
                     feed.liked.set(v, author)
+                    together[u % shards].observe(v, [w for w in recent if w in feed.liked and w != v])
                     feed.profile.observe(author, tags, P.LIKE)
                 signal = P.watch_signal(watched, T.DURATION_MS)
                 if signal:

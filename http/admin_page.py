@@ -68,6 +68,24 @@ function render(data) {
         s.backlog, s.processed, age(s.last_flush_age), (s.last_flush_latency * 1000).toFixed(1) + " ms", s.restarts,
         s.hot.map((h) => h[0] + ":" + h[1]).join(" "), s.error],
         {"class": "shard state-" + s.state, "data-shard": s.kind + "/" + s.index}))));
+    // The feed shards' online evaluation: impressions, likes and like-through rate per source.
+    const sources = [];
+    for (const s of g.shards) {
+      const c = s.counters || {};
+      for (const k of Object.keys(c)) {
+        if (!k.startsWith("impressions.")) continue;
+        const src = k.slice("impressions.".length), shown = c[k], liked = c["likes." + src] || 0;
+        sources.push(row([s.kind + "/" + s.index, src, shown, liked, shown ? (100 * liked / shown).toFixed(1) + " %" : "-"],
+          {"class": "source", "data-source": s.kind + "/" + s.index + "/" + src}));
+      }
+      if (c.new_video_impressions !== undefined)
+        sources.push(row([s.kind + "/" + s.index, "new videos", c.new_video_impressions, "", (c.new_videos_exposed || 0) + " videos"],
+          {"class": "source new"}));
+    }
+    if (sources.length) {
+      sec.appendChild(el("h3", "candidate sources"));
+      sec.appendChild(table(["shard", "source", "impressions", "likes", "like-through"], sources));
+    }
     root.appendChild(sec);
   }
   $("status").textContent = "updated " + new Date().toLocaleTimeString() + " (" + data.gathered_ms + " ms)";

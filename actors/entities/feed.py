@@ -6,10 +6,12 @@ watch also moves the user's interest profile (:mod:`.profile`) in memory, so the
 
 A page is blended from several candidate sources (:data:`SOURCES`): followed creators' new videos
 (the user's inbox), the shard pool's videos of the user's strongest hashtags and authors, the
-pool's best by freshness and engagement ("trending"), and one slot of exploration for the newest
+neighbours of the user's last likes in what the shard's users liked together (:mod:`.together`), the
+pool's best by engagement and freshness ("trending"), and one slot of exploration for the newest
 videos that this shard has shown fewer than :data:`EXPOSURE_FLOOR` times (a new creator's video
-reaches viewers). Candidates are scored by freshness, engagement and the profile, plus
-:data:`W_NOVEL` for one the shard has not shown anyone yet (the viewers spread over the pool); a page keeps
+reaches viewers). Candidates are scored by freshness, engagement and the profile's affinity times
+the video's quality (:data:`W_QUALITY`), plus :data:`W_NOVEL` for one the shard has not shown anyone
+yet (the viewers spread over the pool); a page keeps
 one video per author and at most :data:`TAG_CAP` per hashtag while it can; a video already served
 is never served again. Pages are kept so that the same cursor returns the same page.
 """
@@ -30,6 +32,7 @@ import structlog
 
 from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs, trimmed
 from clipstream.actors.entities.profile import FOLLOW, LIKE, Profile, watch_signal
+from clipstream.actors.entities.together import LikedTogether
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import (BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo,
                                      Watched)
@@ -57,42 +60,71 @@ PAGES_KEEP = 1
 MAX_LIMIT = 50
 
 #: where a page's videos come from, by index (impressions and likes are counted per source)
-SOURCES = ("following", "hashtag", "author", "trending", "fresh")
-S_FOLLOWING, S_HASHTAG, S_AUTHOR, S_TRENDING, S_FRESH = range(len(SOURCES))
+SOURCES = ("following", "hashtag", "author", "trending", "fresh", "together")
+S_FOLLOWING, S_HASHTAG, S_AUTHOR, S_TRENDING, S_FRESH, S_TOGETHER = range(len(SOURCES))
 #: the profile's strongest hashtags and authors whose pool videos are candidates of a page
 TOP_TAGS = 4
 TOP_AUTHORS = 3
 #: a hashtag's best unserved videos scored for a page (of each of the profile's TOP_TAGS), and how
-#: many past those are looked at for ones the shard has not shown anyone (see W_NOVEL)
-TAG_DEPTH = 20
+#: many past those are looked at for ones the shard has not shown anyone (see W_NOVEL). With the
+#: quality-weighted score (W_QUALITY) 30 made what 60 made (0.245, 0.243 in the replay of 300 users).
+TAG_DEPTH = 30
 TAG_DEEPER = 40
 #: an author's best unserved videos scored for a page. A page takes one per author, but the best
 #: for this user is not always the author's best overall: in the taste replay 10 kept the like
 #: rate of 20 (0.206), 5 lost 0.005, 2 lost 0.010.
 AUTHOR_DEPTH = 10
-#: at most this many videos of one hashtag in a page while other candidates are left. Measured
-#: with bench/taste_replay.py (the taste world through rank(), 100 users, pages 6-20, expected
-#: like rate; most liked 0.146, the oracle 0.469): a cap of 3 made 0.158, 5 made 0.206 (the
-#: commonest hashtag then half a page). Given the users' true hashtags from the start, 5 made
-#: 0.22-0.23 and 10 (no cap) 0.27: the rest of the gap to the oracle is the price of diversity.
-TAG_CAP = 5
+#: at most this many videos of one hashtag in a page while other candidates are left: the price
+#: of diversity, measured. In the taste replay (300 users, pages 6-20, expected like rate; most
+#: liked 0.139, oracle 0.469) with this scoring a cap of 5 made 0.215 (the commonest hashtag 52 %
+#: of a page), 7 made 0.242 (70 %); the oracle restricted to the pool and to one video per author
+#: and 5 a hashtag, given each user's true hashtags, makes 0.46 on page 1 and 0.36 on page 10; with
+#: 10 a hashtag 0.58 and 0.41. Seven keeps three slots of a page off the viewer's main hashtag.
+TAG_CAP = 7
 #: a video of the pool's newest shown fewer times than this by the shard gets a page's exploration slot
 EXPOSURE_FLOOR = 10
 #: how many of the pool's newest videos are looked at for that slot
 FRESH_WINDOW = 300
-#: weights of the profile in a candidate's score (the base score is within [0, 0.85])
+#: the base score: freshness (half-life about six hours) up to W_FRESH and engagement (log of the
+#: like count) up to W_ENGAGE. Freshness was 0.5: it outweighed engagement, which is what tells a
+#: video people like from one they do not, and ordered a hashtag's candidates by age (0.1 with
+#: W_QUALITY: 0.210 -> 0.222 alone in the replay of 100 users).
+W_FRESH = 0.1
+W_ENGAGE = 0.35
+#: weights of the profile in a candidate's score: following the author, the author's and the
+#: hashtags' weights (each normalised by the profile's strongest, or by NORM_FLOOR if that is less)
 W_FOLLOWING = 0.6
-W_AUTHOR = 0.5
+W_AUTHOR = 0.25
 W_TAGS = 0.8
+#: the profile's part of a score is multiplied by ``1 + W_QUALITY * (q - 0.5)``, ``q`` the video's
+#: engagement in [0, 1]: a like is affinity times quality (a viewer likes a good video of their
+#: hashtag, not any), where adding them let a mediocre match outrank a good one. With it, W_FRESH
+#: 0.1 and TAG_DEPTH 60 the replay of 100 users went 0.198 -> 0.222; 0 turns it off. The pool's
+#: FRESH_WINDOW newest count as q = 0.5 at least (not yet liked is not disliked).
+W_QUALITY = 2.0
+#: a profile whose strongest weight is under this counts as unsure: its weights are divided by
+#: this, not by the strongest, so a profile decayed by skips (a taste that moved) stops ruling
+#: the page and trending, fresh and liked-together candidates come through (recovery).
+NORM_FLOOR = 1.0
 #: added to the score of a candidate this shard has not shown to anyone yet. A hashtag's best
 #: videos by the base score are the same for every viewer of it; among candidates this close,
 #: the unshown one goes first and the shard's viewers spread over the pool. Measured with
-#: bench/taste_replay.py (300 users turn by turn, 2 shards, pages 6-20, three world seeds):
-#: coverage 22.9/22.7/21.8 % -> 32.7/32.1/31.9 %, like rate 0.207/0.197/0.202 -> 0.208/0.202/0.209,
-#: for +18 % of rank() CPU a page. TAG_DEEPER 20 gave 31.0/31.0/30.2 % at 0.203/0.202/0.202 (+5 %),
-#: and 28.6 % in a real taste run; scoring all of a hashtag's 40 best (TAG_DEPTH 40, TAG_DEEPER 0)
-#: 30.8/30.4/30.3 % at 0.207/0.205/0.203 for +45 %; 20 best and 0.3: 30.6 % at 0.203.
-W_NOVEL = 0.2
+#: bench/taste_replay.py (300 users turn by turn, 2 shards, pages 6-20, three world seeds), at
+#: 0.2 with the additive score of before: coverage 22.9/22.7/21.8 % -> 32.7/32.1/31.9 %, like
+#: rate 0.207/0.197/0.202 -> 0.208/0.202/0.209, for +18 % of rank() CPU a page. With the
+#: quality-weighted score (whose profile part reaches ~3) 0.2 left 29.3 % and 0.35 32.9 % (like
+#: rate 0.253 -> 0.249), 0.5 33.5 % (0.244 -> 0.241 beside 0.35). The real run at 0.35
+#: (19-10-05Z) covered 27.4 % where the replay made 31.6 %: its likes raise the liked videos'
+#: quality as it goes (the replay's like counts stay put), so the running system concentrates more.
+W_NOVEL = 0.5
+#: the viewer's recent likes whose liked-together neighbours are candidates, how many of those, and
+#: the bonus of the strongest (the others by their weight). In the taste world the source was
+#: neutral (0.253 and 0.252 with a bonus of 0 and 0.5, 300 users): with 300 users over 20,000
+#: videos few videos are liked by two of a shard's users; it is kept for denser catalogues and
+#: its like-through rate is counted like every source's.
+TOGETHER_SEEDS = 5
+TOGETHER_DEPTH = 20
+W_TOGETHER = 0.5
 #: served ids an entity remembers the source of, so a like is counted for the source that showed it
 RECENT_KEEP = 20
 
@@ -171,11 +203,11 @@ class CandidatePool:
         # The base score is computed once per refresh, not once per candidate per page (it moves
         # by a hair in the second before the next refresh); inlined, as a call per candidate was
         # a tenth of a feed shard's time.
-        hours, engage, half = 3_600_000.0, 0.35 / math.log1p(1000), 6.0
+        hours, engage, half, fresh, cap = 3_600_000.0, W_ENGAGE / math.log1p(1000), 6.0, W_FRESH, W_ENGAGE
         log1p, epoch = math.log1p, EPOCH_MS
         scored = sorted(
             (
-                (0.5 / (1.0 + max(0.0, (now - epoch - (v >> 22)) / hours) / half) + min(0.35, engage * log1p(n)), v)
+                (fresh / (1.0 + max(0.0, (now - epoch - (v >> 22)) / hours) / half) + min(cap, engage * log1p(n)), v)
                 for v, _, n in items
             ),
             reverse=True,
@@ -208,7 +240,7 @@ class CandidatePool:
 def base_score(video_id: int, likes: int, now_ms: int) -> float:
     """Freshness (half-life about six hours) and engagement (log of likes), user-independent."""
     age_h = max(0.0, (now_ms - created_ms(video_id)) / 3_600_000)
-    return 0.5 / (1.0 + age_h / 6.0) + 0.35 * min(1.0, math.log1p(likes) / math.log1p(1000))
+    return W_FRESH / (1.0 + age_h / 6.0) + W_ENGAGE * min(1.0, math.log1p(likes) / math.log1p(1000))
 
 
 #: most served ids a resumed scan copies into a set (timeit on the 2-core machine, 2026-11-24:
@@ -218,13 +250,13 @@ _SERVED_SET_MAX = 1024
 
 
 def rank_page(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, int] | None = None,
-              shown: Container[int] | None = None) -> list[int]:
+              shown: Container[int] | None = None, together: LikedTogether | None = None) -> list[int]:
     """The ids :func:`rank` picks."""
-    return [v for v, _, _ in rank(feed, pool, limit, exposure, shown)]
+    return [v for v, _, _ in rank(feed, pool, limit, exposure, shown, together)]
 
 
 def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, int] | None = None,
-         shown: Container[int] | None = None) -> list[tuple[int, int, int]]:
+         shown: Container[int] | None = None, together: LikedTogether | None = None) -> list[tuple[int, int, int]]:
     """Pick up to ``limit`` unserved videos as (video, author, source): the candidates of every
     source scored by the base score and the user's profile (and :data:`W_NOVEL` for one not in
     ``shown``, what the shard has served anyone), one per author and at most :data:`TAG_CAP` per
@@ -235,8 +267,8 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     profile = feed.profile
     tag_w, author_w = profile.tag_weights(), profile.author_weights()
     # Normalised so the strongest weight counts 1: a keen liker's profile and a new one's rank alike.
-    tag_norm = max((abs(w) for w in tag_w.values()), default=1.0) or 1.0
-    author_norm = max((abs(w) for w in author_w.values()), default=1.0) or 1.0
+    tag_norm = max(NORM_FLOOR, max((abs(w) for w in tag_w.values()), default=1.0)) or 1.0
+    author_norm = max(NORM_FLOOR, max((abs(w) for w in author_w.values()), default=1.0)) or 1.0
     tag_get, author_get, tags_of = tag_w.get, author_w.get, pool.tags.get
     # A keen user has been served hundreds of videos, mostly the best of the pool. The scan of the
     # pool starts where the last page's stopped finding served ones (same pool only), so a page
@@ -256,13 +288,32 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
 
     zeros = repeat(0.0)  # the default of each tag_get in map(): a C-level loop, not a generator's
 
+    near: dict[int, float] = {}
+    if together is not None and together.links and feed.recent is not None and feed.liked:
+        seeds = [v for v in reversed(feed.recent) if v in feed.liked][:TOGETHER_SEEDS]
+        near = {v: W_TOGETHER * w for v, w in together.neighbours(seeds, TOGETHER_DEPTH, served)}
+    near_get = near.get
+    log1p = math.log1p
+    likes_of, lq, wq = pool.likes.get, 1.0 / math.log1p(1000), W_QUALITY
+    # The pool's newest have had no time to be liked: their quality is unknown, not poor.
+    newest = pool.newest
+    fresh_from = newest[-1] if len(newest) >= FRESH_WINDOW else 0
+
     def personal(base: float, vid: int, author: int) -> float:
         score = base + (W_FOLLOWING if author in following else 0.0) + (0.0 if vid in shown else novel)
+        if near:
+            score += near_get(vid, 0.0)
+        aff = 0.0
         if author_w:
-            score += W_AUTHOR * author_get(author, 0.0) / author_norm
+            aff += W_AUTHOR * author_get(author, 0.0) / author_norm
         if tag_w:
-            score += W_TAGS * max(-1.0, min(1.5, sum(map(tag_get, tags_of(vid, ()), zeros)) / tag_norm))
-        return score
+            aff += W_TAGS * max(-1.0, min(1.5, sum(map(tag_get, tags_of(vid, ()), zeros)) / tag_norm))
+        if wq and aff > 0:
+            q = min(1.0, log1p(likes_of(vid, 0)) * lq)
+            if q < 0.5 and vid >= fresh_from:
+                q = 0.5
+            aff *= 1.0 + wq * (q - 0.5)
+        return score + aff
 
     scored: list[tuple[float, int, int, int]] = []
     seen: set[int] = set()
@@ -285,6 +336,14 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
                     continue
                 seen.add(vid)
                 scored.append((personal(base, vid, author), vid, author, source))
+    # Liked together: the neighbours of what the viewer liked in their last pages (after the other
+    # sources, which their bonus in personal() reaches too).
+    for vid in near:
+        hit = ranked.get(vid)
+        if hit is None or vid in seen or hit[0] == key:
+            continue
+        seen.add(vid)
+        scored.append((personal(hit[1], vid, hit[0]), vid, hit[0], S_TOGETHER))
     # Trending: the pool's best by the base score, until the window holds enough authors for a
     # page of one video each (a burst of uploads by a few creators fills the top otherwise).
     first = None  # the first candidate not served and not the user's own
@@ -309,7 +368,8 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     explore = None
     if exposure is not None and limit > 1:
         for vid in pool.under:
-            if exposure.get(vid, 0) < EXPOSURE_FLOOR and not is_served(vid) and vid not in seen:
+            # (a candidate of another source too: its score may not take it onto the page)
+            if exposure.get(vid, 0) < EXPOSURE_FLOOR and not is_served(vid):
                 author = pool.authors[vid]
                 if author != key:
                     explore = (vid, author, S_FRESH)
@@ -319,9 +379,14 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     authors_in_page: set[int] = set()
     tags_in_page: Counter[int] = Counter()
     rest: list[tuple[int, int, int]] = []
+    skip = explore[0] if explore is not None else None
+    if explore is not None:
+        authors_in_page.add(explore[1])
     for _, vid, author, source in scored:
         if len(picked) >= room:
             break
+        if vid == skip:
+            continue
         tags = tags_of(vid, ())
         if author in authors_in_page or any(tags_in_page[t] >= TAG_CAP for t in tags):
             rest.append((vid, author, source))  # diversity: only if nothing else is left
@@ -366,6 +431,8 @@ class FeedKind(EntityKind[UserFeed]):
         self.source_likes = [0] * len(SOURCES)
         #: the pool's videos this shard has served to anyone (forgets those that leave the pool)
         self.shown: set[int] = set()
+        #: item-to-item neighbours from this shard's likes (the "together" source)
+        self.together = LikedTogether()
         #: impressions counted into ``exposure`` (which forgets videos that leave the pool's newest)
         self.new_video_impressions = 0
         self.refresh_errors = 0
@@ -410,6 +477,7 @@ class FeedKind(EntityKind[UserFeed]):
         self.pool.under = [v for v in self.pool.newest if exposure.get(v, 0) < EXPOSURE_FLOOR]
         in_pool = self.pool.authors
         self.shown = {v for v in self.shown if v in in_pool}
+        self.together.keep_only(in_pool)
         self._lists = lists
 
     async def _refresh_forever(self) -> None:
@@ -454,8 +522,11 @@ class FeedKind(EntityKind[UserFeed]):
             feed.liked = trimmed(feed.liked)
             if feed.recent is not None and m.video_id in feed.recent:
                 self.source_likes[feed.recent_src[feed.recent.index(m.video_id)]] += 1
+                liked = feed.liked
+                self.together.observe(m.video_id, [v for v in feed.recent if v in liked and v != m.video_id])
         else:
             feed.liked.remove(m.video_id)
+            self.together.unobserve(m.video_id)
         feed.profile.observe(m.author_id, map(tag_id, m.hashtags), LIKE if m.like else -LIKE)
         feed.feedback_at = max(feed.feedback_at, m.at)
         feed.changed().like_changes.append((feed.key, m.video_id, m.author_id, m.like, m.at))
@@ -488,7 +559,7 @@ class FeedKind(EntityKind[UserFeed]):
             if q.page < entity.next_page:  # an older page: the same page too, read from storage
                 return _encoder.encode(FeedPage(q.page, [], None, stored=True, feedback_at=entity.feedback_at)), False
         page = entity.next_page
-        picked = rank(entity, self.pool, limit, self.exposure, self.shown)
+        picked = rank(entity, self.pool, limit, self.exposure, self.shown, self.together)
         ids = [v for v, _, _ in picked]
         self._count(entity, picked)
         entity.next_page += 1
@@ -535,6 +606,7 @@ class FeedKind(EntityKind[UserFeed]):
         out["new_video_impressions"] = self.new_video_impressions
         out["new_videos_exposed"] = len(self.exposure)
         out["pool_refresh_errors"] = self.refresh_errors
+        out["together_videos"] = len(self.together)
         return out
 
     def _flags(self, feed: UserFeed, ids: list[int]) -> list[int]:

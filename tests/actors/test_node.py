@@ -58,6 +58,13 @@ def descendants(root: int, zombies: bool = False) -> set[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "(gone)"
+
+
 def env_for(settings: Settings, db: str, state_dir: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPSTREAM_")}
     env.update(
@@ -223,6 +230,9 @@ class TestRunNode:
 
 class TestNodeInProcess:
     def test_shutdown_leaves_no_process(self, actor_settings: Settings, echo_store: object, helpers: SimpleNamespace) -> None:
+        # Children the session already has (a session-scoped system started by the e2e tests that run
+        # first, the nats-server fixture) are not this node's to end.
+        before = descendants(os.getpid(), zombies=True)
         node = Node(actor_settings, kinds={"counter": ECHO_FACTORY})
         node.start()
         try:
@@ -235,9 +245,9 @@ class TestNodeInProcess:
         assert session_processes(status.guardian.session) == []
         helpers.wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in actor_pids), 5, what="pids gone")
         assert not helpers.port_open(actor_settings.actors.admin_port)
-        # No zombie or stray child of the test process either (the nats-server fixture aside).
-        strays = [p for p in descendants(os.getpid(), zombies=True) if "nats-server" not in Path(f"/proc/{p}/cmdline").read_text()]
-        assert strays == []
+        # No zombie or stray child of the test process either.
+        strays = {pid: _cmdline(pid) for pid in descendants(os.getpid(), zombies=True) - before}
+        assert strays == {}
 
     def test_refuses_a_busy_admin_port(self, actor_settings: Settings, echo_store: object) -> None:
         import socket

@@ -124,6 +124,11 @@ async def test_admin_page_renders_the_shards_in_chromium(system, admin_token, no
     for kind in KINDS:
         assert f'data-shard="{kind}/0"' in section, section[:3000]
     assert "state-running" in section
+    # every feed shard's candidate sources, as the feed kind names them
+    from clipstream.actors.entities.feed import SOURCES
+
+    for source in SOURCES:
+        assert f'data-source="feed/0/{source}"' in section, section[-3000:]
 
 
 async def test_metrics_has_request_latencies_and_node_gauges(system, admin_token, node_name) -> None:
