@@ -8,7 +8,8 @@ runs one asyncio loop in a daemon thread. The loop:
   batch needs are loaded (batched) before the batch is queued for the actor thread;
 - answers request/reply queries the same way (load, then queue for the actor thread);
 - runs the flush jobs of the actor thread (:mod:`.flusher`): a failing flush is retried and
-  nothing is acked; fetching pauses until it succeeds (back-pressure). Pulls are :mod:`.pull`'s.
+  nothing is acked; fetching pauses until it succeeds (back-pressure). Pulls are
+  :mod:`clipstream.bus.pull`'s.
 
 Each queued item is followed by one byte on a socketpair that the actor watches (ThespianWatch).
 """
@@ -31,17 +32,16 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from clipstream.actors.consumers import bind_partition
 from clipstream.actors.entity import EntityKind
 from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, FlushJob, Inbound, QueryItem
 from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.flusher import Flusher
-from clipstream.actors.pull import AckRef, Puller, stream_seq
-from clipstream.actors.timings import Timings, loop_lag
-from clipstream.actors.rpc import ERROR_HEADER, Query, encode_error, rpc_subject
+from clipstream.bus.timings import Timings, loop_lag
 from clipstream.bus.codec import DecodeError, decode, encode, partition_of
 from clipstream.bus.connection import connect_nats
 from clipstream.bus.consumer import dead_letter_record
+from clipstream.bus.pull import AckRef, Puller, bind_partition, stream_seq
+from clipstream.bus.rpc import ERROR_HEADER, Query, encode_error
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
@@ -222,7 +222,7 @@ class Bridge:
             self._subs[p] = await self._bind(p)
         for p in self.partitions:
             await self._nc.subscribe(
-                rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}", cb=self._on_query
+                self.topology.rpc_subject(self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}", cb=self._on_query
             )
         self._fetchers = [asyncio.create_task(self._fetch_loop(p, sub)) for p, sub in self._subs.items()]
         self._flush = Flusher(self.kind, self._nc, self._flush_q, self._healthy,  # type: ignore[arg-type]
@@ -281,7 +281,8 @@ class Bridge:
 
     async def _bind(self, partition: int) -> JetStreamContext.PullSubscription:
         assert self._js is not None
-        return await bind_partition(self._js, self.topology, self.kind.name, partition, self.options)
+        return await bind_partition(self._js, self.topology, self.kind.name, partition,
+                                    ack_wait=self.options.ack_wait, max_ack_pending=self.options.max_ack_pending)
 
     async def _add(self, partitions: tuple[int, ...]) -> None:
         """Bind the added partitions at their ack floor, like the first ones; a failure is fatal
@@ -297,7 +298,7 @@ class Bridge:
                     sub = await self._bind(p)
                     self._subs[p] = sub
                     await self._nc.subscribe(
-                        rpc_subject(self.topology, self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}",
+                        self.topology.rpc_subject(self.kind.name, p), queue=f"rpc-{self.kind.name}-{p}",
                         cb=self._on_query,
                     )
                     self._owned = self._owned | {p}

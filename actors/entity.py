@@ -20,7 +20,7 @@ import msgspec
 from clipstream.bus.messages import BusMessage
 
 if TYPE_CHECKING:
-    from clipstream.actors.timings import Timings
+    from clipstream.bus.timings import Timings
 
 __all__ = ["EntityKind", "Outbox", "Publish"]
 
@@ -60,7 +60,7 @@ class EntityKind(abc.ABC, Generic[E]):
     #: delays the work and lets unacked messages pile up.
     flush_rest: float = 2.0
 
-    #: the shard's per-stage histograms (:mod:`clipstream.actors.timings`), set by the shard's
+    #: the shard's per-stage histograms (:mod:`clipstream.bus.timings`), set by the shard's
     #: I/O thread before the first load, so that a kind can time stages of its own
     timings: "Timings | None" = None
 

@@ -19,11 +19,11 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from clipstream.actors.entity import EntityKind, Publish
 from clipstream.actors.handoff import FlushJob
-from clipstream.actors.pull import ACK
-from clipstream.actors.timings import Hist
+from clipstream.bus.timings import Hist
 from clipstream.bus.codec import encode
 from clipstream.bus.inbox import YIELD_EVERY
 from clipstream.bus.jetpub import JetPublisher
+from clipstream.bus.pull import ACK
 
 __all__ = ["Flusher"]
 

@@ -31,18 +31,16 @@ from thespian.actors import (
 
 from clipstream.actors.messages import (
     AssignPartitions,
-    GuardianStatus,
-    NodeStatus,
     OwnPartitions,
     ShardStats,
     ShardsStopped,
-    ShardStatus,
     StartShards,
     Status,
     StopShards,
 )
 from clipstream.actors.shard import Shard
 from clipstream.actors.supervision import RestartPolicy
+from clipstream.bus.status import GuardianStatus, NodeStatus, ShardStatus
 
 __all__ = ["GUARDIAN_NAME", "Guardian", "split_partitions"]
 

@@ -30,10 +30,10 @@ import structlog
 
 from clipstream.actors.entity import EntityKind, Outbox, Publish
 from clipstream.actors.handoff import Batch, Evict, FlushDone, FlushJob, QueryItem
-from clipstream.actors.rpc import encode_error
 from clipstream.bus.codec import encode
 from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.messages import BusMessage
+from clipstream.bus.rpc import encode_error
 
 __all__ = ["EntityHost", "KEY_OVERHEAD", "Reply"]
 

@@ -2,7 +2,8 @@
 
 Shard actors live in their own processes, so a kind travels as a dotted path
 (``"package.module:function"``) that the shard imports and calls with the settings once it runs.
-Other modules add their kind here, e.g. ``"counter": "clipstream.actors.counter:make_counter_kind"``.
+A new kind is one more entry of :data:`KINDS` (its entities in :mod:`clipstream.actors.entities`);
+tests and benchmarks run others with ``clipstream node --kind NAME=FACTORY``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from clipstream.config.settings import Settings
 
 __all__ = ["KINDS", "KindError", "load_kind"]
 
-#: kind name → factory path; the name is the subject family ("counter" → ``<prefix>.counter.<p>``)
+#: kind name → factory path; the name is the subject family (:meth:`Topology.partition_subject`)
 KINDS: dict[str, str] = {
     "counter": "clipstream.actors.entities.factories:make_counter_kind",
     "feed": "clipstream.actors.entities.factories:make_feed_kind",

@@ -12,21 +12,24 @@ stop left nothing. With it:
   port's holder is in the recorded session and the recorded node is gone; a port held by anything
   else is a :class:`PortHeld` error naming the holder (:func:`clear_stale_node`).
 
-Processes are identified by their session id, from ``/proc``, never by their names.
+Processes are identified by their session id, from ``/proc``, never by their names. The node also
+reaps the zombie Thespian's daemonizing leaves it (:func:`reap`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
 import msgspec
 import structlog
 
-__all__ = ["NodeRecord", "PortHeld", "clear_stale_node", "cmdline", "end_leftovers", "end_session", "port_holders",
-           "proc_stat", "read_record", "record_path", "remove_record", "session_processes", "write_record"]
+__all__ = ["NodeRecord", "PortHeld", "children", "clear_stale_node", "cmdline", "describe", "end_leftovers",
+           "end_session", "port_holders", "port_open", "proc_stat", "read_record", "reap", "record_path",
+           "remove_record", "session_processes", "write_record"]
 
 log = structlog.get_logger("clipstream.actors.leftovers")
 
@@ -99,6 +102,47 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return "?"
+
+
+def describe(pid: int) -> str:
+    """A process's state and command line, for a log line ("gone" if it is gone)."""
+    stat = proc_stat(pid)
+    return "gone" if stat is None else f"state {stat[0]}: {cmdline(pid)[:100]}"
+
+
+def children(pid: int) -> set[int]:
+    """Pids whose parent is ``pid``."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = proc_stat(int(entry))
+            if fields and fields[1] == pid:
+                out.add(int(entry))
+    return out
+
+
+def reap(pids: set[int], timeout: float = 2.0) -> None:
+    """Wait for these children of ours to exit, so none stays a zombie.
+
+    Thespian's admin daemonizes (fork, setsid, fork): the first child exits at once and nobody
+    waits for it, so without this it stays a zombie of the node."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                break
+            time.sleep(0.01)
+
+
+def port_open(port: int) -> bool:
+    """Something accepts connections on 127.0.0.1 ``port``."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def end_session(session: int, timeout: float = 5.0) -> list[int]:

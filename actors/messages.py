@@ -1,29 +1,27 @@
 """Messages between the node, the Guardian and the shard actors (Thespian pickles them).
 
 These never travel on NATS: they are the supervision plane, a few per second at most. The data
-plane (bus messages, queries) goes from NATS straight into a shard's I/O thread.
+plane (bus messages, queries) goes from NATS straight into a shard's I/O thread. The answer to
+:class:`Status`, the supervision tree, does cross to other processes: it is the bus's
+(:mod:`clipstream.bus.status`).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from clipstream.actors.timings import StageHist
+from clipstream.bus.timings import StageHist
 from clipstream.config.settings import ActorSettings, Settings
 
 __all__ = [
     "AssignPartitions",
-    "GuardianStatus",
-    "NodeStatus",
     "OwnPartitions",
     "RuntimeOptions",
     "ShardStats",
-    "ShardStatus",
     "ShardsStopped",
     "StartShards",
     "Status",
     "StopShards",
-    "per_source",
 ]
 
 
@@ -132,7 +130,7 @@ class ShardStats(msgspec.Struct, frozen=True, kw_only=True):
     #: the kind's own counters by name (:meth:`EntityKind.counters`); last, with a default, so
     #: that stats of another version still decode
     counters: dict[str, int] = msgspec.field(default_factory=dict)
-    #: per-stage latency histograms (:mod:`clipstream.actors.timings`), by stage
+    #: per-stage latency histograms (:mod:`clipstream.bus.timings`), by stage
     stages: dict[str, StageHist] = msgspec.field(default_factory=dict)
 
 
@@ -154,67 +152,3 @@ class ShardsStopped(msgspec.Struct, frozen=True):
 
 class Status(msgspec.Struct, frozen=True):
     """Ask the Guardian for the supervision tree; answered with :class:`NodeStatus`."""
-
-
-class ShardStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """One shard slot of the tree."""
-
-    kind: str
-    index: int
-    partitions: tuple[int, ...]
-    #: "starting", "running", "restarting", "failed", "stopping", "stopped", "reassigning" (stopping
-    #: to start again with another part) or "idle" (the node owns none of this slot's partitions)
-    state: str
-    address: str = ""
-    pid: int = 0
-    restarts: int = 0
-    entities: int = 0
-    dirty: int = 0
-    backlog: int = 0
-    processed: int = 0
-    #: mean messages per non-empty pull request
-    avg_fetch: float = 0.0
-    dead_letters: int = 0
-    flush_failures: int = 0
-    last_flush_age: float = -1.0
-    stats_age: float = -1.0
-    error: str = ""
-    flushes: int = 0
-    flush_seconds: float = 0.0
-    last_flush_latency: float = 0.0
-    #: estimated bytes of the shard's entities, against ``CLIPSTREAM_ACTORS_MEMORY_BUDGET_MB``
-    memory_bytes: int = 0
-    #: busiest entities of the shard's last complete hot window: (decimal key, messages)
-    hot: tuple[tuple[str, int], ...] = ()
-    #: the kind's own counters by name (the feed's: impressions and likes per candidate source);
-    #: last, with a default, so that a node of the version before still decodes
-    counters: dict[str, int] = msgspec.field(default_factory=dict)
-    #: the shard's per-stage latency histograms, by stage (``clipstream_shard_stage_seconds``)
-    stages: dict[str, StageHist] = msgspec.field(default_factory=dict)
-
-
-def per_source(counters: dict[str, int]) -> dict[str, tuple[int, int]]:
-    """Candidate source -> (impressions, likes) from a feed's ``impressions.<source>`` and
-    ``likes.<source>`` counters, in the order the feed lists its sources ({}: not a feed's)."""
-    out: dict[str, tuple[int, int]] = {}
-    for name, shown in counters.items():
-        if name.startswith("impressions."):
-            source = name.removeprefix("impressions.")
-            out[source] = (shown, counters.get("likes." + source, 0))
-    return out
-
-
-class GuardianStatus(msgspec.Struct, frozen=True, kw_only=True):
-    address: str
-    pid: int
-    #: session of the actor system's processes (Thespian's admin daemonizes with setsid)
-    session: int
-    poison: int = 0
-
-
-class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """The supervision tree of one node."""
-
-    node: str
-    guardian: GuardianStatus
-    shards: list[ShardStatus]

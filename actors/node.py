@@ -1,54 +1,37 @@
 """An actor node: the Thespian actor system, its Guardian and shards, started and stopped cleanly.
 
-    node = Node(settings, kinds={"counter": "clipstream.actors.counter:make_counter_kind"})
+    node = Node(settings, kinds={"counter": "clipstream.actors.testing:make_echo_kind"})
     node.start()
     node.status()      # NodeStatus: the supervision tree
     node.shutdown()    # leaves no Thespian process behind
 
-:func:`run_node` does the same until SIGINT/SIGTERM and answers status requests on NATS
-(``<prefix>.node.status`` and ``<prefix>.node.<name>.status``) for operators and tools. It also
-shares the partitions with the other nodes through leases (:mod:`clipstream.actors.leases`); a
-``Node`` used directly owns every partition.
+A ``Node`` used directly owns every partition. The node process (``clipstream node``,
+:func:`clipstream.actors.service.run_node`) runs one until SIGINT/SIGTERM, answers status requests
+and shares the partitions with the other nodes through leases.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
-import signal
 import socket
-import sys
 import threading
 import time
 from datetime import timedelta
 from typing import Any, Mapping
 
-import msgspec
-import nats
 import structlog
-from nats.aio.client import Client as NATS
 from thespian.actors import ActorSystem
 
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
-from clipstream.actors.leases import LeaseKeeper, open_bucket
-from clipstream.actors.leftovers import (NodeRecord, PortHeld, clear_stale_node, cmdline, end_session, proc_stat,
-                                         record_path, remove_record, session_processes, write_record)
-from clipstream.actors.messages import (
-    AssignPartitions,
-    NodeStatus,
-    RuntimeOptions,
-    ShardsStopped,
-    StartShards,
-    Status,
-    StopShards,
-)
-from clipstream.bus.connection import connect_nats
-from clipstream.bus.topology import Topology
-from clipstream.config.settings import Settings, get_settings
+from clipstream.actors.leftovers import (NodeRecord, PortHeld, children, clear_stale_node, describe, end_session,
+                                         port_open, reap, record_path, remove_record, session_processes, write_record)
+from clipstream.actors.loopback import bind_loopback
+from clipstream.actors.messages import AssignPartitions, RuntimeOptions, ShardsStopped, StartShards, Status, StopShards
+from clipstream.bus.status import NodeStatus
+from clipstream.config.settings import Settings
 
-__all__ = ["AdminPortHeld", "Node", "NodeError", "main", "request_status", "run_node", "session_processes", "status_subject"]
+__all__ = ["AdminPortHeld", "Node", "NodeError", "SHUTDOWN_GRACE", "THESPIAN_SHUTDOWN_WAIT", "stop_budget"]
 
 log = structlog.get_logger("clipstream.actors.node")
 
@@ -65,69 +48,12 @@ def stop_budget(stop_timeout: float) -> float:
     return stop_timeout + 2.0 + THESPIAN_SHUTDOWN_WAIT + SHUTDOWN_GRACE + 2.0 + 5.0
 
 
-_status_encoder = msgspec.json.Encoder()
-_status_decoder = msgspec.json.Decoder(NodeStatus)
-
-
 class NodeError(RuntimeError):
     """The node could not start, answer or stop as asked."""
 
 
 class AdminPortHeld(NodeError):
     """The admin port is held by something that is not a stale node of ours: a restart cannot help."""
-
-
-def status_subject(topology: Topology, node: str | None = None) -> str:
-    """Where a node answers status requests: every node on the shared one, one node on its own."""
-    return f"{topology.prefix}.node.status" if node is None else f"{topology.prefix}.node.{node}.status"
-
-
-def _bind_loopback() -> None:
-    """Make every Thespian socket of this process and of the processes it forks listen on
-    127.0.0.1 only.
-
-    Thespian's TCP transport unpickles whatever reaches its ports, so an admin port open on all
-    interfaces lets anyone on the network run code as the node. Thespian advertises
-    ``THESPIAN_BASE_IPADDR`` but always binds its listening sockets to ``''`` (every interface);
-    there is no capability for the bind address, hence this patch of ``IPActorAddress``. Thespian
-    forks its admin and actors from here, so they inherit it.
-    """
-    from thespian.system.transport import IPBase
-
-    os.environ["THESPIAN_BASE_IPADDR"] = "127.0.0.1"
-    cls = IPBase.IPActorAddress
-    if getattr(cls, "_clipstream_loopback", False):
-        return
-    original = cls.__init__
-
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        original(self, *args, **kwargs)
-        if self.bindname and self.bindname[0] in ("", "0.0.0.0"):
-            self.bindname = ("127.0.0.1", self.bindname[1])
-
-    cls.__init__ = __init__
-    cls._clipstream_loopback = True
-
-
-def _describe(pid: int) -> str:
-    stat = proc_stat(pid)
-    return "gone" if stat is None else f"state {stat[0]}: {cmdline(pid)[:100]}"
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _children(pid: int) -> set[int]:
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = proc_stat(int(entry))
-            if fields and fields[1] == pid:
-                out.add(int(entry))
-    return out
 
 
 class Node:
@@ -172,24 +98,24 @@ class Node:
         if not self.kinds:
             raise NodeError("no entity kinds to run: register them in clipstream.actors.kinds.KINDS")
         multiproc = self.system_base != "simpleSystemBase"
-        if multiproc and _port_open(self.admin_port):
+        if multiproc and port_open(self.admin_port):
             # Thespian would silently join whatever system listens there, stale Guardian included.
             try:
                 clear_stale_node(self.settings.stack.state_dir, self.admin_port)
             except PortHeld as exc:
                 raise AdminPortHeld(str(exc)) from None
             deadline = time.monotonic() + 5.0
-            while _port_open(self.admin_port) and time.monotonic() < deadline:
+            while port_open(self.admin_port) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _port_open(self.admin_port):
+            if port_open(self.admin_port):
                 raise NodeError(f"Thespian admin port {self.admin_port} is still in use after its stale node was ended")
         if self.loopback and multiproc:
-            _bind_loopback()
-        before = _children(os.getpid())
+            bind_loopback()
+        before = children(os.getpid())
         self._asys = ActorSystem(
             self.system_base, capabilities={"Admin Port": self.admin_port}, transientUnique=True
         )
-        self._reap(_children(os.getpid()) - before)
+        reap(children(os.getpid()) - before)
         self._guardian = self._asys.createActor(Guardian, globalName=GUARDIAN_NAME)
         self._asys.tell(
             self._guardian,
@@ -202,21 +128,6 @@ class Node:
             write_record(self._record, NodeRecord(node_pid=os.getpid(), session=self._session,
                                                   admin_port=self.admin_port, name=self.name, started_at=time.time()))
         log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))
-
-    @staticmethod
-    def _reap(pids: set[int]) -> None:
-        # Thespian's admin daemonizes (fork, setsid, fork): the first child exits at once and nobody
-        # waits for it, so without this it stays a zombie of ours.
-        deadline = time.monotonic() + 2.0
-        for pid in pids:
-            while time.monotonic() < deadline:
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if done:
-                    break
-                time.sleep(0.01)
 
     @property
     def actor_system(self) -> ActorSystem:
@@ -312,9 +223,9 @@ class Node:
         left = session_processes(session)
         if left:
             log.error("actor processes still running after shutdown; killing them",
-                      processes={pid: _describe(pid) for pid in left})
+                      processes={pid: describe(pid) for pid in left})
             end_session(session)
-        while _port_open(self.admin_port) and time.monotonic() < deadline + 2.0:
+        while port_open(self.admin_port) and time.monotonic() < deadline + 2.0:
             time.sleep(0.05)
         if not session_processes(session):
             remove_record(self._record, os.getpid())
@@ -326,121 +237,3 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
-
-
-async def request_status(nc: NATS, topology: Topology, node: str | None = None, timeout: float = 5.0) -> NodeStatus:
-    """Ask a running node (any node, or the named one) for its supervision tree over NATS."""
-    reply = await nc.request(status_subject(topology, node), b"", timeout=timeout)
-    return _status_decoder.decode(reply.data)
-
-
-async def _serve(node: Node, stop: threading.Event) -> None:
-    """Wait for SIGINT/SIGTERM while answering status requests over NATS."""
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
-    if stop.is_set():
-        return
-    topology = Topology.from_settings(node.settings.nats)
-    # A Thespian ActorSystem object is not thread-safe, and each request runs in an executor
-    # thread: concurrent status requests (CLI --watch, the admin page, Prometheus) take turns.
-    asking = asyncio.Lock()
-
-    async def answer(msg: nats.aio.msg.Msg) -> None:
-        try:
-            async with asking:
-                status = await loop.run_in_executor(None, node.status)
-            await msg.respond(_status_encoder.encode(status))
-        except Exception as exc:
-            log.warning("status request failed", error=repr(exc))
-
-    nc = None
-    try:
-        nc = await connect_nats(node.settings.nats, f"clipstream-node-{node.name}")
-        await nc.subscribe(status_subject(topology), cb=answer)
-        await nc.subscribe(status_subject(topology, node.name), cb=answer)
-    except Exception as exc:  # status over NATS is a convenience; the node runs without it
-        log.warning("status endpoint unavailable", error=repr(exc))
-    keeper: LeaseKeeper | None = None
-    keeper_task: asyncio.Task[None] | None = None
-    try:
-        if node.options.leases:
-            keeper = await _lease_keeper(node, nc)
-            keeper_task = asyncio.create_task(keeper.run())
-        await done.wait()
-        if keeper is not None:
-            # Renewals go on while the shards flush and stop; the leases are given back after.
-            keeper.draining = True
-            await loop.run_in_executor(None, node.shutdown)
-            keeper_task.cancel()  # type: ignore[union-attr]
-            await keeper.release_all()
-    finally:
-        if keeper_task is not None:
-            keeper_task.cancel()
-        if nc is not None:
-            await nc.close()
-
-
-async def _lease_keeper(node: Node, nc: NATS | None) -> LeaseKeeper:
-    """The node's lease keeper (:mod:`clipstream.actors.leases`), bound to the Guardian."""
-    if nc is None:
-        # Without NATS the node could own nothing; it fails rather than run idle.
-        raise NodeError(f"partition leases need NATS at {node.settings.nats.url}")
-    loop = asyncio.get_running_loop()
-    prefix = Topology.from_settings(node.settings.nats).prefix
-    kv = await open_bucket(nc.jetstream(timeout=node.settings.nats.timeout), prefix, node.options.lease_ttl)
-
-    async def assign(owned: dict[str, tuple[int, ...]]) -> None:
-        await loop.run_in_executor(None, node.assign, owned)
-
-    async def hosted() -> dict[str, set[int]]:
-        return await loop.run_in_executor(None, node.hosted)
-
-    return LeaseKeeper(kv=kv, node=node.name, kinds=tuple(sorted(node.kinds)),
-                       partitions=node.settings.actors.partitions, assign=assign, hosted=hosted,
-                       ttl=node.options.lease_ttl)
-
-
-def run_node(settings: Settings, kinds: Mapping[str, str] | None = None, options: RuntimeOptions | None = None) -> None:
-    """Run a node until SIGINT or SIGTERM, then shut it down cleanly."""
-    stop = threading.Event()
-    me = os.getpid()
-
-    def early(sig: int, _frame: object) -> None:
-        # Until the loop takes over, a signal must not kill us mid-start and orphan the actor
-        # system. Thespian forks its admin from here, and the admin keeps Python's handlers: in
-        # that process, fall back to the default action, or the admin could not be terminated.
-        if os.getpid() != me:
-            signal.signal(sig, signal.SIG_DFL)
-            os.kill(os.getpid(), sig)
-            return
-        stop.set()
-
-    previous = {sig: signal.signal(sig, early) for sig in (signal.SIGINT, signal.SIGTERM)}
-    node = Node(settings, kinds, options)
-    try:
-        # With leases the node starts owning nothing; its first lease round (right after) claims.
-        node.start(owned={kind: () for kind in node.kinds} if node.options.leases else None)
-        asyncio.run(_serve(node, stop))
-    finally:
-        node.shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m clipstream.actors.node [--kind name=package.module:factory ...]``"""
-    parser = argparse.ArgumentParser(prog="clipstream-node", description=run_node.__doc__)
-    parser.add_argument("--kind", action="append", default=[], metavar="NAME=FACTORY",
-                        help="run this kind (default: the registered KINDS)")
-    args = parser.parse_args(argv)
-    kinds = dict(k.split("=", 1) for k in args.kind) if args.kind else None
-    try:
-        run_node(get_settings(), kinds)
-    except NodeError as exc:
-        sys.exit(f"clipstream node: {exc}")
-
-
-if __name__ == "__main__":
-    main()

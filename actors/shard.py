@@ -32,7 +32,7 @@ from clipstream.actors.handoff import Batch, BridgeFailed, Evict, FlushDone, Inb
 from clipstream.actors.host import EntityHost, Reply
 from clipstream.actors.kinds import load_kind
 from clipstream.actors.messages import OwnPartitions, ShardStats
-from clipstream.actors.timings import Timings, gc_timer
+from clipstream.bus.timings import Timings, gc_timer
 from clipstream.bus.topology import Topology
 
 __all__ = ["Shard"]
@@ -220,8 +220,10 @@ class Shard(ActorTypeDispatcher):
         if self._wsock is not None:
             try:
                 self._wsock.send(b"\0")
-            except OSError:
-                pass
+            except (BlockingIOError, InterruptedError):
+                pass  # the socket buffer is full of wake-ups already: the actor will drain the queue
+            except OSError as exc:  # the socket pair is closed: only while the shard stops
+                log.warning("shard could not wake its actor thread", pid=os.getpid(), error=repr(exc))
 
     # --- timers -------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from clipstream.http.security import Tokens
 from clipstream.storage.cache import FRESH_KEEP, POPULAR_KEEP, Cache
 from clipstream.storage.cql import Cql
-from clipstream.storage.models import VideoCard
+from clipstream.storage.models import Stats, VideoCard
 from clipstream.storage.repos import StatsRepo
 from clipstream.workers.seed import SHARED_MEDIA_KEY, SHARED_THUMB_KEY
 
@@ -127,7 +127,7 @@ async def _seed_cql(cql: Cql, corpus: Corpus, progress: Progress) -> None:
     await run("INSERT INTO likes_by_user (user_id, video_id, author_id, liked_at) VALUES (?, ?, ?, ?)",
               [(u, v, corpus.author_of(v), now) for u, v in likes])
     # applied_seq 0: any like event on the bus is newer than the seeded count (sequence fencing).
-    await StatsRepo(cql).put_many([(vid, n, 0, 0, 0) for vid, n in corpus.likes.items()])
+    await StatsRepo(cql).put_many([Stats(vid, n) for vid, n in corpus.likes.items()])
     await cql.execute("INSERT INTO stats (id, likes) VALUES (?, ?)", (-CORPUS_VERSION - shape.videos, 1))
 
 

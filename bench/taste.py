@@ -373,7 +373,7 @@ async def seed_taste(cql: Any, redis: Any, world: World, progress: Progress) -> 
     from clipstream.bench.seed import publish_cards
     from clipstream.storage.cache import Cache
     from clipstream.storage.ids import EPOCH_MS, new_id
-    from clipstream.storage.models import VideoCard
+    from clipstream.storage.models import Stats, VideoCard
     from clipstream.storage.repos import StatsRepo
     from clipstream.workers.seed import SHARED_MEDIA_KEY, SHARED_THUMB_KEY
 
@@ -402,7 +402,7 @@ async def seed_taste(cql: Any, redis: Any, world: World, progress: Progress) -> 
               [(creators[world.author[j]], v) for j, v in enumerate(vids)])
     await run("INSERT INTO videos_by_hashtag (tag, video_id, author_id) VALUES (?, ?, ?)",
               [(t, v, creators[world.author[j]]) for j, v in enumerate(vids) for t in hashtags[j]])
-    await StatsRepo(cql).put_many([(v, world.likes[j], 0, 0, 0) for j, v in enumerate(vids)])
+    await StatsRepo(cql).put_many([Stats(v, world.likes[j]) for j, v in enumerate(vids)])
     progress("taste: Redis holds only the catalogue")
     await redis.flushdb()
     cards = [VideoCard(v, creators[world.author[j]], name[creators[world.author[j]]], SHARED_MEDIA_KEY,

@@ -44,10 +44,14 @@ def subjects() -> None:
     for spec in topo.streams:
         click.echo(f"stream {spec.name:<12} subjects {', '.join(spec.subjects)}")
     click.echo(f"partitions: {s.actors.partitions}; partition(id) = crc32(decimal id) % {s.actors.partitions}")
-    click.echo(f"user-keyed messages (like.v1, follow.v1, new_video.v1) -> {topo.prefix}.feed.<partition of user_id>")
+    click.echo(f"user-keyed messages (like.v1, follow.v1, new_video.v1) -> "
+               f"{topo.feed_subject('<partition of user_id>')}")
     click.echo(f"counter messages (like_delta.v1, view.v1 by video_id; follow_delta.v1 by author_id) -> "
-               f"{topo.prefix}.counter.<partition>")
-    click.echo(f"lifecycle events -> {topo.prefix}.video.<tag without version>; dead letters -> {topo.prefix}.dlq.<consumer>")
+               f"{topo.counter_subject('<partition>')}")
+    click.echo(f"lifecycle events -> {topo.video_subject('<tag without version>')}; "
+               f"dead letters -> {topo.dlq_subject('<consumer>')}")
+    click.echo(f"entity queries (request/reply) -> {topo.rpc_subject('<kind>', '<partition of key>')}; "
+               f"node status -> {topo.status_subject()} (all nodes), {topo.status_subject('<node>')}")
 
 
 @bus.command()
@@ -108,6 +112,9 @@ def dlq(last: int) -> None:
 
 
 async def _dlq(last: int) -> list[str]:
+    import nats.errors
+    import nats.js.errors
+
     from clipstream.bus.connection import connect_nats
     from clipstream.bus.codec import DecodeError, decode
     from clipstream.bus.messages import DeadLetter
@@ -126,7 +133,10 @@ async def _dlq(last: int) -> list[str]:
         for seq in range(first, info.state.last_seq + 1):
             try:
                 raw = await js.get_msg(stream, seq)
-            except Exception:
+            except nats.js.errors.NotFoundError:
+                continue  # deleted or aged out: a gap in the sequence, nothing to show
+            except nats.errors.Error as exc:
+                out.append(f"#{seq}: not readable ({type(exc).__name__}: {exc})")
                 continue
             try:
                 record = decode(raw.data)

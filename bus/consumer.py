@@ -1,9 +1,10 @@
-"""A durable JetStream pull consumer that never stops on a bad message.
+"""A durable JetStream pull consumer that never stops on a bad message (the worker's).
 
 Each message is decoded with the one bus decoder and handed to the handler; it is acked only after
 the handler returns. A message that does not decode, or whose handler raises :class:`Reject`, is
 published to the dead-letter subject with the reason and acked. Any other exception is treated as
-transient: the message is nak'ed with a delay and redelivered.
+transient: the message is nak'ed with a delay and redelivered. Its pulls are the shards' own
+(:class:`clipstream.bus.pull.Puller`); how the two differ is said there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 import structlog
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -20,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from clipstream.bus.codec import MAX_MESSAGE_BYTES, DecodeError, decode, encode
 from clipstream.bus.messages import BusMessage, DeadLetter
+from clipstream.bus.pull import Puller, stream_seq
 from clipstream.bus.topology import Topology
 
 __all__ = ["Consumer", "Reject", "RetryLater", "dead_letter", "dead_letter_record"]
@@ -64,7 +67,7 @@ def dead_letter_record(origin_subject: str, payload: bytes, stream_seq: int, rea
 
 async def dead_letter(js: JetStreamContext, topology: Topology, origin: str, msg: Msg, reason: str) -> None:
     """Publish the DeadLetter record of ``msg`` to ``<prefix>.dlq.<origin>``."""
-    record, msg_id = dead_letter_record(msg.subject, msg.data, msg.metadata.sequence.stream if msg.reply else 0, reason)
+    record, msg_id = dead_letter_record(msg.subject, msg.data, stream_seq(msg) if msg.reply else 0, reason)
     await js.publish(topology.dlq_subject(origin), encode(record), headers={"Nats-Msg-Id": msg_id})
 
 
@@ -73,6 +76,7 @@ class Consumer:
 
     def __init__(
         self,
+        nc: NATS,
         js: JetStreamContext,
         topology: Topology,
         durable: str,
@@ -86,6 +90,7 @@ class Consumer:
         concurrency: int = 1,
         decoder: Callable[[bytes], Any] = decode,
     ) -> None:
+        self.nc = nc
         self.js = js
         self.topology = topology
         self.durable = durable
@@ -114,11 +119,12 @@ class Consumer:
             filter_subject=self.subject,
         )
         sub = await self.js.pull_subscribe(self.subject, durable=self.durable, stream=stream, config=config)
+        puller = await Puller.open(self.nc, sub)
         sem = asyncio.Semaphore(self.concurrency)
         try:
             while not self._stop.is_set():
                 try:
-                    msgs = await sub.fetch(self.batch, timeout=1.0)
+                    msgs = await puller.fetch(self.batch, timeout=1.0)
                 except (NatsTimeout, asyncio.TimeoutError):
                     continue
                 except Exception as exc:  # connection trouble: nats-py reconnects; keep trying
@@ -135,6 +141,7 @@ class Consumer:
 
                     await asyncio.gather(*(guarded(m) for m in msgs))
         finally:
+            await puller.close()
             await sub.unsubscribe()
 
     def stop(self) -> None:

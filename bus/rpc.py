@@ -1,21 +1,33 @@
 """Request/reply on core NATS: the API asks the shard owning an entity and gets an answer.
 
-Subject ``<prefix>.rpc.<kind>.<partition>``; the request is a :class:`Query` envelope naming the
-entity key, with a kind-specific body; the reply is the kind's answer (msgspec JSON).
+A query for entity ``key`` of kind ``k`` is a core-NATS request on
+:meth:`Topology.rpc_subject` (``<prefix>.rpc.<k>.<partition_of(key)>``) whose payload is
+:class:`Query` as JSON, e.g. ``{"key": 42, "body": {"page": 1}}``; the owning shard answers with
+the kind's reply (the feed's: :class:`FeedPage`), or with :class:`QueryFailed` and the header
+``Clipstream-Error: 1``.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-__all__ = ["FeedPage", "FeedQuery", "Query", "rpc_subject"]
+__all__ = ["ERROR_HEADER", "FeedPage", "FeedQuery", "Query", "QueryFailed", "encode_error"]
+
+#: header of a reply that is a :class:`QueryFailed`, not the kind's answer
+ERROR_HEADER = "Clipstream-Error"
 
 
 class Query(msgspec.Struct, frozen=True):
-    """Envelope of a request to an entity."""
+    """The envelope of an entity query: the entity key and the kind-specific body (raw JSON)."""
 
     key: int
     body: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class QueryFailed(msgspec.Struct, frozen=True):
+    """The reply when the shard could not answer."""
+
+    error: str
 
 
 class FeedQuery(msgspec.Struct, frozen=True):
@@ -41,5 +53,9 @@ class FeedPage(msgspec.Struct, frozen=True):
     feedback_at: int = 0
 
 
-def rpc_subject(prefix: str, kind: str, partition: int) -> str:
-    return f"{prefix}.rpc.{kind}.{partition}"
+_encoder = msgspec.json.Encoder()
+
+
+def encode_error(reason: str) -> bytes:
+    """The payload of a failed query's reply (send it with ``ERROR_HEADER``)."""
+    return _encoder.encode(QueryFailed(reason))

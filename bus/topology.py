@@ -1,12 +1,17 @@
-"""JetStream streams and subjects of clipstream, declared idempotently.
+"""Every NATS subject of clipstream, and its JetStream streams, declared idempotently.
 
-Subjects carry the entity partition so that ownership of a partition is ownership of a subject:
+:class:`Topology` is the one place a subject is spelled; every process asks it. Subjects carry the
+entity partition so that ownership of a partition is ownership of a subject:
 
-    <p>.counter.<part>   like/unlike/view events for VideoCounter entities (keyed by video)
-    <p>.feed.<part>      follow/unfollow/new-video events for UserFeed entities (keyed by user)
-    <p>.video.<event>    video lifecycle: uploaded, ready, failed, deleted
-    <p>.minio.events     object-created notifications published by MinIO
-    <p>.dlq.<origin>     dead letters: undecodable or poison messages, with the reason
+    <p>.<kind>.<part>          entity messages of a kind's partition (JetStream):
+    <p>.counter.<part>           like/unlike/view events for VideoCounter entities (keyed by video)
+    <p>.feed.<part>              follow/unfollow/new-video events for UserFeed entities (keyed by user)
+    <p>.video.<event>          video lifecycle: uploaded, ready, failed, deleted
+    <p>.minio.events           object-created notifications published by MinIO
+    <p>.dlq.<origin>           dead letters: undecodable or poison messages, with the reason
+    <p>.rpc.<kind>.<part>      core-NATS queries of an entity (:mod:`clipstream.bus.rpc`)
+    <p>.node.status            every node's supervision tree (:mod:`clipstream.bus.status`)
+    <p>.node.<name>.status     one node's
 
 where <p> is ``settings.nats.subject_prefix`` (default ``cs``).
 """
@@ -43,16 +48,29 @@ class Topology(msgspec.Struct, frozen=True):
     def from_settings(cls, nats: NatsSettings) -> "Topology":
         return cls(prefix=nats.subject_prefix, minio_subject=nats.minio_subject)
 
-    def counter_subject(self, partition: int) -> str:
-        return f"{self.prefix}.counter.{partition}"
+    def partition_subject(self, kind: str, partition: int | str) -> str:
+        """The JetStream subject of one partition of an entity kind (``counter`` → ``<p>.counter.<part>``)."""
+        return f"{self.prefix}.{kind}.{partition}"
 
-    def feed_subject(self, partition: int) -> str:
-        return f"{self.prefix}.feed.{partition}"
+    def counter_subject(self, partition: int | str) -> str:
+        return self.partition_subject("counter", partition)
+
+    def feed_subject(self, partition: int | str) -> str:
+        return self.partition_subject("feed", partition)
+
+    def rpc_subject(self, kind: str, partition: int | str) -> str:
+        """The core-NATS request/reply subject of one partition of an entity kind."""
+        return f"{self.prefix}.rpc.{kind}.{partition}"
+
+    def status_subject(self, node: str | None = None) -> str:
+        """Where nodes answer status requests: every node on the shared one, one node on its own."""
+        return f"{self.prefix}.node.status" if node is None else f"{self.prefix}.node.{node}.status"
 
     def video_subject(self, event: str) -> str:
         return f"{self.prefix}.video.{event}"
 
     def dlq_subject(self, origin: str) -> str:
+        """Where a consumer named ``origin`` puts the messages it could not handle."""
         return f"{self.prefix}.dlq.{origin}"
 
     @property

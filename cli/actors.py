@@ -1,7 +1,7 @@
 """`clipstream actors`: the supervision tree of every live node, printed in the terminal.
 
 An operator tool on the machine: it asks the nodes over NATS directly (no API, no token), through
-the same :func:`clipstream.actors.status_client.gather_status` as ``GET /v1/admin/actors``.
+the same :func:`clipstream.bus.status.gather_status` as ``GET /v1/admin/actors``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import signal
 
 import click
 
-from clipstream.actors.messages import NodeStatus, ShardStatus, per_source
+from clipstream.bus.status import NodeStatus, ShardStatus, per_source
 
 __all__ = ["actors_cmd", "render_tree"]
 
@@ -82,7 +82,7 @@ def render_tree(statuses: list[NodeStatus]) -> str:
 
 
 async def _run(watch: bool, window: float) -> int:
-    from clipstream.actors.status_client import gather_status
+    from clipstream.bus.status import gather_status
     from clipstream.bus.connection import connect_nats
     from clipstream.bus.topology import Topology
     from clipstream.config import get_settings

@@ -65,13 +65,23 @@ def migrate_cmd() -> None:
 
 
 @main.command("node")
-def node_cmd() -> None:
+@click.option("--kind", "kinds", multiple=True, metavar="NAME=FACTORY",
+              help="run this entity kind, e.g. counter=clipstream.actors.testing:make_echo_kind "
+                   "(repeatable; default: the registered kinds)")
+def node_cmd(kinds: tuple[str, ...]) -> None:
     """Run an actor node: the Guardian and the shard actors of every entity kind."""
-    from clipstream.actors.node import AdminPortHeld, NodeError, run_node
+    from clipstream.actors.node import AdminPortHeld, NodeError
+    from clipstream.actors.service import run_node
     from clipstream.config import get_settings
 
+    chosen = {}
+    for kind in kinds:
+        name, sep, factory = kind.partition("=")
+        if not (sep and name and factory):
+            raise click.BadParameter(f"{kind!r} is not NAME=package.module:factory", param_hint="--kind")
+        chosen[name] = factory
     try:
-        run_node(get_settings())
+        run_node(get_settings(), chosen or None)
     except AdminPortHeld as exc:  # `clipstream run` does not restart a node for this
         click.echo(f"Error: {exc}", err=True)
         sys.exit(78)

@@ -1,6 +1,6 @@
 """The operator's view over HTTP: ``GET /v1/admin/actors`` (admin role) and the ``/admin/actors`` page.
 
-The data comes from every live node over NATS (:mod:`clipstream.actors.status_client`); the page is
+The data comes from every live node over NATS (:mod:`clipstream.bus.status`); the page is
 static and fetches the JSON with the operator's token, so the page itself carries no data and needs
 no cookie or server-side session.
 """
@@ -14,7 +14,7 @@ import nats.errors
 from litestar import Response, get
 from litestar.exceptions import PermissionDeniedException
 
-from clipstream.actors.messages import NodeStatus, ShardStatus
+from clipstream.bus.status import NodeStatus, ShardStatus
 from clipstream.http.admin_page import PAGE_HEADERS, PAGE_HTML
 from clipstream.http.bootstrap import CurrentUser, ServicesDep
 from clipstream.http.errors import ServiceUnavailable, errors

@@ -19,9 +19,9 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from clipstream.actors.status_client import StatusCache
 from clipstream.bus.connection import connect_nats
 from clipstream.bus.publisher import Publisher
+from clipstream.bus.status import StatusCache
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 from clipstream.http.cards import Cards, MediaUrls
@@ -153,16 +153,15 @@ async def open_services(settings: Settings, security: Security | None = None) ->
         cache = Cache(redis)
         users, videos, stats = UserRepo(cql), VideoRepo(cql), StatsRepo(cql)
         urls = MediaUrls(objects, keep_seconds=settings.minio.media_url_ttl / 2)
+        topology = Topology.from_settings(settings.nats)
         yield Services(
             settings=settings,
             security=security,
             cache=cache,
             objects=objects,
             objects_probe=ObjectStoreProbe(objects, timeout=MINIO_PROBE_TIMEOUT),
-            publisher=Publisher(
-                nc, Topology.from_settings(settings.nats), settings.actors.partitions, timeout=settings.nats.timeout
-            ),
-            feed=FeedClient(nc, settings.nats.subject_prefix, settings.actors.partitions, settings.nats.timeout),
+            publisher=Publisher(nc, topology, settings.actors.partitions, timeout=settings.nats.timeout),
+            feed=FeedClient(nc, topology, settings.actors.partitions, settings.nats.timeout),
             feed_pages=FeedRepo(cql),
             cards=Cards(cache, videos, users, stats, urls, item_ttl=settings.http.feed_item_ttl),
             users=users,
@@ -170,7 +169,7 @@ async def open_services(settings: Settings, security: Security | None = None) ->
             stats=stats,
             follows=FollowRepo(cql),
             sessions=Sessions(SessionRepo(cql), settings.http.jwt_secret, settings.http.refresh_ttl),
-            node_status=StatusCache(nc, Topology.from_settings(settings.nats)),
+            node_status=StatusCache(nc, topology),
             cql=cql,
             redis=redis,
             nc=nc,

@@ -244,4 +244,4 @@ class Cards:
         ids = list(video_ids)
         if not ids:
             return {}
-        return {vid: row[0] for vid, row in (await self.stats.get_many(ids)).items()}
+        return {vid: row.likes for vid, row in (await self.stats.get_many(ids)).items()}

@@ -1,8 +1,8 @@
 """Asks a user's UserFeed entity for a page over NATS request/reply (one round trip per feed call).
 
-The request goes to ``<prefix>.rpc.feed.<partition of user_id>``, answered by whichever feed shard
-owns that partition. No owner, a slow owner or a garbled reply is a :class:`BusUnavailable` (503 at
-the edge): the API never waits longer than the configured timeout.
+The request goes to ``<prefix>.rpc.feed.<partition of user_id>`` (:meth:`Topology.rpc_subject`),
+answered by whichever feed shard owns that partition. No owner, a slow owner or a garbled reply is a
+:class:`BusUnavailable` (503 at the edge): the API never waits longer than the configured timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from nats.js import JetStreamContext
 from clipstream.bus.codec import partition_of
 from clipstream.bus.inbox import NoReply, ReplyInbox
 from clipstream.bus.publisher import BusUnavailable
-from clipstream.bus.rpc import FeedPage, FeedQuery, Query, rpc_subject
+from clipstream.bus.rpc import FeedPage, FeedQuery, Query
+from clipstream.bus.topology import Topology
 
 __all__ = ["FeedClient"]
 
@@ -32,15 +33,15 @@ _page_decoder = msgspec.json.Decoder(FeedPage)
 class FeedClient:
     """Request/reply client of the feed shards."""
 
-    __slots__ = ("nc", "prefix", "partitions", "timeout", "_subjects", "_inbox", "_wait")
+    __slots__ = ("nc", "topology", "partitions", "timeout", "_subjects", "_inbox", "_wait")
 
-    def __init__(self, nc: NatsClient, prefix: str, partitions: int, timeout: float) -> None:
+    def __init__(self, nc: NatsClient, topology: Topology, partitions: int, timeout: float) -> None:
         self.nc = nc
-        self.prefix = prefix
+        self.topology = topology
         self.partitions = partitions
         self.timeout = timeout
         # Subjects are computed once per partition, not per request.
-        self._subjects = [rpc_subject(prefix, "feed", p) for p in range(partitions)]
+        self._subjects = [topology.rpc_subject("feed", p) for p in range(partitions)]
         # Replies on one inbox of this client's own: nats-py's request costs a NUID, os.urandom
         # and a wait_for per call (bus/inbox.py).
         self._inbox = ReplyInbox(nc)

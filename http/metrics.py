@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any, Iterable
 
+import structlog
 from litestar import Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
@@ -25,9 +26,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from clipstream.actors.messages import NodeStatus, per_source
-from clipstream.actors.timings import BUCKETS as STAGE_BUCKETS
-from clipstream.actors.timings import StageHist
+from clipstream.bus.status import NodeStatus, per_source
+from clipstream.bus.timings import BUCKETS as STAGE_BUCKETS
+from clipstream.bus.timings import StageHist
 from clipstream.http.bootstrap import ServicesDep
 
 __all__ = ["API_GC_FULL_SECONDS", "API_GC_SECONDS", "API_LOOP_LAG_SECONDS", "BUS_WAIT_SECONDS", "METRICS_HANDLERS", "NodeCollector",
@@ -63,7 +64,7 @@ def watch_worker() -> "asyncio.Task[None]":
     """In an API worker's loop: GC pauses and loop lag into their histograms, until cancelled."""
     import asyncio
 
-    from clipstream.actors.timings import gc_timer, loop_lag
+    from clipstream.bus.timings import gc_timer, loop_lag
 
     class _Into:  # the timings' Hist interface over a prometheus histogram
         __slots__ = ("observe",)
@@ -173,7 +174,7 @@ class NodeCollector(Collector):
         yield from self._feed_sources()
 
     def _stages(self) -> Metric:
-        """Each shard's per-stage latency histograms (:mod:`clipstream.actors.timings`)."""
+        """Each shard's per-stage latency histograms (:mod:`clipstream.bus.timings`)."""
         family = HistogramMetricFamily(
             "clipstream_shard_stage_seconds",
             "Per-stage latencies inside a shard process: lock_wait, query, apply_hold, tick_hold, flush, "
@@ -250,7 +251,8 @@ async def metrics(svc: ServicesDep) -> Response[bytes]:
     """Prometheus text format; unauthenticated like every scrape target: keep it off the public edge."""
     try:
         statuses = await svc.node_status.get()
-    except Exception:  # NATS down: the HTTP metrics still matter, clipstream_nodes 0 says the rest
+    except Exception as exc:  # NATS down: the HTTP metrics still matter, clipstream_nodes 0 says the rest
+        structlog.get_logger("clipstream.http.metrics").warning("node status unavailable", error=repr(exc))
         statuses = []
     body = generate_latest(_http_registry()) + render_nodes(statuses)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

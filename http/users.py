@@ -29,7 +29,7 @@ async def _profile(svc: ServicesDep, user_id: int, viewer: int | None = None) ->
         svc.videos.count_by_author(user_id),
         svc.follows.is_following(viewer, user_id) if viewer is not None and viewer != user_id else _false(),
     )
-    followers = stats[user_id][2] if user_id in stats else 0
+    followers = stats[user_id].followers if user_id in stats else 0
     return UserProfile(
         user_id=str(user.user_id),
         username=user.username,

@@ -52,7 +52,8 @@ async def video_detail(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser)
     if video.deleted or (not video.servable and video.author_id != me.user_id):
         raise NotFoundException("video not found")
     author, stats = await asyncio.gather(svc.users.get(video.author_id), svc.stats.get_many([vid]))
-    likes, views, _, _ = stats.get(vid, (0, 0, 0, 0))
+    row = stats.get(vid)
+    likes, views = (row.likes, row.views) if row else (0, 0)
     return svc.cards.detail(video, author.username, likes, views)
 
 
@@ -101,7 +102,8 @@ async def edit_video(video_id: VideoIdPath, data: JSONBody[VideoPatch], svc: Ser
         await svc.cache.put_cards([card_of(edited, author.username)])  # feeds show the new caption
         await svc.cache.put_tags(video.video_id, tags)  # and the feeds' pools its new hashtags
         svc.cards.forget(video.video_id)
-    likes, views, _, _ = stats.get(video.video_id, (0, 0, 0, 0))
+    row = stats.get(video.video_id)
+    likes, views = (row.likes, row.views) if row else (0, 0)
     return svc.cards.detail(edited, author.username, likes, views)
 
 

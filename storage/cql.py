@@ -21,6 +21,7 @@ from cassandra.policies import ConstantReconnectionPolicy, DCAwareRoundRobinPoli
 from cassandra.query import BatchStatement, BatchType, BoundStatement, PreparedStatement
 
 from clipstream.config.settings import CqlSettings
+from clipstream.storage.data_migrations import DATA_STEPS
 from clipstream.storage.errors import StorageUnavailable
 
 __all__ = ["Cql", "apply_migrations", "connect_cql", "migrations"]
@@ -268,6 +269,9 @@ def apply_migrations(settings: CqlSettings) -> list[int]:
                 continue
             for stmt in statements:
                 cql.execute_sync(stmt)
+            step = DATA_STEPS.get(version)
+            if step is not None:
+                step(cql)
             cql.execute_sync(
                 f"INSERT INTO {ks}.schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                 (version, name, int(time.time() * 1000)),

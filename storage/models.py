@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["User", "Video", "VideoCard", "VideoStatus"]
+__all__ = ["FeedState", "Stats", "StoredFeed", "User", "Video", "VideoCard", "VideoStatus"]
 
 VideoStatus = Literal["uploading", "processing", "ready", "failed"]
 
@@ -68,3 +68,41 @@ class VideoCard(msgspec.Struct, frozen=True, array_like=True):
         assert video.media_key and video.thumb_key, "only processed videos have cards"
         return cls(video.video_id, video.author_id, username, video.media_key, video.thumb_key,
                    video.duration or 0.0, video.created_at, video.caption, video.hashtags)
+
+
+class Stats(msgspec.Struct, frozen=True, gc=False):
+    """One ``stats`` row: the counts of a video (likes, views) or a creator (followers), with the
+    highest stream sequence applied to them (which fences the row's writes)."""
+
+    id: int
+    likes: int = 0
+    views: int = 0
+    followers: int = 0
+    applied_seq: int = 0
+
+
+class FeedState(msgspec.Struct, frozen=True, gc=False):
+    """One ``feed_state`` row: a user's feed apart from its pages."""
+
+    user_id: int
+    applied_seq: int
+    next_page: int
+    #: (video, author) candidates from followed creators, oldest first
+    inbox: list[tuple[int, int]]
+    #: the encoded interest profile (None: never stored; rebuilt from likes and follows)
+    profile: bytes | None = None
+
+
+class StoredFeed(msgspec.Struct, frozen=True, gc=False):
+    """A user's feed as loaded: its state row and what its stored pages say (zeros for a new user)."""
+
+    applied_seq: int = 0
+    #: the page number that follows the newest stored page (or the state's, if higher)
+    next_page: int = 0
+    #: the inbox without what was served since it was written
+    inbox: list[tuple[int, int]] = []
+    #: every video of every stored page
+    served: set[int] = set()
+    #: the newest pages, by page number
+    pages: dict[int, list[int]] = {}
+    profile: bytes | None = None

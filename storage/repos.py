@@ -13,8 +13,9 @@ from typing import Any, Iterable
 import msgspec
 
 from clipstream.storage.cql import Cql
+from clipstream.storage.data_migrations import LEGACY_PAGE
 from clipstream.storage.errors import Conflict, NotFound
-from clipstream.storage.models import User, Video
+from clipstream.storage.models import FeedState, Stats, StoredFeed, User, Video
 
 __all__ = [
     "Claim", "FENCE_BASE", "FeedRepo", "FollowRepo", "LikeRepo", "StatsRepo", "UserRepo", "VideoRepo", "fence_timestamp", "now_ms",
@@ -300,23 +301,22 @@ class StatsRepo:
     def __init__(self, cql: Cql) -> None:
         self.cql = cql
 
-    async def get_many(self, ids: Iterable[int]) -> dict[int, tuple[int, int, int, int]]:
-        """id -> (likes, views, followers, applied_seq); missing ids are absent."""
+    async def get_many(self, ids: Iterable[int]) -> dict[int, Stats]:
+        """id -> its row; missing ids are absent."""
         results = await self.cql.execute_many(
             "SELECT id, likes, views, followers, applied_seq FROM stats WHERE id = ?", [(i,) for i in set(ids)]
         )
         return {
-            r[0].id: (r[0].likes or 0, r[0].views or 0, r[0].followers or 0, r[0].applied_seq or 0)
-            for r in results
-            if r
+            row.id: Stats(row.id, row.likes or 0, row.views or 0, row.followers or 0, row.applied_seq or 0)
+            for row in (r[0] for r in results if r)
         }
 
     def scan_likes(self) -> dict[int, int]:
         """id -> like count of every row. A full table scan, blocking: for the rare rebuild of Redis."""
         return {r.id: r.likes or 0 for r in self.cql.execute_sync("SELECT id, likes FROM stats")}
 
-    async def put_many(self, rows: Iterable[tuple[int, int, int, int, int]]) -> None:
-        """Write (id, likes, views, followers, applied_seq) rows, fenced by ``applied_seq``.
+    async def put_many(self, rows: Iterable[Stats]) -> None:
+        """Write rows, fenced by ``applied_seq``.
 
         The write timestamp is derived from the applied stream sequence, so for one id the row
         with the highest sequence wins whatever order the writes land in. That fences a stale
@@ -326,7 +326,7 @@ class StatsRepo:
         """
         await self.cql.write_many((
             "INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-            [(*row, fence_timestamp(row[4])) for row in rows],
+            [(r.id, r.likes, r.views, r.followers, r.applied_seq, fence_timestamp(r.applied_seq)) for r in rows],
         ))
 
 
@@ -349,7 +349,7 @@ class LikeRepo:
         Only the last change of a (user, video) is written: a user's rows go in one batch, with
         one write timestamp, on which a delete beats an insert; so a like, unlike and like again
         in one flush must not send the unlike (sending the adds, then the removes lost it too)."""
-        last = {(c[0], c[1]): c for c in changes}
+        last = {(user, video): (user, video, author, liked, at) for user, video, author, liked, at in changes}
         await self.cql.write_many(
             ("INSERT INTO likes_by_user (user_id, video_id, author_id, liked_at) VALUES (?, ?, ?, ?)",
              [(u, v, a, at) for u, v, a, liked, at in last.values() if liked]),
@@ -401,33 +401,31 @@ class FeedRepo:
     def __init__(self, cql: Cql) -> None:
         self.cql = cql
 
-    async def load(
-        self, user_id: int, recent: int = 8
-    ) -> tuple[int, int, list[tuple[int, int]], set[int], dict[int, list[int]], bytes | None]:
-        """(applied_seq, next_page, inbox of (video, author), served, the ``recent`` newest pages,
-        the stored interest profile); zeros and None for a new user.
+    async def load(self, user_id: int, recent: int = 8) -> StoredFeed:
+        """The user's feed with its ``recent`` newest pages; zeros and None for a new user.
 
         The inbox is stored flat, video and author interleaved, in one list<bigint> column; what
         was served since it was last written is dropped from it here.
         """
-        state, pages, legacy = await asyncio.gather(
+        state, pages = await asyncio.gather(
             self.cql.execute("SELECT applied_seq, next_page, inbox, profile FROM feed_state WHERE user_id = ?", (user_id,)),
             self.cql.execute("SELECT page, video_ids FROM feed_pages WHERE user_id = ?", (user_id,)),
-            # written before migration 2 only; read so that those feeds never repeat either
-            self.cql.execute("SELECT video_id FROM feed_served WHERE user_id = ?", (user_id,)),
         )
         seq, next_page, inbox, profile = (0, 0, [], None)
         if state:
             seq, next_page, profile = state[0].applied_seq or 0, state[0].next_page or 0, state[0].profile
             flat = list(state[0].inbox or [])
             inbox = list(zip(flat[0::2], flat[1::2]))
-        served = {r.video_id for r in legacy}
-        for r in pages:  # newest first (clustering order)
+        served: set[int] = set()
+        for r in pages:  # newest first (clustering order); LEGACY_PAGE, if any, last
             served.update(r.video_ids or ())
+        pages = [r for r in pages if r.page != LEGACY_PAGE]  # served, never a page to show again
         if pages:
             next_page = max(next_page, pages[0].page + 1)
-        inbox = [pair for pair in inbox if pair[0] not in served]
-        return seq, next_page, inbox, served, {r.page: list(r.video_ids or []) for r in pages[:recent]}, profile
+        return StoredFeed(
+            applied_seq=seq, next_page=next_page, inbox=[pair for pair in inbox if pair[0] not in served],
+            served=served, pages={r.page: list(r.video_ids or []) for r in pages[:recent]}, profile=profile,
+        )
 
     async def page(self, user_id: int, page: int) -> list[int] | None:
         """The video ids of a page served before; None if it is not (yet) stored."""
@@ -436,19 +434,15 @@ class FeedRepo:
         )
         return list(rows[0].video_ids or []) if rows else None
 
-    async def save(
-        self,
-        states: Iterable[tuple[int, int, int, list[tuple[int, int]], bytes | None]],
-        pages: Iterable[tuple[int, int, list[int]]],
-    ) -> None:
-        """Write (user, seq, next_page, inbox, profile) states and new (user, page, video ids) pages.
+    async def save(self, states: Iterable[FeedState], pages: Iterable[tuple[int, int, list[int]]]) -> None:
+        """Write state rows and new (user, page, video ids) pages.
 
         A page is one row whatever its size, and a feed that only served pages since its last
         flush needs no state row: that is one CQL row per page served, batched with the user's
         other rows."""
         await self.cql.write_many(
             ("INSERT INTO feed_state (user_id, applied_seq, next_page, inbox, profile) VALUES (?, ?, ?, ?, ?)",
-             [(user, seq, page, [n for pair in inbox for n in pair], profile)
-              for user, seq, page, inbox, profile in states]),
+             [(s.user_id, s.applied_seq, s.next_page, [n for pair in s.inbox for n in pair], s.profile)
+              for s in states]),
             ("INSERT INTO feed_pages (user_id, page, video_ids) VALUES (?, ?, ?)", pages),
         )

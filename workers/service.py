@@ -41,13 +41,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                             publisher, settings.media)
         fanout = Fanout(FollowRepo(cql), publisher)
         consumers = [
-            Consumer(js, topology, "media-uploads", settings.nats.minio_subject, media.on_minio_event,
+            Consumer(nc, js, topology, "media-uploads", settings.nats.minio_subject, media.on_minio_event,
                      decoder=decode_minio_event, concurrency=settings.media.workers, batch=settings.media.workers,
                      ack_wait=30.0),
-            Consumer(js, topology, "media-complete", topology.video_subject("upload_completed"),
+            Consumer(nc, js, topology, "media-complete", topology.video_subject("upload_completed"),
                      media.on_video_event, concurrency=settings.media.workers, batch=settings.media.workers,
                      ack_wait=30.0),
-            Consumer(js, topology, "fanout", topology.video_subject("video_ready"), fanout.on_video_event),
+            Consumer(nc, js, topology, "fanout", topology.video_subject("video_ready"), fanout.on_video_event),
         ]
         tasks = [asyncio.create_task(c.run(), name=c.durable) for c in consumers]
         keeper = CacheKeeper(videos, StatsRepo(cql), Cache(redis))

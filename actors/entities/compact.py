@@ -155,9 +155,6 @@ class Pairs(array):  # type: ignore[type-arg]
         for i in range(len(self) - 2, -1, -2):
             yield self[i], self[i + 1]
 
-    def count_pairs(self) -> int:
-        return len(self) // 2
-
     def __eq__(self, other: Any) -> bool:
         if isinstance(other, list):
             return self.pairs() == [tuple(p) for p in other]

@@ -7,16 +7,16 @@ it) changes nothing, which makes replays after a crash exact.
 
 from __future__ import annotations
 
-from typing import Any
 
 import msgspec
 
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import BusMessage, FollowDelta, LikeDelta, ViewDelta
 from clipstream.storage.cache import Cache
+from clipstream.storage.models import Stats
 from clipstream.storage.repos import StatsRepo
 
-__all__ = ["Counter", "CounterKind"]
+__all__ = ["Counter", "CounterKind", "CounterSnapshot"]
 
 
 class Counter(msgspec.Struct, gc=False):
@@ -33,6 +33,13 @@ class Counter(msgspec.Struct, gc=False):
     followers: int = 0
     seq: int = 0
     likes_changed: bool = False
+
+
+class CounterSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """What a flush writes of one counter: its stats row, and whether Redis needs its like count."""
+
+    row: Stats
+    likes_changed: bool
 
 
 class CounterKind(EntityKind[Counter]):
@@ -53,7 +60,8 @@ class CounterKind(EntityKind[Counter]):
 
     async def load(self, keys: list[int]) -> dict[int, Counter]:
         found = await self.stats.get_many(keys)
-        return {k: Counter(k, *found[k]) if k in found else Counter(k) for k in keys}
+        rows = {k: found.get(k) or Stats(k) for k in keys}
+        return {k: Counter(k, r.likes, r.views, r.followers, r.applied_seq) for k, r in rows.items()}
 
     def handle(self, entity: Counter, message: BusMessage, seq: int, outbox: Outbox) -> bool:
         if seq <= entity.seq:
@@ -68,15 +76,16 @@ class CounterKind(EntityKind[Counter]):
             entity.followers = max(0, entity.followers + message.delta)
         return True
 
-    def snapshot(self, entity: Counter) -> tuple[int, int, int, int, int, bool]:
-        snap = (entity.key, entity.likes, entity.views, entity.followers, entity.seq, entity.likes_changed)
+    def snapshot(self, entity: Counter) -> CounterSnapshot:
+        snap = CounterSnapshot(Stats(entity.key, entity.likes, entity.views, entity.followers, entity.seq),
+                               entity.likes_changed)
         entity.likes_changed = False
         return snap
 
-    async def flush(self, snapshots: list[Any]) -> None:
+    async def flush(self, snapshots: list[CounterSnapshot]) -> None:
         # Scylla first: it is the truth; Redis is rebuilt from it if the second step fails.
-        await self.stats.put_many(s[:5] for s in snapshots)
-        await self.cache.put_likes((s[0], s[1]) for s in snapshots if s[5])
+        await self.stats.put_many(s.row for s in snapshots)
+        await self.cache.put_likes((s.row.id, s.row.likes) for s in snapshots if s.likes_changed)
 
     def size_of(self, entity: Counter) -> int:
         # the struct (64) and its sequence int (32); counts under 257 are shared small ints, and

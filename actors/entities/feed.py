@@ -40,9 +40,11 @@ from clipstream.bus.rpc import FeedPage, FeedQuery
 from clipstream.storage.cache import Cache
 from clipstream.storage.hashtags import tag_id
 from clipstream.storage.ids import EPOCH_MS, created_ms
+from clipstream.storage.models import FeedState
 from clipstream.storage.repos import FeedRepo, FollowRepo, LikeRepo
 
-__all__ = ["SOURCES", "CandidatePool", "Changes", "FeedKind", "UserFeed", "build_feed", "rank", "rank_page"]
+__all__ = ["SOURCES", "CandidatePool", "Changes", "FeedKind", "FeedSnapshot", "UserFeed", "build_feed", "rank",
+           "rank_page"]
 
 log = structlog.get_logger(__name__)
 
@@ -139,6 +141,17 @@ class Changes:
         self.new_pages: list[tuple[int, list[int]]] = []
         self.like_changes: list[tuple[int, int, int, bool, int]] = []
         self.follow_changes: list[tuple[int, int, bool]] = []
+
+
+class FeedSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """What a flush writes of one feed: its state row if it changed (None: only pages, likes or
+    follows did), the pages served since the last flush, and the like and follow changes."""
+
+    key: int
+    state: FeedState | None
+    new_pages: list[tuple[int, list[int]]]
+    like_changes: list[tuple[int, int, int, bool, int]]
+    follow_changes: list[tuple[int, int, bool]]
 
 
 class UserFeed(msgspec.Struct, gc=False):
@@ -440,10 +453,11 @@ class FeedKind(EntityKind[UserFeed]):
         return {f.key: f for f in loaded}
 
     async def _load_one(self, key: int) -> UserFeed:
-        (seq, next_page, inbox, served, pages, profile), liked, following = await asyncio.gather(
+        stored, liked, following = await asyncio.gather(
             self.feeds.load(key), self.likes_repo.liked_by(key), self.follows_repo.following(key)
         )
-        return build_feed(key, seq, next_page, inbox, served, pages, liked, following, profile)
+        return build_feed(key, stored.applied_seq, stored.next_page, stored.inbox, stored.served, stored.pages,
+                          liked, following, stored.profile)
 
     async def refresh(self) -> None:
         """Rebuild the shard's candidate pool from Redis, unless its lists did not change: then the
@@ -613,25 +627,26 @@ class FeedKind(EntityKind[UserFeed]):
         flags = [(1 if v in liked else 0) | (2 if authors.get(v, 0) in following else 0) for v in ids]
         return flags if any(flags) else []
 
-    def snapshot(self, entity: UserFeed) -> tuple[Any, ...]:
+    def snapshot(self, entity: UserFeed) -> FeedSnapshot:
         c = entity.changes or Changes()
         entity.changes = None
-        return (entity.key, entity.seq, entity.next_page, entity.inbox.pairs() if c.state else None,
-                c.new_pages, c.like_changes, c.follow_changes, entity.profile.encode() if c.state else None)
+        state = FeedState(entity.key, entity.seq, entity.next_page, entity.inbox.pairs(),
+                          entity.profile.encode()) if c.state else None
+        return FeedSnapshot(entity.key, state, c.new_pages, c.like_changes, c.follow_changes)
 
-    async def flush(self, snapshots: list[Any]) -> None:
+    async def flush(self, snapshots: list[FeedSnapshot]) -> None:
         # Likes and follows strictly before the state row with its applied sequence: a process
         # killed between the two must come back with the sequence *behind* what the rows say, so
         # the redelivered requests find the like already there and change nothing. The other
         # order loses the like from the user's set while its delta was counted, and a second like
         # of the same video later counts again (the scale-out SIGKILL test caught exactly that).
         await asyncio.gather(
-            self.likes_repo.apply(c for s in snapshots for c in s[5]),
-            self.follows_repo.apply(c for s in snapshots for c in s[6]),
+            self.likes_repo.apply(c for s in snapshots for c in s.like_changes),
+            self.follows_repo.apply(c for s in snapshots for c in s.follow_changes),
         )
         await self.feeds.save(
-            states=[(s[0], s[1], s[2], s[3], s[7]) for s in snapshots if s[3] is not None],
-            pages=[(s[0], p, ids) for s in snapshots for p, ids in s[4]],
+            states=[s.state for s in snapshots if s.state is not None],
+            pages=[(s.key, p, ids) for s in snapshots for p, ids in s.new_pages],
         )
 
     def size_of(self, entity: UserFeed) -> int:

@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from clipstream.actors.leftovers import session_processes
 from clipstream.actors.messages import RuntimeOptions
-from clipstream.actors.node import Node, session_processes
+from clipstream.actors.node import Node
 from clipstream.actors.testing import DB_ENV, EchoStore
 from clipstream.config.settings import ActorSettings, NatsSettings, Settings
 

@@ -10,8 +10,9 @@ from typing import Callable, Iterator
 import pytest
 from thespian.actors import PoisonMessage
 
-from clipstream.actors.messages import NodeStatus, ShardStatus
-from clipstream.actors.node import Node, session_processes
+from clipstream.bus.status import NodeStatus, ShardStatus
+from clipstream.actors.leftovers import session_processes
+from clipstream.actors.node import Node
 from clipstream.config.settings import Settings
 
 BROKEN = "clipstream.actors.testing:no_such_factory"

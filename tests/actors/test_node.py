@@ -16,13 +16,15 @@ from types import SimpleNamespace
 import nats
 import pytest
 
-from clipstream.actors.messages import NodeStatus
-from clipstream.actors.leftovers import NodeRecord, end_leftovers, end_session, read_record, record_path
-from clipstream.actors.node import AdminPortHeld, Node, NodeError, request_status, session_processes, stop_budget
+from clipstream.actors.leftovers import (NodeRecord, end_leftovers, end_session, read_record, record_path,
+                                         session_processes)
+from clipstream.actors.node import AdminPortHeld, Node, NodeError, stop_budget
+from clipstream.bus.status import NodeStatus, request_status
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 
 ECHO_FACTORY = "clipstream.actors.testing:make_echo_kind"
+CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 
 
 def listening(port: int) -> set[str]:
@@ -82,10 +84,10 @@ def env_for(settings: Settings, db: str, state_dir: str | None = None) -> dict[s
 
 
 def _start_node(actor_settings: Settings, tmp_path: Path, **popen) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
-    """``python -m clipstream.actors.node`` with the echo counter kind, as a real process; its
-    record of the actor system goes to ``tmp_path/state``."""
+    """``clipstream node`` with the echo counter kind, as a real process; its record of the actor
+    system goes to ``tmp_path/state``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "clipstream.actors.node", "--kind", f"counter={ECHO_FACTORY}"],
+        [CLIPSTREAM, "node", "--kind", f"counter={ECHO_FACTORY}"],
         env=env_for(actor_settings, str(tmp_path / "echo.db"), str(tmp_path / "state")),
         cwd=tmp_path,
         **popen,

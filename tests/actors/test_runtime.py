@@ -15,10 +15,10 @@ import pytest
 from nats.js import JetStreamContext
 
 from clipstream.actors.node import Node
-from clipstream.actors.rpc import QueryError, ask_entity
 from clipstream.actors.testing import POISON_USER, EchoStore
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import BusMessage, DeadLetter, Follow, LikeDelta, ViewDelta
+from clipstream.bus.rpc import ERROR_HEADER, Query, QueryFailed
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 
@@ -196,31 +196,38 @@ class TestAckAfterFlush:
         await until(lambda: echo_store.counts()[video].likes == 35, what="fetch resumed")
 
 
+async def ask(bus: Bus, key: int, body: object) -> bytes:
+    """One entity query of the counter kind, as the API sends it (bus/rpc.py)."""
+    payload = msgspec.json.encode(Query(key, msgspec.Raw(msgspec.json.encode(body))))
+    subject = bus.topology.rpc_subject("counter", partition_of(key, PARTITIONS))
+    reply = await bus.nc.request(subject, payload, timeout=2)
+    assert not (reply.headers and reply.headers.get(ERROR_HEADER)), reply.data
+    return reply.data
+
+
 class TestQuery:
     async def test_query_round_trip(self, bus: Bus, echo_store: EchoStore) -> None:
         video = 501
         for m in likes(video, 4):
             await bus.publish(m)
         await until(lambda: video in echo_store.counts(), what="likes")
-        reply = msgspec.json.decode(
-            await ask_entity(bus.nc, bus.topology, "counter", video, {"page": 1}, PARTITIONS)
-        )
+        reply = msgspec.json.decode(await ask(bus, video, {"page": 1}))
         assert reply == {"key": video, "likes": 4, "views": 0, "applied_seq": reply["applied_seq"],
                          "request": {"page": 1}}
         # A key never seen is activated by the query itself.
-        fresh = msgspec.json.decode(await ask_entity(bus.nc, bus.topology, "counter", 502, None, PARTITIONS))
+        fresh = msgspec.json.decode(await ask(bus, 502, None))
         assert fresh["likes"] == 0
 
     async def test_bad_query_is_an_error_reply(self, bus: Bus) -> None:
-        subject = f"{bus.topology.prefix}.rpc.counter.0"
+        subject = bus.topology.rpc_subject("counter", 0)
         reply = await bus.nc.request(subject, b"[1,2", timeout=2)
-        assert reply.headers and reply.headers.get("Clipstream-Error") == "1"
-        with pytest.raises(QueryError):
-            # Right subject for partition 0 but a key of another partition.
-            other = next(k for k in range(1, 100) if partition_of(k, PARTITIONS) != 0)
-            reply = await bus.nc.request(subject, msgspec.json.encode({"key": other}), timeout=2)
-            if reply.headers and reply.headers.get("Clipstream-Error"):
-                raise QueryError(reply.data.decode())
+        assert reply.headers and reply.headers.get(ERROR_HEADER) == "1"
+        msgspec.json.decode(reply.data, type=QueryFailed)
+        # Right subject for partition 0 but a key of another partition.
+        other = next(k for k in range(1, 100) if partition_of(k, PARTITIONS) != 0)
+        reply = await bus.nc.request(subject, msgspec.json.encode({"key": other}), timeout=2)
+        assert reply.headers and reply.headers.get(ERROR_HEADER) == "1"
+        assert msgspec.json.decode(reply.data, type=QueryFailed).error
 
 
 class TestSupervision:

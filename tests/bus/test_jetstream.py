@@ -65,7 +65,7 @@ async def test_malformed_messages_are_dead_lettered_and_the_consumer_goes_on(js,
     await js.publish(subject, b'{"type":"like.v1","user_id":1,"video_id":13,"author_id":1,"like":true,"at":1}')
     await js.publish(subject, encode(good))
     await js.publish(subject, encode(good))
-    consumer = Consumer(js, topo, durable, subject, handler, batch=10)
+    consumer = Consumer(nc, js, topo, durable, subject, handler, batch=10)
     task = asyncio.create_task(consumer.run())
     try:
         await asyncio.wait_for(asyncio.gather(done.wait(), got_dead.wait()), timeout=20)

@@ -164,7 +164,7 @@ class LikeLoad:
 
         async def counts() -> dict[int, int] | None:
             try:
-                return {k: row[0] for k, row in (await stats.get_many(ids)).items()}
+                return {k: row.likes for k, row in (await stats.get_many(ids)).items()}
             except StorageUnavailable:  # this test's own session reconnects after an outage
                 return None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clipstream.actors.node import session_processes
+from clipstream.actors.leftovers import session_processes
 from clipstream.bus.topology import Topology
 
 __all__ = ["CLIPSTREAM", "NodeProc", "eventually", "free_port", "Outage", "assert_counts_become", "private_bus", "rss_kib", "stack_service"]

@@ -27,7 +27,8 @@ CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 async def wait_likes(stats: StatsRepo, video_id: int, want: int, timeout: float = 20.0) -> int:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        got = (await stats.get_many([video_id])).get(video_id, (0,))[0]
+        row = (await stats.get_many([video_id])).get(video_id)
+        got = row.likes if row else 0
         if got == want or asyncio.get_running_loop().time() > deadline:
             return got
         await asyncio.sleep(0.2)

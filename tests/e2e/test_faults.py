@@ -19,7 +19,8 @@ import httpx
 import nats
 import pytest
 
-from clipstream.actors.node import request_status, session_processes
+from clipstream.actors.leftovers import session_processes
+from clipstream.bus.status import request_status
 from clipstream.bus.topology import Topology
 from clipstream.cli.apiclient import ApiClient
 from clipstream.media.testsrc import make_test_video

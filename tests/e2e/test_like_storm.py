@@ -76,7 +76,7 @@ async def test_like_storm_counts_are_exact(system, cql, settings) -> None:
     ids = [int(v) for v in video_ids]
 
     async def scylla_counts() -> dict[int, int]:
-        return {k: v[0] for k, v in (await stats.get_many(ids)).items()}
+        return {k: v.likes for k, v in (await stats.get_many(ids)).items()}
 
     want = {int(v): n for v, n in expected.items()}
     deadline = asyncio.get_running_loop().time() + 60

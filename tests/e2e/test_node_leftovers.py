@@ -23,9 +23,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from clipstream.actors.leftovers import read_record, record_path
-from clipstream.actors.messages import NodeStatus
-from clipstream.actors.node import request_status, session_processes, stop_budget
+from clipstream.actors.leftovers import read_record, record_path, session_processes
+from clipstream.actors.node import stop_budget
+from clipstream.bus.status import NodeStatus, request_status
 from clipstream.bus.topology import Topology
 from tests.e2e.nodes import CLIPSTREAM, free_port, private_bus
 

@@ -24,7 +24,7 @@ import nats.js.errors
 import pytest
 
 from clipstream.actors.leases import bucket_name, lease_key
-from clipstream.actors.node import request_status
+from clipstream.bus.status import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import ensure_streams
@@ -162,7 +162,7 @@ async def test_two_nodes_share_partitions_and_survive_a_sigkill(migrated, cql, t
             expected[v] += 1
 
         async def likes() -> dict[int, int]:
-            return {k: row[0] for k, row in (await stats.get_many(videos)).items()}
+            return {k: row.likes for k, row in (await stats.get_many(videos)).items()}
 
         await assert_counts_become(likes, expected, 120, "every like count in Scylla equals the distinct likes")
         stamp("every count in Scylla is exact")

@@ -26,7 +26,7 @@ import nats
 import pytest
 
 from clipstream.actors.messages import RuntimeOptions
-from clipstream.actors.node import request_status
+from clipstream.bus.status import request_status
 from clipstream.bus.codec import encode, partition_of
 from clipstream.bus.messages import LikeRequest
 from clipstream.bus.topology import ensure_streams
@@ -108,7 +108,7 @@ async def test_cassandra_outage_delays_flushes_and_loses_nothing(migrated, cql, 
 
     async def likes() -> dict[int, int] | None:
         try:
-            return {k: row[0] for k, row in (await stats.get_many(videos)).items()}
+            return {k: row.likes for k, row in (await stats.get_many(videos)).items()}
         except Exception:  # noqa: BLE001 - the test's own session reconnects after the outage
             return None
 

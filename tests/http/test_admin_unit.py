@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from clipstream.actors.messages import GuardianStatus, NodeStatus, ShardStatus
+from clipstream.bus.status import GuardianStatus, NodeStatus, ShardStatus
 from tests.http.test_app_unit import make_client, token
 
 

@@ -8,9 +8,10 @@ import pytest
 from cassandra.query import BatchStatement
 
 from clipstream.storage.cql import BATCH_ROWS, apply_migrations
+from clipstream.storage.data_migrations import LEGACY_PAGE, feed_served_into_pages
 from clipstream.storage.errors import Conflict, NotFound
 from clipstream.storage.ids import new_id
-from clipstream.storage.models import User, Video
+from clipstream.storage.models import FeedState, Stats, StoredFeed, User, Video
 from clipstream.storage.repos import Claim, FeedRepo, FollowRepo, LikeRepo, StatsRepo, UserRepo, VideoRepo, now_ms
 from tests.storage.conftest import rows_of
 
@@ -94,8 +95,8 @@ class TestGraph:
     async def test_stats_likes_follows_feed(self, cql) -> None:
         vid, user, author = new_id(), new_id(), new_id()
         stats = StatsRepo(cql)
-        await stats.put_many([(vid, 3, 7, 0, 42)])
-        assert (await stats.get_many([vid, new_id()])) == {vid: (3, 7, 0, 42)}
+        await stats.put_many([Stats(vid, 3, 7, 0, 42)])
+        assert (await stats.get_many([vid, new_id()])) == {vid: Stats(vid, 3, 7, 0, 42)}
         likes = LikeRepo(cql)
         await likes.apply([(user, vid, author, True, now_ms())])
         assert await likes.liked_by(user) == {vid: author}
@@ -106,16 +107,23 @@ class TestGraph:
         assert await follows.following(user) == {author} and await follows.followers(author) == [user]
         feeds = FeedRepo(cql)
         other = new_id()
-        await feeds.save([(user, 9, 2, [(vid, author), (other, author)], b"profile")], [(user, 1, [vid])])
+        await feeds.save([FeedState(user, 9, 2, [(vid, author), (other, author)], b"profile")], [(user, 1, [vid])])
         # served = the stored pages' videos; the inbox loses what was served since it was written
-        assert await feeds.load(user) == (9, 2, [(other, author)], {vid}, {1: [vid]}, b"profile")
+        assert await feeds.load(user) == StoredFeed(9, 2, [(other, author)], {vid}, {1: [vid]}, b"profile")
         await feeds.save([], [(user, p, [p]) for p in range(2, 12)])  # pages alone, no state row
-        seq, next_page, inbox, served, pages, profile = await feeds.load(user, recent=8)
-        assert profile == b"profile"
-        assert (seq, next_page, inbox) == (9, 12, [(other, author)])
-        assert served == {vid, *range(2, 12)} and sorted(pages) == list(range(4, 12))
+        stored = await feeds.load(user, recent=8)
+        assert stored.profile == b"profile"
+        assert (stored.applied_seq, stored.next_page, stored.inbox) == (9, 12, [(other, author)])
+        assert stored.served == {vid, *range(2, 12)} and sorted(stored.pages) == list(range(4, 12))
+        # served before migration 2: in feed_served, which migration 5 copies into one page
         cql.execute_sync("INSERT INTO feed_served (user_id, video_id) VALUES (%s, %s)", (user, other))
-        assert (await feeds.load(user))[3] == {vid, other, *range(2, 12)}  # served before migration 2
+        assert (await feeds.load(user)).served == {vid, *range(2, 12)}  # feed_served is read no more
+        assert feed_served_into_pages(cql) >= 1
+        assert feed_served_into_pages(cql) >= 1  # a rerun is harmless
+        stored = await feeds.load(user, recent=20)
+        assert stored.served == {vid, other, *range(2, 12)}
+        assert stored.next_page == 12 and LEGACY_PAGE not in stored.pages and sorted(stored.pages) == list(range(1, 12))
+        assert await feeds.page(user, LEGACY_PAGE) == [other]
 
 
 def batched(sent: list[Any], rows: int) -> None:
@@ -156,21 +164,21 @@ class TestBatchedWrites:
         assert await follows.following(users[0]) == set(authors[1:])
 
     async def test_stats_rows(self, cql, sent) -> None:
-        rows = [(new_id(), i, 2 * i, 3, 1000 + i) for i in range(3 * BATCH_ROWS)]
+        rows = [Stats(new_id(), i, 2 * i, 3, 1000 + i) for i in range(3 * BATCH_ROWS)]
         stats = StatsRepo(cql)
         await stats.put_many(rows)
         batched(sent, len(rows))
-        assert await stats.get_many(r[0] for r in rows) == {r[0]: r[1:] for r in rows}
+        assert await stats.get_many(r.id for r in rows) == {r.id: r for r in rows}
 
     async def test_feed_states_and_pages(self, cql, sent) -> None:
         users = [new_id() for _ in range(5)]
         feeds = FeedRepo(cql)
-        states = [(u, 7, 20, [(new_id(), new_id()) for _ in range(40)], None) for u in users]
+        states = [FeedState(u, 7, 20, [(new_id(), new_id()) for _ in range(40)], None) for u in users]
         await feeds.save(states, [(u, p, [p, 1000 + p]) for u in users for p in range(20)])
         batched(sent, len(users) * 21)
-        for (u, seq, next_page, inbox, _) in states:
-            assert await feeds.load(u, recent=20) == (
-                seq, next_page, inbox, {*range(20), *range(1000, 1020)}, {p: [p, 1000 + p] for p in range(20)}, None,
+        for s in states:
+            assert await feeds.load(s.user_id, recent=20) == StoredFeed(
+                s.applied_seq, s.next_page, s.inbox, {*range(20), *range(1000, 1020)}, {p: [p, 1000 + p] for p in range(20)},
             )
 
 
@@ -180,25 +188,25 @@ class TestStatsFencing:
     async def test_highest_applied_sequence_wins_in_any_order(self, cql) -> None:
         vid = new_id()
         stats = StatsRepo(cql)
-        await stats.put_many([(vid, 10, 1, 0, 500)])  # the new owner's flush lands first
-        await stats.put_many([(vid, 7, 1, 0, 300)])  # the old owner's last flush lands late
-        assert (await stats.get_many([vid]))[vid] == (10, 1, 0, 500)
-        await stats.put_many([(vid, 11, 2, 0, 501)])
-        assert (await stats.get_many([vid]))[vid] == (11, 2, 0, 501)
+        await stats.put_many([Stats(vid, 10, 1, 0, 500)])  # the new owner's flush lands first
+        await stats.put_many([Stats(vid, 7, 1, 0, 300)])  # the old owner's last flush lands late
+        assert (await stats.get_many([vid]))[vid] == Stats(vid, 10, 1, 0, 500)
+        await stats.put_many([Stats(vid, 11, 2, 0, 501)])
+        assert (await stats.get_many([vid]))[vid] == Stats(vid, 11, 2, 0, 501)
 
     async def test_fencing_holds_inside_a_batch(self, cql, sent) -> None:
         """Each row's USING TIMESTAMP in an unlogged batch (which sets none) still decides."""
         ids = [new_id() for _ in range(BATCH_ROWS)]
         stats = StatsRepo(cql)
-        await stats.put_many([(i, 10, 1, 0, 500) for i in ids])
-        await stats.put_many([(i, 7, 1, 0, 300) if n % 2 else (i, 11, 2, 0, 501) for n, i in enumerate(ids)])
+        await stats.put_many([Stats(i, 10, 1, 0, 500) for i in ids])
+        await stats.put_many([Stats(i, 7, 1, 0, 300) if n % 2 else Stats(i, 11, 2, 0, 501) for n, i in enumerate(ids)])
         batched(sent, 2 * len(ids))
         assert await stats.get_many(ids) == {
-            i: (10, 1, 0, 500) if n % 2 else (11, 2, 0, 501) for n, i in enumerate(ids)
+            i: Stats(i, 10, 1, 0, 500) if n % 2 else Stats(i, 11, 2, 0, 501) for n, i in enumerate(ids)
         }
 
     async def test_rows_written_before_fencing_are_still_overwritten(self, cql) -> None:
         vid = new_id()
         cql.execute_sync("INSERT INTO stats (id, likes, views, followers, applied_seq) VALUES (%s, 5, 0, 0, 9)", (vid,))
-        await StatsRepo(cql).put_many([(vid, 6, 0, 0, 10)])
-        assert (await StatsRepo(cql).get_many([vid]))[vid] == (6, 0, 0, 10)
+        await StatsRepo(cql).put_many([Stats(vid, 6, 0, 0, 10)])
+        assert (await StatsRepo(cql).get_many([vid]))[vid] == Stats(vid, 6, 0, 0, 10)

@@ -6,13 +6,14 @@ import math
 
 import msgspec
 
-from clipstream.actors.entities.counter import Counter, CounterKind
+from clipstream.actors.entities.counter import Counter, CounterKind, CounterSnapshot
 from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, FRESH_WINDOW, SOURCES, TAG_CAP, CandidatePool, FeedKind,
                                              UserFeed, base_score, build_feed)
 from clipstream.actors.entity import Outbox
 from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta, Watched
 from clipstream.bus.rpc import FeedPage, FeedQuery
 from clipstream.storage.ids import IdGenerator, created_ms
+from clipstream.storage.models import Stats
 
 ids = IdGenerator(salt=7)
 
@@ -46,8 +47,8 @@ class TestCounter:
     def test_snapshot_carries_the_applied_sequence(self) -> None:
         kind, c = CounterKind(None, None), Counter(5, likes=3, seq=40)  # type: ignore[arg-type]
         kind.handle(c, LikeDelta(video_id=5, user_id=1, delta=1, at=0), 41, Outbox())
-        assert kind.snapshot(c) == (5, 4, 0, 0, 41, True)
-        assert kind.snapshot(c)[5] is False
+        assert kind.snapshot(c) == CounterSnapshot(Stats(5, likes=4, applied_seq=41), likes_changed=True)
+        assert kind.snapshot(c).likes_changed is False
 
 
 class TestFeedLikes:
@@ -509,7 +510,8 @@ class TestPersonalFeed:
         f = UserFeed(1)
         self.like(f, self.videos[0][0], 1)
         snap = self.kind.snapshot(f)
-        stored = build_feed(1, 1, 0, [], set(), {}, {self.videos[0][0]: 100}, set(), snap[7])
+        assert snap.state is not None
+        stored = build_feed(1, 1, 0, [], set(), {}, {self.videos[0][0]: 100}, set(), snap.state.profile)
         assert stored.profile.tag_weights() == f.profile.tag_weights()
         # never stored (a feed of before profiles): rebuilt from its likes and follows
         rebuilt = build_feed(1, 1, 0, [], set(), {}, {self.videos[0][0]: 100}, {105}, None)

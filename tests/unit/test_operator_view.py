@@ -9,7 +9,7 @@ import re
 
 import msgspec
 
-from clipstream.actors.messages import GuardianStatus, NodeStatus, ShardStatus
+from clipstream.bus.status import GuardianStatus, NodeStatus, ShardStatus
 from clipstream.cli.actors import render_tree
 from clipstream.http.admin import summarize
 from clipstream.http.admin_page import PAGE_HEADERS, PAGE_HTML
@@ -115,7 +115,7 @@ def test_a_status_without_counters_still_decodes() -> None:
 
 
 def test_prometheus_text_has_the_shards_stage_histograms() -> None:
-    from clipstream.actors.timings import Timings
+    from clipstream.bus.timings import Timings
 
     t = Timings()
     for seconds in (0.0002, 0.004, 0.3):

@@ -9,7 +9,7 @@ import time
 import msgspec
 
 from clipstream.actors.messages import ShardStats
-from clipstream.actors.timings import BUCKETS, STAGES, Hist, StageHist, Timings, gc_timer, loop_lag
+from clipstream.bus.timings import BUCKETS, STAGES, Hist, StageHist, Timings, gc_timer, loop_lag
 
 
 class TestHist:

@@ -6,6 +6,7 @@ import pytest
 
 from clipstream.storage.cache import Cache
 from clipstream.storage.ids import new_id
+from clipstream.storage.models import Stats
 from clipstream.storage.repos import StatsRepo, VideoRepo
 from clipstream.workers.cache_keeper import CacheKeeper
 from clipstream.workers.seed import seed_ready_videos
@@ -17,7 +18,7 @@ async def test_flushed_candidates_are_rebuilt_with_their_like_counts(cql, redis)
     cache = Cache(redis, namespace=f"t{new_id()}")  # a namespace of its own: other tests' keys stay
     author = new_id()
     videos = await seed_ready_videos(VideoRepo(cql), cache, {author: "keeper"}, 3)
-    await StatsRepo(cql).put_many([(videos[0], 7, 0, 0, 1)])
+    await StatsRepo(cql).put_many([Stats(videos[0], 7, 0, 0, 1)])
     keeper = CacheKeeper(VideoRepo(cql), StatsRepo(cql), cache)
     assert await keeper.check()  # never marked built: rebuilt once
     assert not await keeper.check()  # built: nothing to do

@@ -39,7 +39,7 @@ async def test_a_live_claim_of_another_worker_defers_the_message(cql, settings) 
     assert (await videos.get(vid)).status == "processing"
 
 
-async def test_retry_later_redelivers_after_its_delay(js, settings) -> None:
+async def test_retry_later_redelivers_after_its_delay(nc, js, settings) -> None:
     topo = Topology.from_settings(settings.nats)
     durable = f"t{new_id()}"
     subject = topo.feed_subject(10_000 + new_id() % 10**6)  # a fresh subject no shard consumes
@@ -53,7 +53,7 @@ async def test_retry_later_redelivers_after_its_delay(js, settings) -> None:
         done.set()
 
     await js.publish(subject, encode(ViewDelta(video_id=new_id(), user_id=new_id(), at=1)))
-    consumer = Consumer(js, topo, durable, subject, handler, batch=10, retry_delay=0.1)
+    consumer = Consumer(nc, js, topo, durable, subject, handler, batch=10, retry_delay=0.1)
     task = asyncio.create_task(consumer.run())
     try:
         await asyncio.wait_for(done.wait(), timeout=20)

@@ -8,9 +8,7 @@ import uuid
 
 import msgspec
 
-from clipstream.actors.messages import GuardianStatus, NodeStatus
-from clipstream.actors.node import status_subject
-from clipstream.actors.status_client import StatusCache, gather_status
+from clipstream.bus.status import GuardianStatus, NodeStatus, StatusCache, gather_status, request_status, serve_status
 from clipstream.bus.topology import Topology
 
 
@@ -26,7 +24,7 @@ async def fake_node(nc, topo: Topology, name: str, delay: float = 0.0, calls: li
         status = NodeStatus(node=name, guardian=GuardianStatus(address="a", pid=1, session=1), shards=[])
         await msg.respond(msgspec.json.encode(status))
 
-    return await nc.subscribe(status_subject(topo), cb=answer)
+    return await nc.subscribe(topo.status_subject(), cb=answer)
 
 
 async def test_collects_every_node_sorted(nc) -> None:
@@ -66,3 +64,31 @@ async def test_cache_asks_once_per_ttl(nc) -> None:
     results = await asyncio.gather(*(cache.get() for _ in range(5)))
     assert all([s.node for s in r] == ["n"] for r in results)
     assert calls == ["n"]
+
+
+async def test_an_undecodable_answer_is_left_out_and_logged(nc) -> None:
+    import structlog.testing
+
+    topo = topology()
+    await fake_node(nc, topo, "n1")
+
+    async def garbage(msg) -> None:
+        await msg.respond(b'{"node": 1}')
+
+    await nc.subscribe(topo.status_subject(), cb=garbage)
+    with structlog.testing.capture_logs() as logs:
+        statuses = await gather_status(nc, topo, window=0.3)
+    assert [s.node for s in statuses] == ["n1"]
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["undecodable status answer; left out of the view"]
+
+
+async def test_serve_status_answers_on_the_shared_and_the_own_subject(nc) -> None:
+    topo = topology()
+    status = NodeStatus(node="n9", guardian=GuardianStatus(address="a", pid=1, session=1), shards=[])
+
+    async def answer() -> NodeStatus:
+        return status
+
+    await serve_status(nc, topo, "n9", answer)
+    assert await request_status(nc, topo, timeout=2) == status
+    assert await request_status(nc, topo, "n9", timeout=2) == status
