@@ -149,7 +149,7 @@ async def inject_likes(settings: Settings, events: int, videos: int, shards: int
     finally:
         cql.close()
     expected = {base + v: events // videos + (1 if v < events % videos else 0) for v in range(videos)}
-    wrong = sum(1 for k, n in expected.items() if counts.get(k, (0,))[0] != n)
+    wrong = sum(1 for k, n in expected.items() if (counts[k].likes if k in counts else 0) != n)
     return {
         "events": events,
         "videos": videos,
