@@ -117,7 +117,7 @@ let firstPage = null;
 export function takeFirstPage() {
   const page = firstPage;
   firstPage = null;
-  return page;
+  return page && { ...page, with_login: true };
 }
 
 export async function login(username, password) {
