@@ -17,7 +17,10 @@ __all__ = ["bench_cmd"]
 @click.option("--profile", is_flag=True, help="py-spy every system process during the feed and like runs")
 @click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="keep the servers' logs in DIR (default: a temporary directory, removed)")
-def bench_cmd(quick: bool, only: str, profile: bool, logs: Path | None) -> None:
+@click.option("--watch-runs", "watch_runs", default="", metavar="RUNS",
+              help="only these runs of the watch scenario, comma separated LINK:CARDS:HOW, e.g. "
+                   "3g:2:metadata,loopback:0:metadata (links loopback, 4g, 3g; default: every link and preload)")
+def bench_cmd(quick: bool, only: str, profile: bool, logs: Path | None, watch_runs: str) -> None:
     """Seed a corpus, start clipstream and the reference servers, run every scenario, print and save the figures.
 
     Data goes to the keyspace clipstream_bench and Redis database 14 (wiped and rebuilt each run).
@@ -34,11 +37,17 @@ def bench_cmd(quick: bool, only: str, profile: bool, logs: Path | None) -> None:
     unknown = set(wanted) - set(ALL_SCENARIOS)
     if unknown:
         raise click.UsageError(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    runs = []
+    for item in filter(None, (w.strip() for w in watch_runs.split(","))):
+        link, cards, how = (item.split(":") + ["", ""])[:3]
+        if link not in ("loopback", "4g", "3g") or not cards.isdigit() or how not in ("metadata", "auto"):
+            raise click.UsageError(f"--watch-runs: {item!r} is not LINK:CARDS:HOW (e.g. 3g:2:metadata)")
+        runs.append((link, int(cards), how))
     # Before anything reads settings (they are cached): this process and its children use the
     # bench keyspace, Redis database and ports, whatever the shell says.
     os.environ.update(BENCH_ENV)
     logging.getLogger("cassandra").setLevel(logging.WARNING)  # connection chatter would bury the progress
-    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True), profile, logs))
+    results = asyncio.run(run_bench(quick, wanted, lambda line: click.echo(line, err=True), profile, logs, runs))
     click.echo(format_table(rows_of(results)))
     path = write_json(results, result_path())
     click.echo(f"\nresults: {path}  ({results['elapsed_s']:.0f} s)")

@@ -158,7 +158,9 @@ def _watch_rows(r: dict[str, Any]) -> list[Row]:
             first = run.get("signed_in_to_first_card_ms") or run["sign_in_to_first_card_ms"]
             rows.append(Row("" if any(r.scenario == "watch page: first card" for r in rows) else "watch page: first card",
                             f"{run['link']}: signed in → first card (click → card; feed request)",
-                            f"{first} ms ({run['sign_in_to_first_card_ms']}; {run['first_page_request_ms']} ms)",
+                            f"{first} ms ({run['sign_in_to_first_card_ms']}; "
+                            + (f"page in the login's {run['login_ms']} ms)" if run.get("first_page_with_login")
+                               else f"{run['first_page_request_ms']} ms)"),
                             "< 200 ms", _met(first < 200)))
     return rows
 

@@ -11,6 +11,7 @@ clipstream) → the actor scenarios, if the module exists.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
 import platform
@@ -179,10 +180,12 @@ async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds
 
 
 async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None],
-                    profile: bool = False, logs: Path | None = None) -> dict[str, Any]:
+                    profile: bool = False, logs: Path | None = None,
+                    watch_runs: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
     """Run the chosen scenarios; returns every figure (the caller prints and writes them).
 
-    The servers' logs go to ``logs`` when given (kept), else to the run's temporary directory."""
+    The servers' logs go to ``logs`` when given (kept), else to the run's temporary directory.
+    ``watch_runs`` (link, cards preloaded, how much) narrows the watch scenario to those runs."""
     from clipstream.bench.system import bench_env
     from clipstream.config.settings import get_settings
     from clipstream.http.security import Tokens
@@ -212,7 +215,7 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
         if "taste" in wanted:
             results["taste"] = await _taste(cql, redis, settings, env, quick, progress, logs)
         if "watch" in wanted:
-            results["watch"] = await _watch(settings, env, quick, progress, logs)
+            results["watch"] = await _watch(settings, env, quick, progress, logs, watch_runs)
         if "actors" in wanted:
             progress("actor scenarios")
             results["actors"] = await _actors(quick)
@@ -235,6 +238,7 @@ async def _taste(cql: Any, redis: Any, settings: Any, env: dict[str, str], quick
         else taste.Shape()
     world = taste.make_world(shape)
     cat = await taste.seed_taste(cql, redis, world, progress)
+    await _seed_media(settings)
     issuer = Tokens(settings.http.jwt_secret, 6 * 3600)
     tokens = [issuer.issue(u, f"taste{u}") for u in cat.user_ids]
     with tempfile.TemporaryDirectory(prefix="cs-bench-taste-") as tmp:
@@ -252,33 +256,46 @@ async def _taste(cql: Any, redis: Any, settings: Any, env: dict[str, str], quick
     return figures
 
 
+async def _seed_media(settings: Any) -> None:
+    """The shared clip the seeded corpus's rows point at, so that its videos play (in a browser too)."""
+    from clipstream.storage.objects import ObjectStore
+    from clipstream.workers.seed import seed_media
+
+    await seed_media(ObjectStore.from_settings(settings.minio), settings.media)
+
+
 async def _watch(settings: Any, env: dict[str, str], quick: bool, progress: Progress,
-                 logs: Path | None) -> dict[str, Any]:
+                 logs: Path | None, only: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
     """The watch scenario (:mod:`clipstream.bench.watch`): its own keyspace and Redis database, a
-    fresh clipstream on them, real clips uploaded and played in headless Chromium."""
+    fresh clipstream on them, real clips seeded and played in headless Chromium."""
     import msgspec
     from redis.asyncio import Redis
 
     from clipstream.bench import watch
     from clipstream.storage.cql import apply_migrations, connect_cql
+    from clipstream.storage.objects import ObjectStore
 
     cql_settings = msgspec.structs.replace(settings.cql, keyspace=watch.WATCH_ENV["CLIPSTREAM_CQL_KEYSPACE"])
     await asyncio.to_thread(apply_migrations, cql_settings)
     cql = await asyncio.to_thread(connect_cql, cql_settings, cql_settings.keyspace)
-    try:  # only this run's clips: the cache keeper rebuilds its lists from every ready video
-        await asyncio.to_thread(cql.execute_sync, "TRUNCATE videos")
-    finally:
-        cql.close()
     redis = Redis.from_url(watch.WATCH_ENV["CLIPSTREAM_REDIS_URL"])
-    await redis.flushdb()
-    await redis.aclose()
-    with tempfile.TemporaryDirectory(prefix="cs-bench-watch-") as tmp:
-        logdir = logs or Path(tmp)
-        logdir.mkdir(parents=True, exist_ok=True)
-        progress("watch: starting clipstream on its own keyspace")
-        async with running(clipstream_server(logdir), {**env, **watch.WATCH_ENV}, "/health") as system:
-            return await watch.run_watch(system.url, progress, swipes=12 if quick else 32,
-                                         links=("loopback", "3g") if quick else tuple(watch.LINKS))
+    try:
+        # only this run's videos: the cache keeper rebuilds its lists from every ready video
+        await asyncio.to_thread(cql.execute_sync, "TRUNCATE videos")
+        await redis.flushdb()
+        objects = ObjectStore.from_settings(settings.minio)
+        with tempfile.TemporaryDirectory(prefix="cs-bench-watch-") as tmp:
+            logdir = logs or Path(tmp)
+            logdir.mkdir(parents=True, exist_ok=True)
+            progress("watch: starting clipstream on its own keyspace")
+            async with running(clipstream_server(logdir), {**env, **watch.WATCH_ENV}, "/health") as system:
+                seed = functools.partial(watch.seed_corpus, system.url, cql, redis, objects, settings.media,
+                                         progress=progress)
+                return await watch.run_watch(system.url, progress, seed, swipes=12 if quick else 32,
+                                             links=("loopback", "3g") if quick else tuple(watch.LINKS), only=only)
+    finally:
+        await redis.aclose()
+        cql.close()
 
 
 async def _corpus_scenarios(results: dict[str, Any], cql: Any, redis: Any, settings: Any, env: dict[str, str],
@@ -289,6 +306,7 @@ async def _corpus_scenarios(results: dict[str, Any], cql: Any, redis: Any, setti
 
     workers = settings.http.workers
     corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
+    await _seed_media(settings)
     start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS * len(SLICES))
     slices = {name: corpus.user_ids[start + i * ACTIVE_USERS : start + (i + 1) * ACTIVE_USERS]
               for i, name in enumerate(SLICES)}

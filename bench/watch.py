@@ -10,9 +10,9 @@ network emulation (CDP ``Network.emulateNetworkConditions``) of a 4G-like (9 Mbi
 (``/?preload=0``), and the next two loaded whole (``ahead=auto``) against only their header and
 first frame (``ahead=metadata``, the page's default), each in a fresh browser context (empty cache).
 
-The corpus is its own: real clips uploaded through the API and transcoded by the media worker
-into a keyspace and Redis database of the scenario's (the bench corpus's videos share one media
-object, which a browser would fetch once and then play from its cache).
+The corpus is seeded (:mod:`clipstream.workers.seed`), into a keyspace and Redis database of the
+scenario's: as many distinct real clips as cards, made with ffmpeg and transcoded with the running
+media settings (one shared object would be fetched once and then played from the browser's cache).
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import statistics
-import tempfile
 import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
-__all__ = ["LINKS", "PRELOADS", "WATCH_ENV", "run_watch", "summarize", "upload_corpus"]
+__all__ = ["LINKS", "PRELOADS", "WATCH_ENV", "run_watch", "seed_corpus", "summarize"]
 
 #: name -> (download bits/s, round-trip ms); None: loopback, no emulation
 LINKS: dict[str, tuple[int, int] | None] = {"loopback": None, "4g": (9_000_000, 40), "3g": (1_600_000, 150)}
@@ -68,38 +66,31 @@ def summarize(cards: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def upload_corpus(url: str, count: int, progress: Progress) -> list[str]:
-    """``count`` distinct real clips uploaded by four creators and transcoded; their ids."""
+async def seed_corpus(url: str, cql: Any, redis: Any, objects: Any, media: Any, count: int,
+                      progress: Progress) -> list[int]:
+    """``count`` ready videos by four creators, seeded by :mod:`clipstream.workers.seed` over as many
+    distinct real clips (transcoded as an upload is, with the running settings); their ids."""
     from clipstream.cli.apiclient import ApiClient
-    from clipstream.media.testsrc import make_test_video
+    from clipstream.storage.cache import Cache
     from clipstream.storage.ids import new_id
+    from clipstream.storage.repos import VideoRepo
+    from clipstream.workers.seed import seed_media, seed_ready_videos
 
     suffix = new_id() % 10**8
     creators = [await ApiClient(url).signup(f"watchc{suffix}{i}") for i in range(4)]
-    ids: list[str] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="cs-bench-watch-") as tmp:
-            clips = [Path(tmp) / f"c{i}.mp4" for i in range(count)]
-            gate = asyncio.Semaphore(2)
-
-            async def make(i: int) -> None:
-                async with gate:  # a different length each: no two clips' frames (or bytes) alike
-                    await make_test_video(clips[i], seconds=CLIP_SECONDS + (i % 7) * 0.25, width=CLIP_SIZE[0],
-                                          height=CLIP_SIZE[1])
-
-            await asyncio.gather(*(make(i) for i in range(count)))
-            for i, clip in enumerate(clips):
-                ids.append(await creators[i % 4].upload(clip, caption=f"watch bench {i} #watchbench"))
-            # a video is visible to its creator only until it is ready
-            videos = [await creators[i % 4].wait_processed(v, timeout=300) for i, v in enumerate(ids)]
-        bad = [v for v in videos if v["status"] != "ready"]
-        if bad:
-            raise RuntimeError(f"{len(bad)} clips did not become ready: {bad[:2]}")
-        progress(f"watch: {count} clips ready")
-        return ids
+        authors = {int(c.user_id or 0): f"watchc{suffix}{i}" for i, c in enumerate(creators)}
     finally:
         for c in creators:
             await c.close()
+    started = time.monotonic()
+    # a clip each, so that no card is played from the browser's cache of an earlier one
+    clips = await seed_media(objects, media, count, seconds=CLIP_SECONDS, size=CLIP_SIZE)
+    progress(f"watch: {count} seed clips transcoded and stored in {time.monotonic() - started:.0f} s "
+             f"({sum(c.duration for c in clips) / count:.1f} s each)")
+    ids = await seed_ready_videos(VideoRepo(cql), Cache(redis), authors, -(-count // len(authors)), clips)
+    await asyncio.sleep(2.0)  # the candidate pools' refresh
+    return ids
 
 
 async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, swipes: int,
@@ -143,7 +134,11 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, 
                "sign_in_to_first_card_ms": round(shown - clicked, 1),
                "login_ms": round(signed_in - clicked, 1) if signed_in else None,
                "signed_in_to_first_card_ms": round(shown - signed_in, 1) if signed_in else None,
-               "first_page_request_ms": round(log["pages"][0]["ms"], 1) if log["pages"] else None}
+               # the page shows the page that came with the login's answer (no request of its own):
+               # then the feed's time is inside login_ms
+               "first_page_with_login": bool(log["pages"] and log["pages"][0].get("withLogin")),
+               "first_page_request_ms": round(log["pages"][0]["ms"], 1)
+               if log["pages"] and not log["pages"][0].get("withLogin") else None}
     figures["per_card"] = [[c["index"], c["first_frame_ms"] and round(c["first_frame_ms"], 1), c["stalls"],
                             c["stall_ms"], c["preloaded_state"]] for c in cards]
     progress(f"watch {link}, preload {preload} {figures['ahead']}: first frame p50 {figures['first_frame_p50_ms']} ms, "
@@ -158,9 +153,12 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, 
 PRELOADS: tuple[tuple[int, str], ...] = ((2, "metadata"), (2, "auto"), (0, "metadata"))
 
 
-async def run_watch(url: str, progress: Progress, swipes: int = 32, links: tuple[str, ...] = tuple(LINKS),
-                    preloads: tuple[tuple[int, str], ...] = PRELOADS) -> dict[str, Any]:
-    """Upload the corpus, then every (link, preload) run in a fresh context of one headless Chromium."""
+async def run_watch(url: str, progress: Progress, seed: Callable[[int], Awaitable[Any]], swipes: int = 32,
+                    links: tuple[str, ...] = tuple(LINKS),
+                    preloads: tuple[tuple[int, str], ...] = PRELOADS,
+                    only: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
+    """Seed the corpus (``seed(count)``), then every (link, preload) run (or those of ``only``) in a
+    fresh context of one headless Chromium."""
     from playwright.async_api import async_playwright
 
     from clipstream.stack.apt_tools import chromium_binary
@@ -169,15 +167,15 @@ async def run_watch(url: str, progress: Progress, swipes: int = 32, links: tuple
     if not chromium:
         raise RuntimeError("chromium missing: `clipstream stack up` installs it")
     started = time.monotonic()
-    await upload_corpus(url, swipes + 4, progress)
+    await seed(swipes + 4)
     runs = []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium,
                                           args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
-            for link in links:
-                for preload, ahead in preloads:
-                    runs.append(await _one_run(browser, url, link, preload, ahead, swipes, progress))
+            plan = list(only) or [(link, preload, ahead) for link in links for preload, ahead in preloads]
+            for link, preload, ahead in plan:
+                runs.append(await _one_run(browser, url, link, preload, ahead, swipes, progress))
         finally:
             await browser.close()
     return {"swipes": swipes, "per_card_fields": ["index", "first_frame_ms", "stalls", "stall_ms",

@@ -7,21 +7,26 @@ a refresh token (:mod:`clipstream.http.sessions`), rotated by ``/v1/auth/refresh
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.params import JSONBody
+from litestar.params import JSONBody, Parameter
 from litestar.types import ASGIApp
 
-from clipstream.http.bootstrap import ServicesDep
-from clipstream.http.errors import errors
-from clipstream.http.schemas import LoginRequest, RefreshRequest, RegisterRequest, RegisterResponse, TokenResponse
+from clipstream.bus.publisher import BusUnavailable
+from clipstream.http.bootstrap import Services, ServicesDep
+from clipstream.http.errors import ServiceUnavailable, errors
+from clipstream.http.feed import MAX_LIMIT, feed_page
+from clipstream.http.schemas import (FeedResponse, LoginRequest, LoginResponse, RefreshRequest, RegisterRequest,
+                                     RegisterResponse, TokenResponse)
 from clipstream.http.security import InvalidToken, Principal, Tokens
 from clipstream.http.sessions import Sessions
-from clipstream.storage.errors import NotFound
+from clipstream.storage.errors import NotFound, StorageUnavailable
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import User
 from clipstream.storage.repos import now_ms
@@ -90,7 +95,12 @@ async def register(data: JSONBody[RegisterRequest], svc: ServicesDep) -> Registe
 
 
 @post("/v1/auth/login", status_code=200, exclude_from_auth=True, tags=["auth"], responses=errors(400, 401, 413, 415, 503))
-async def login(data: JSONBody[LoginRequest], svc: ServicesDep) -> TokenResponse:
+async def login(
+    data: JSONBody[LoginRequest],
+    svc: ServicesDep,
+    feed: Annotated[int, Parameter(ge=0, le=MAX_LIMIT, description="also answer the first page of the For You "
+                                   "feed with this many videos (0: none), saving a client the round trip")] = 0,
+) -> LoginResponse:
     """Exchange username and password for a bearer token; 401 on bad credentials."""
     try:
         user: User | None = await svc.users.by_username(data.username)
@@ -99,8 +109,20 @@ async def login(data: JSONBody[LoginRequest], svc: ServicesDep) -> TokenResponse
     ok = await svc.security.passwords.verify(user.password_hash if user else None, data.password)
     if user is None or not ok:
         raise NotAuthorizedException("invalid username or password")
-    return _signed_in(svc.security.tokens, svc.sessions, user.user_id, user.username,
-                            await svc.sessions.start(user.user_id, user.username))
+    # the feed's page only once the password is verified, beside the session's write
+    session = asyncio.ensure_future(svc.sessions.start(user.user_id, user.username))
+    page = await _first_page(svc, user.user_id, feed) if feed else None
+    tokens = _signed_in(svc.security.tokens, svc.sessions, user.user_id, user.username, await session)
+    return LoginResponse(**msgspec.structs.asdict(tokens), feed=page)
+
+
+async def _first_page(svc: Services, user_id: int, limit: int) -> FeedResponse | None:
+    """A new feed page for the login's answer; none if the feed is unavailable: the sign-in still
+    works and the client asks ``/v1/feed`` itself."""
+    try:
+        return await feed_page(svc, user_id, limit, None)
+    except (BusUnavailable, StorageUnavailable, ServiceUnavailable):
+        return None
 
 
 def _signed_in(tokens: Tokens, sessions: Sessions, user_id: int, username: str, refresh_token: str) -> TokenResponse:

@@ -21,6 +21,7 @@ __all__ = [
     "FollowRequest",
     "LikeRequestBody",
     "LoginRequest",
+    "LoginResponse",
     "RefreshRequest",
     "RegisterRequest",
     "RegisterResponse",
@@ -161,6 +162,12 @@ class FeedResponse(msgspec.Struct, frozen=True):
     #: when the newest like, follow or watch this page's ranking took in happened (ms since the
     #: Unix epoch; 0: none yet): a client, or the bench, can tell whether a like made it in
     feedback_at: int = 0
+
+
+class LoginResponse(TokenResponse, frozen=True):
+    #: the first page of the For You feed when the login asked for it (``?feed=N``), so that a client
+    #: shows it without another round trip; null if not asked, or if the feed did not answer in time
+    feed: FeedResponse | None = None
 
 
 class VideoList(msgspec.Struct, frozen=True):

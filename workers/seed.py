@@ -1,43 +1,102 @@
-"""A fast path to ready videos, for benchmarks and load tests: they share one small media object.
+"""A fast path to ready videos, for benchmarks and load tests: they share a few small media objects.
 
 It writes what the media worker writes for a processed upload (video row, author index, Redis
-card and candidate lists), skipping only the transcode.
+card and candidate lists), skipping only the transcode per video: :func:`seed_media` makes the
+shared objects once, real clips run through the same probe and transcode as an upload, so a
+seeded video plays in a browser like an uploaded one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from clipstream.config.settings import MediaSettings
+from clipstream.media.pipeline import process_upload
+from clipstream.media.testsrc import make_test_video
 from clipstream.storage.cache import Cache
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video, VideoCard
+from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import VideoRepo, now_ms
 
-__all__ = ["SHARED_MEDIA_KEY", "SHARED_THUMB_KEY", "seed_ready_videos"]
+__all__ = ["SHARED", "SHARED_MEDIA_KEY", "SHARED_THUMB_KEY", "SeedMedia", "seed_media", "seed_ready_videos"]
 
 SHARED_MEDIA_KEY = "seed/shared.mp4"
 SHARED_THUMB_KEY = "seed/shared.jpg"
+#: the seed clips' source: phone-shaped, about as long as a short video
+SEED_SECONDS = 5.0
+SEED_SIZE = (720, 1280)
 
 
-async def seed_ready_videos(videos: VideoRepo, cache: Cache, authors: dict[int, str], per_author: int) -> list[int]:
-    """Create ``per_author`` ready videos for each (author_id -> username); returns their ids."""
-    made: list[Video] = []
+class SeedMedia(msgspec.Struct, frozen=True):
+    """One shared media object that seeded videos point at, with what its row says about it."""
+
+    media_key: str
+    thumb_key: str
+    duration: float
+    width: int
+    height: int
+
+
+#: the first seed object: what the rows of corpora seeded before :func:`seed_media` existed name
+SHARED = SeedMedia(SHARED_MEDIA_KEY, SHARED_THUMB_KEY, SEED_SECONDS, *SEED_SIZE)
+
+
+def _keys(k: int) -> tuple[str, str]:
+    return (SHARED_MEDIA_KEY, SHARED_THUMB_KEY) if k == 0 else (f"seed/shared-{k}.mp4", f"seed/shared-{k}.jpg")
+
+
+async def seed_media(objects: ObjectStore, settings: MediaSettings, count: int = 1, *,
+                     seconds: float = SEED_SECONDS, size: tuple[int, int] = SEED_SIZE) -> list[SeedMedia]:
+    """Make ``count`` distinct clips (testsrc2 with a tone, each a different length), transcode them as
+    an upload is, and store them at the keys seeded rows name (the first at SHARED_MEDIA_KEY)."""
+    gate = asyncio.Semaphore(2)
+
+    async def one(k: int, tmp: Path) -> SeedMedia:
+        async with gate:
+            src = tmp / f"src{k}.mp4"
+            # a different length each, so that no two objects' bytes (or a browser's cache entries) match
+            await make_test_video(src, seconds=seconds + (k % 16) * 0.25, width=size[0], height=size[1],
+                                  ffmpeg=settings.ffmpeg)
+            done = await process_upload(src, tmp / f"out{k}", src.stat().st_size, "mp4", settings)
+        media_key, thumb_key = _keys(k)
+        await objects.store_media(media_key, Path(done.video_path), "video/mp4")
+        await objects.store_media(thumb_key, Path(done.thumbnail_path), "image/jpeg")
+        out = done.output
+        return SeedMedia(media_key, thumb_key, out.duration, out.width, out.height)
+
+    with tempfile.TemporaryDirectory(prefix="cs-seed-") as tmp:
+        return list(await asyncio.gather(*(one(k, Path(tmp)) for k in range(count))))
+
+
+async def seed_ready_videos(videos: VideoRepo, cache: Cache, authors: dict[int, str], per_author: int,
+                            media: Sequence[SeedMedia] = (SHARED,)) -> list[int]:
+    """Create ``per_author`` ready videos for each (author_id -> username), pointing at ``media`` in
+    turn (made by :func:`seed_media`); returns their ids."""
+    made: list[tuple[Video, SeedMedia]] = []
     for author_id in authors:
         for _ in range(per_author):
             vid = new_id()
-            made.append(Video(video_id=vid, author_id=author_id, status="uploading", file_size=1,
-                              file_format="mp4", upload_key=f"{author_id}/{vid}.mp4", created_at=now_ms()))
+            made.append((Video(video_id=vid, author_id=author_id, status="uploading", file_size=1, file_format="mp4",
+                               upload_key=f"{author_id}/{vid}.mp4", created_at=now_ms()), media[len(made) % len(media)]))
     await videos.cql.execute_many(
         "INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, media_key, thumb_key, "
-        "duration, width, height, created_at, ready_at, deleted) VALUES (?, ?, 'ready', ?, ?, ?, ?, ?, 5.0, 720, "
-        "1280, ?, ?, false)",
-        [(v.video_id, v.author_id, v.file_size, v.file_format, v.upload_key, SHARED_MEDIA_KEY, SHARED_THUMB_KEY,
-          v.created_at, v.created_at) for v in made],
+        "duration, width, height, created_at, ready_at, deleted) VALUES (?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, false)",
+        [(v.video_id, v.author_id, v.file_size, v.file_format, v.upload_key, m.media_key, m.thumb_key, m.duration,
+          m.width, m.height, v.created_at, v.created_at) for v, m in made],
     )
     await videos.cql.execute_many(
-        "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", [(v.author_id, v.video_id) for v in made]
+        "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", [(v.author_id, v.video_id) for v, _ in made]
     )
-    for v in made:
+    for v, m in made:
         await cache.publish_video(
-            VideoCard(v.video_id, v.author_id, authors[v.author_id], SHARED_MEDIA_KEY, SHARED_THUMB_KEY, 5.0,
+            VideoCard(v.video_id, v.author_id, authors[v.author_id], m.media_key, m.thumb_key, m.duration,
                       v.created_at)
         )
-    return [v.video_id for v in made]
+    return [v.video_id for v, _ in made]

@@ -2,7 +2,8 @@
 // URL fragment (#/, #/u/<id>, #/tag/<tag>, #/upload); everything shown is inserted as text.
 "use strict";
 
-import { ApiError, api, login, logout, me, onSignedOut, putFile, register, signedIn } from "./api.js";
+import { ApiError, FIRST_PAGE, api, login, logout, me, onSignedOut, putFile, register, signedIn,
+         takeFirstPage } from "./api.js";
 import { Player, el, following } from "./feed.js";
 
 const $ = (id) => document.getElementById(id);
@@ -84,8 +85,9 @@ onSignedOut(() => { notify("Your session has ended: please sign in again."); sig
 function feedView() {
   showView("feed-view");
   if (!feed) {
-    feed = new Player($("feed"), (cursor) => api("GET", "/v1/feed?limit=10" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "")),
-                      { ...PRELOAD, notify, me });
+    const page = (cursor) => (!cursor && takeFirstPage())
+      || api("GET", `/v1/feed?limit=${FIRST_PAGE}` + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    feed = new Player($("feed"), page, { ...PRELOAD, notify, me });
   }
   active = feed;
   feed.show();

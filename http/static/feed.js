@@ -101,7 +101,7 @@ export class Player {
           this.cursor = page.next_cursor;
           if (!page.videos.length || !page.next_cursor) this.done = true;
           for (const item of page.videos) this.add(item);
-          watchLog.pages.push({ ms: performance.now() - asked, videos: page.videos.length });
+          watchLog.pages.push({ ms: performance.now() - asked, videos: page.videos.length, withLogin: !!page.with_login });
           if (this.done) this.root.append(el("div", { class: "end", text: this.cards.length
             ? "You're all caught up. Pull up again later for new videos."
             : "No videos here yet." }));

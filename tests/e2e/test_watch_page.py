@@ -23,7 +23,7 @@ from clipstream.media.testsrc import make_test_video
 from clipstream.stack.apt_tools import chromium_binary
 from clipstream.storage.ids import new_id
 from clipstream.storage.objects import ObjectStore
-from clipstream.workers.seed import SHARED_MEDIA_KEY
+from clipstream.workers.seed import seed_media
 
 # First in the session: the other e2e tests seed ready videos (no transcode) whose cards all point
 # at one media object, and with them in the feed this test failed in three full-suite runs of
@@ -58,17 +58,16 @@ async def corpus(system, settings, tmp_path_factory) -> dict:
     """A creator with CLIPS ready videos, each captioned with one shared hashtag.
 
     Other e2e tests seed ready videos without a transcode (``workers.seed``); they all name one
-    media object, ``seed/shared.mp4``, which nothing uploads. In the shared system they reach this
-    viewer's feed too, and a browser cannot play a missing file (in a full run card 0 was one of
-    them: readyState 0 for 20 s). A real clip is put there, as a seeded deployment must."""
+    media object, ``seed/shared.mp4``. In the shared system they reach this viewer's feed too, and a
+    browser cannot play a missing file (in a full run card 0 was one of them: readyState 0 for 20 s):
+    the seed's real clip is put there, as a seeded deployment does."""
     suffix = new_id() % 10**8
     tag = f"watch{suffix}"
     creator = await ApiClient(system).signup(f"cara{suffix}")
     folder = tmp_path_factory.mktemp("clips")
     clips = [folder / f"c{i}.mp4" for i in range(CLIPS)]
     await asyncio.gather(*(make_test_video(c, seconds=4.0, width=360, height=640) for c in clips))
-    objects = ObjectStore.from_settings(settings.minio)
-    await objects.store_media(SHARED_MEDIA_KEY, clips[0], "video/mp4")
+    await seed_media(ObjectStore.from_settings(settings.minio), settings.media)
     ids = [await creator.upload(c, caption=f"clip {i} #{tag} #e2e") for i, c in enumerate(clips)]
     videos = await asyncio.gather(*(creator.wait_processed(v) for v in ids))
     assert all(v["status"] == "ready" for v in videos), [v["status"] for v in videos]

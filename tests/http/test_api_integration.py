@@ -438,6 +438,32 @@ class TestFeed:
             forged = await client.get("/v1/feed", params={"cursor": cursor[:-2] + "AA"}, headers=viewer.h)
             assert forged.status_code == 400 and forged.json()["detail"] == "invalid cursor"
 
+    async def test_the_login_can_answer_the_first_page(self, client: Client, svc: Services, base_settings: Settings) -> None:
+        author, viewer = await new_user(client), await new_user(client)
+        video = await make_video(svc, author, likes=2)
+        login = {"username": viewer.username, "password": "pass-word-1"}
+        with feed_shard(base_settings.nats.url, base_settings.nats.subject_prefix,
+                        lambda user, q: FeedPage(page=0, video_ids=[video], next_page=1)) as seen:
+            r = await client.post("/v1/auth/login", params={"feed": 3}, json=login)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert [v["video_id"] for v in body["feed"]["videos"]] == [str(video)] and body["feed"]["next_cursor"]
+            assert seen[-1][1:] == (viewer.id, FeedQuery(limit=3, page=None))
+            me = await client.get("/v1/users/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+            assert me.status_code == 200 and body["refresh_token"]
+            # not asked: no page, and no call to the feed
+            calls = len(seen)
+            r = await client.post("/v1/auth/login", json=login)
+            assert r.status_code == 200 and r.json()["feed"] is None and len(seen) == calls
+
+    async def test_a_login_without_a_feed_shard_still_signs_in(self, schema: None, streams: None,
+                                                                base_settings: Settings) -> None:
+        async with AsyncTestClient(app=create_app(with_nats(base_settings, timeout=0.5))) as client:
+            user = await new_user(client)  # nobody subscribed: the feed answers "no responders"
+            r = await client.post("/v1/auth/login", params={"feed": 10},
+                                  json={"username": user.username, "password": "pass-word-1"})
+            assert r.status_code == 200 and r.json()["feed"] is None and r.json()["access_token"]
+
     async def test_no_shard_is_503_not_a_hang(self, schema: None, streams: None, base_settings: Settings, nc: Any) -> None:
         settings = with_nats(base_settings, timeout=0.5)
         async with AsyncTestClient(app=create_app(settings)) as client:
