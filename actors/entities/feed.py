@@ -31,7 +31,7 @@ import msgspec
 import structlog
 
 from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs, trimmed
-from clipstream.actors.entities.profile import FOLLOW, LIKE, Profile, watch_signal
+from clipstream.actors.entities.profile import FOLLOW, FULL_WATCH, LIKE, WATCH_Y, Profile, watch_signal
 from clipstream.actors.entities.together import LikedTogether
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import (BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo,
@@ -514,10 +514,12 @@ class FeedKind(EntityKind[UserFeed]):
         elif isinstance(message, Follow):
             self._follow(entity, message, seq, outbox)
         elif isinstance(message, Watched):
-            signal = watch_signal(message.watched_ms, message.duration_ms)
-            if signal:
-                entity.profile.observe(message.author_id, map(tag_id, message.hashtags), signal)
-                entity.feedback_at = max(entity.feedback_at, message.at)
+            # Every view is an example for the profile: a liked video's came with its like; any
+            # other is a 0, or WATCH_Y if it was watched to the end.
+            if message.video_id not in entity.liked:
+                full = watch_signal(message.watched_ms, message.duration_ms) == FULL_WATCH
+                entity.profile.learn(message.author_id, map(tag_id, message.hashtags), WATCH_Y if full else 0.0)
+            entity.feedback_at = max(entity.feedback_at, message.at)
         elif isinstance(message, NewVideo):
             video, author = message.video_id, message.author_id
             if video not in entity.served and not entity.inbox.has(video, author):
@@ -539,7 +541,7 @@ class FeedKind(EntityKind[UserFeed]):
         else:
             feed.liked.remove(m.video_id)
             self.together.unobserve(m.video_id)
-        feed.profile.observe(m.author_id, map(tag_id, m.hashtags), LIKE if m.like else -LIKE)
+        feed.profile.learn(m.author_id, map(tag_id, m.hashtags), 1.0 if m.like else 0.0)
         feed.feedback_at = max(feed.feedback_at, m.at)
         feed.changed().like_changes.append((feed.key, m.video_id, m.author_id, m.like, m.at))
         delta = LikeDelta(video_id=m.video_id, user_id=feed.key, delta=1 if m.like else -1, at=m.at)
@@ -553,7 +555,7 @@ class FeedKind(EntityKind[UserFeed]):
             feed.following = trimmed(feed.following)
         else:
             feed.following.discard(m.author_id)
-        feed.profile.observe(m.author_id, (), FOLLOW if m.follow else -FOLLOW)
+        feed.profile.learn(m.author_id, (), 1.0 if m.follow else 0.0)
         feed.feedback_at = max(feed.feedback_at, m.at)
         feed.changed().follow_changes.append((feed.key, m.author_id, m.follow))
         delta = FollowDelta(author_id=m.author_id, user_id=feed.key, delta=1 if m.follow else -1, at=m.at)

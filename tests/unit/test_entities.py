@@ -451,12 +451,21 @@ class TestPersonalFeed:
         f = UserFeed(1)
         vid = self.videos[0][0]
         self.like(f, vid, 1)
+        after_like = f.profile.author_weights()[100]
+        assert after_like > 0
         self.like(f, vid, 2, like=False)
-        assert f.profile.author_weights()[100] < 0
+        assert f.profile.author_weights()[100] < after_like * 0.7  # the unlike takes back most of it
         g = UserFeed(2)
         self.kind.handle(g, Watched(user_id=2, video_id=vid, author_id=100, watched_ms=300, duration_ms=15_000, at=5,
                                     hashtags=("cats",)), 1, Outbox())
         assert g.profile.author_weights()[100] < 0 and g.feedback_at == 5
+        # the view of a liked video is not a second example: the like was
+        before = f.profile.author_weights()[100]
+        self.like(f, vid, 3)
+        liked = f.profile.author_weights()[100]
+        self.kind.handle(f, Watched(user_id=1, video_id=vid, author_id=100, watched_ms=300, duration_ms=15_000, at=6,
+                                    hashtags=("cats",)), 4, Outbox())
+        assert liked > before and f.profile.author_weights()[100] == liked
 
     def test_the_newest_unexposed_video_gets_the_exploration_slot(self) -> None:
         newcomer = ids()  # newest of all, no likes, an author nobody knows
