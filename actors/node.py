@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, Mapping
 
@@ -25,7 +26,8 @@ from thespian.actors import ActorSystem
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
 from clipstream.actors.leftovers import (NodeRecord, PortHeld, children, clear_stale_node, describe, end_session,
-                                         port_open, reap, record_path, remove_record, session_processes, write_record)
+                                         port_open, proc_stat, reap, record_path, remove_record, session_processes, write_record)
+from clipstream.actors.lifeline import tethered
 from clipstream.actors.loopback import bind_loopback
 from clipstream.actors.messages import AssignPartitions, RuntimeOptions, ShardsStopped, StartShards, Status, StopShards
 from clipstream.bus.status import NodeStatus
@@ -79,6 +81,8 @@ class Node:
         self._asys: ActorSystem | None = None
         self._guardian = None
         self._session: int | None = None
+        #: Thespian's admin, our child once reparented (lifeline): reaped when the stop is done
+        self._admin_pids: set[int] = set()
         # The ActorSystem object is not thread-safe; status requests and lease updates come from
         # executor threads of the node process.
         self._lock = threading.Lock()
@@ -112,10 +116,16 @@ class Node:
         if self.loopback and multiproc:
             bind_loopback()
         before = children(os.getpid())
-        self._asys = ActorSystem(
-            self.system_base, capabilities={"Admin Port": self.admin_port}, transientUnique=True
-        )
-        reap(children(os.getpid()) - before)
+        with tethered() if multiproc else nullcontext():
+            self._asys = ActorSystem(
+                self.system_base, capabilities={"Admin Port": self.admin_port}, transientUnique=True
+            )
+            # Thespian's daemonizing child (a session leader) exits at once: reap it. The admin,
+            # reparented to this node (tethered), stays our child until the stop reaps it.
+            new = children(os.getpid()) - before
+            daemonizers = {pid for pid in new if (proc_stat(pid) or ("", 0, 0, pid))[3] == pid}
+            reap(daemonizers)
+        self._admin_pids = new - daemonizers
         self._guardian = self._asys.createActor(Guardian, globalName=GUARDIAN_NAME)
         self._asys.tell(
             self._guardian,
@@ -229,6 +239,7 @@ class Node:
             time.sleep(0.05)
         if not session_processes(session):
             remove_record(self._record, os.getpid())
+        reap(self._admin_pids)
         log.info("node stopped", node=self.name, took_s=round(time.monotonic() - started, 1))
 
     def __enter__(self) -> "Node":
