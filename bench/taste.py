@@ -451,13 +451,8 @@ async def _drive_user(client: _Client, token: str, u: int, world: World, cat: Ca
         body = await client.call("GET", "/v1/feed", token, params=params)
         if body is None:
             continue
-        now = time.monotonic()
-        page = []
-        for item in body["videos"]:
-            vid = int(item["video_id"])
-            if vid in impressions:
-                impressions[vid].append(now)
-            page.append(cat.index_of.get(vid, -1))
+        _count_new(body, impressions)
+        page = [cat.index_of.get(int(item["video_id"]), -1) for item in body["videos"]]
         served.add(world, taste, page)
         liked = 0
         for item, j in zip(body["videos"], page):
@@ -471,12 +466,26 @@ async def _drive_user(client: _Client, token: str, u: int, world: World, cat: Ca
         cursor = body.get("next_cursor")
 
 
-async def _probe(client: _Client, token: str, rounds: int, rng: random.Random) -> list[tuple[bool, float]]:
+def _count_new(body: dict[str, Any] | None, impressions: dict[int, list[float]]) -> None:
+    """Impressions of the run's uploads on a page, whoever asked it: the probe users are viewers
+    too (they had the first pages after an upload and were not counted: the run's first upload
+    showed 1 impression where the shards had served it 20 times, 2026-12-04)."""
+    if body:
+        now = time.monotonic()
+        for item in body.get("videos", ()):
+            vid = int(item["video_id"])
+            if vid in impressions:
+                impressions[vid].append(now)
+
+
+async def _probe(client: _Client, token: str, rounds: int, rng: random.Random,
+                 impressions: dict[int, list[float]]) -> list[tuple[bool, float]]:
     """Like a video of the last page, wait :data:`PROBE_DELAY_S` after the 200, ask the next page:
     does its ``feedback_at`` reach the like? (The probe user sends nothing else meanwhile.)"""
     out: list[tuple[bool, float]] = []
     cursor: str | None = None
     body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE})
+    _count_new(body, impressions)
     for _ in range(rounds):
         if not body or not body["videos"]:
             break
@@ -489,6 +498,7 @@ async def _probe(client: _Client, token: str, rounds: int, rng: random.Random) -
         answered = time.monotonic() - t0
         await asyncio.sleep(PROBE_DELAY_S)
         body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE, "cursor": cursor})
+        _count_new(body, impressions)
         if body is not None:
             out.append((body.get("feedback_at", 0) >= sent_ms, answered))
         await asyncio.sleep(rng.uniform(0.2, 0.6))
@@ -557,7 +567,8 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
                         random.Random(rng.random()), served[u], impressions)
             for u in range(shape.users)
         ]
-        probes = [_probe(client, tokens[shape.users + i], shape.probes_each, random.Random(rng.random()))
+        probes = [_probe(client, tokens[shape.users + i], shape.probes_each, random.Random(rng.random()),
+                         impressions)
                   for i in range(shape.probe_users)]
         uploads = _upload_new(url, world, shape.uploads, progress, impressions, ready_at)
         results = await asyncio.gather(asyncio.gather(*users), asyncio.gather(*probes), uploads)
@@ -568,9 +579,7 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
                 and time.monotonic() - min(ready_at.values(), default=time.monotonic()) < 300:
             body = await client.call("GET", "/v1/feed", tokens[rng.randrange(shape.users)], params={"limit": PAGE_SIZE})
             extra_pages += 1
-            for item in (body or {}).get("videos", []):
-                if int(item["video_id"]) in impressions:
-                    impressions[int(item["video_id"])].append(time.monotonic())
+            _count_new(body, impressions)
         online = await _online(client, tokens[0])
     finally:
         await client.close()
