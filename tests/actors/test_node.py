@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import msgspec
 import nats
 import pytest
 
@@ -236,7 +237,8 @@ class TestRunNode:
         session = proc_stat(holders[0])[3]  # type: ignore[index]
         write_record(record_path(str(tmp_path / "state"), port),
                      NodeRecord(node_pid=starter.pid, session=session, admin_port=port,
-                                name="proc-node", started_at=time.time()))
+                                name="proc-node", started_at=time.time(),
+                                cmdline=" ".join([sys.executable, "-c", script]).strip()))
         return starter.pid, session
 
     @staticmethod
@@ -287,6 +289,28 @@ class TestNodeInProcess:
             s.listen()
             with pytest.raises(AdminPortHeld, match=f"held by pid {os.getpid()} .*not a clipstream node"):
                 Node(actor_settings, kinds={"counter": ECHO_FACTORY}).start()
+
+    def test_refuses_a_port_held_in_the_recorded_session_by_another_program(
+        self, actor_settings: Settings, tmp_path: Path
+    ) -> None:
+        """The record names a dead node and the holder is in its session (a session id reused),
+        but the holder runs another command line: not ours to end."""
+        import socket
+
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        state = str(tmp_path / "state")
+        port = actor_settings.actors.admin_port
+        write_record(record_path(state, port), NodeRecord(node_pid=dead.pid, session=os.getsid(0), admin_port=port,
+                                                          name="proc-node", started_at=time.time(),
+                                                          cmdline="/no/such/clipstream node"))
+        settings = msgspec.structs.replace(actor_settings, stack=msgspec.structs.replace(actor_settings.stack, state_dir=state))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            with pytest.raises(AdminPortHeld, match=f"held by pid {os.getpid()} .*not a clipstream node"):
+                Node(settings, kinds={"counter": ECHO_FACTORY}).start()
+        assert record_path(state, port).exists()
 
     def test_no_kinds_is_an_error(self, actor_settings: Settings) -> None:
         with pytest.raises(NodeError, match="no entity kinds"):
