@@ -166,7 +166,8 @@ class TestRunNode:
             record = record_path(str(tmp_path / "state"), actor_settings.actors.admin_port)
             assert read_record(record) == NodeRecord(node_pid=proc.pid, session=session,
                                                      admin_port=actor_settings.actors.admin_port, name="proc-node",
-                                                     started_at=read_record(record).started_at)  # type: ignore[union-attr]
+                                                     started_at=read_record(record).started_at,  # type: ignore[union-attr]
+                                                     cmdline=_cmdline(proc.pid).strip())
             os.kill(status.shards[0].pid, signal.SIGSTOP)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(stop_budget(10.0)) == 0
