@@ -9,8 +9,9 @@ stop left nothing. With it:
 - ``clipstream run``, which had to SIGKILL a node that did not stop in time (or saw it die),
   ends exactly the processes of the recorded session (:func:`end_leftovers`);
 - a node that starts and finds its admin port held ends the stale node of the record when the
-  port's holder is in the recorded session and the recorded node is gone; a port held by anything
-  else is a :class:`PortHeld` error naming the holder (:func:`clear_stale_node`).
+  recorded node is gone and the port's holders are in the recorded session and run the recorded
+  command line, and logs the pids it ended; a port held by anything else is a :class:`PortHeld`
+  error naming the holder and what to do (:func:`clear_stale_node`).
 
 Processes are identified by their session id, from ``/proc``, never by their names. The node also
 reaps the zombie Thespian's daemonizing leaves it (:func:`reap`).

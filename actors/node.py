@@ -200,7 +200,8 @@ class Node:
         (:func:`stop_budget`): the shards' stop (``stop_timeout``), Thespian's shutdown (its own
         10 s bound, and :data:`THESPIAN_SHUTDOWN_WAIT` here), then ``timeout`` for the processes to
         go before the rest of the session is killed. A shard that never answers (stopped, stuck in
-        a syscall) costs those bounds, never a hang, and is killed with the session."""
+        a syscall) is SIGKILLed by the Guardian at ``stop_timeout``; at worst it costs those
+        bounds, never a hang. Each step logs what it waited for."""
         asys, self._asys = self._asys, None
         if asys is None:
             return
