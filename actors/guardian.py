@@ -228,19 +228,42 @@ class Guardian(ActorTypeDispatcher):
                 self.send(waiter, ShardsStopped(remaining))
             self._stop_waiters = []
 
+    def _kill_stuck_shards(self) -> None:
+        """At the stop timeout: SIGKILL the shards that did not stop (stuck in a flush or a
+        syscall, SIGSTOPped). Their unacked messages go to the next owner; left alive, Thespian's
+        shutdown would wait for each of them until its own 10 s bound."""
+        stuck = {slot.stats.pid: slot for slot in self._slots
+                 if slot.address is not None and slot.stats is not None and _is_child(slot.stats.pid)}
+        if not stuck:
+            return
+        log.warning("shards did not stop in time; killing them",
+                    shards={pid: f"{slot.kind}/{slot.index}" for pid, slot in stuck.items()})
+        for pid in stuck:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def _check_liveness(self) -> None:
         """Catch shard deaths Thespian does not report.
 
         On one ChildActorExited, Thespian 4.0.1 prunes *every* dead child process from its list
         (``_childExited``) but reports only the one: when two shards die together, the second
         death is never announced (reproduced by SIGKILLing both shards of a node). So the Guardian
-        also checks the pid each shard reported, and treats a vanished one as an exit.
+        also checks the pid each shard reported, and sends itself the ChildActorExited Thespian
+        owed: handling it, Thespian also drops the dead child from its own list of children.
+        Left there, that ghost was sent an ActorExitRequest at the stop, whose failure handler
+        (a late-bound ``each`` in ``_shutdownActor``) drops the *last* child instead: the Guardian
+        then waited for the ghost until Thespian's 10 s shutdown bound, the stop that hung after
+        shards were SIGKILLed under load (issue 16).
         """
         for slot in self._slots:
-            if slot.address is not None and slot.stats is not None and not _is_child(slot.stats.pid):
+            if (slot.address is not None and slot.stats is not None and slot.state != "gone"
+                    and not _is_child(slot.stats.pid)):
                 log.warning("shard process gone without ChildActorExited", kind=slot.kind, index=slot.index,
                             pid=slot.stats.pid)
-                self._shard_exited(slot)
+                slot.state = "gone"  # once: the ChildActorExited below is on its way
+                self.send(self.myAddress, ChildActorExited(slot.address))
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
         slot = self._slot_of(msg.childAddress)
@@ -290,11 +313,11 @@ class Guardian(ActorTypeDispatcher):
                     log.error("node process gone while the actor system stopped; ending it",
                               node_pid=self._start.node_pid)
                     os.killpg(os.getpgid(0), signal.SIGKILL)
-            if not self._exiting:
-                self._check_liveness()
+            self._check_liveness()
             self.wakeupAfter(timedelta(seconds=self._start.options.liveness_interval), payload=_LIVENESS)
             return
         if payload == ("stop-timeout",):
+            self._kill_stuck_shards()
             self._answer_stop_if_done(force=True)
             return
         if self._exiting or not (isinstance(payload, tuple) and payload[0] == "restart"):

@@ -9,8 +9,9 @@ stop left nothing. With it:
 - ``clipstream run``, which had to SIGKILL a node that did not stop in time (or saw it die),
   ends exactly the processes of the recorded session (:func:`end_leftovers`);
 - a node that starts and finds its admin port held ends the stale node of the record when the
-  port's holder is in the recorded session and the recorded node is gone; a port held by anything
-  else is a :class:`PortHeld` error naming the holder (:func:`clear_stale_node`).
+  recorded node is gone and the port's holders are in the recorded session and run the recorded
+  command line, and logs the pids it ended; a port held by anything else is a :class:`PortHeld`
+  error naming the holder and what to do (:func:`clear_stale_node`).
 
 Processes are identified by their session id, from ``/proc``, never by their names. The node also
 reaps the zombie Thespian's daemonizing leaves it (:func:`reap`).
@@ -46,6 +47,8 @@ class NodeRecord(msgspec.Struct, frozen=True):
     admin_port: int
     name: str
     started_at: float
+    #: the node's command line; its actor processes are forks of it and carry the same one
+    cmdline: str = ""
 
 
 def record_path(state_dir: str, admin_port: int) -> Path:
@@ -211,14 +214,16 @@ def port_holders(port: int) -> list[int]:
 def clear_stale_node(state_dir: str, admin_port: int) -> list[int]:
     """The admin port is in use: end the stale node holding it, or raise :class:`PortHeld`.
 
-    Stale means: the record of this port names a node process that is gone, and the port's holder
-    belongs to the recorded session. Returns the pids ended."""
+    Stale means: the record of this port names a node process that is gone, and the port's holders
+    belong to the recorded session and run the recorded node's command line (a session id or pid
+    reused since by something else is not ended). Returns the pids ended."""
     holders = port_holders(admin_port)
     path = record_path(state_dir, admin_port)
     record = read_record(path)
     if record is not None and not _alive(record.node_pid):
         sessions = {(proc_stat(pid) or ("", 0, 0, 0))[3] for pid in holders}
-        if holders and sessions == {record.session}:
+        same_program = all(cmdline(pid) == record.cmdline for pid in holders) if record.cmdline else True
+        if holders and sessions == {record.session} and same_program:
             ended = end_session(record.session)
             path.unlink(missing_ok=True)
             log.warning("ended a stale node that held the admin port", admin_port=admin_port,

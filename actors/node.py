@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any, Mapping
 
@@ -24,8 +25,9 @@ from thespian.actors import ActorSystem
 
 from clipstream.actors.guardian import GUARDIAN_NAME, Guardian
 from clipstream.actors.kinds import KINDS
-from clipstream.actors.leftovers import (NodeRecord, PortHeld, children, clear_stale_node, describe, end_session,
-                                         port_open, reap, record_path, remove_record, session_processes, write_record)
+from clipstream.actors.leftovers import (NodeRecord, PortHeld, children, clear_stale_node, cmdline, describe, end_session,
+                                         port_holders, port_open, proc_stat, reap, record_path, remove_record, session_processes, write_record)
+from clipstream.actors.lifeline import tethered
 from clipstream.actors.loopback import bind_loopback
 from clipstream.actors.messages import AssignPartitions, RuntimeOptions, ShardsStopped, StartShards, Status, StopShards
 from clipstream.bus.status import NodeStatus
@@ -46,6 +48,10 @@ def stop_budget(stop_timeout: float) -> float:
     """The longest a node's stop takes (every step at its bound), plus slack: how long
     ``clipstream run`` waits before it kills the node and ends what the node recorded."""
     return stop_timeout + 2.0 + THESPIAN_SHUTDOWN_WAIT + SHUTDOWN_GRACE + 2.0 + 5.0
+
+
+def _since(t: float) -> float:
+    return round(time.monotonic() - t, 2)
 
 
 class NodeError(RuntimeError):
@@ -79,6 +85,8 @@ class Node:
         self._asys: ActorSystem | None = None
         self._guardian = None
         self._session: int | None = None
+        #: Thespian's admin, our child once reparented (lifeline): reaped when the stop is done
+        self._admin_pids: set[int] = set()
         # The ActorSystem object is not thread-safe; status requests and lease updates come from
         # executor threads of the node process.
         self._lock = threading.Lock()
@@ -112,10 +120,16 @@ class Node:
         if self.loopback and multiproc:
             bind_loopback()
         before = children(os.getpid())
-        self._asys = ActorSystem(
-            self.system_base, capabilities={"Admin Port": self.admin_port}, transientUnique=True
-        )
-        reap(children(os.getpid()) - before)
+        with tethered() if multiproc else nullcontext():
+            self._asys = ActorSystem(
+                self.system_base, capabilities={"Admin Port": self.admin_port}, transientUnique=True
+            )
+            # Thespian's daemonizing child (a session leader) exits at once: reap it. The admin,
+            # reparented to this node (tethered), stays our child until the stop reaps it.
+            new = children(os.getpid()) - before
+            daemonizers = {pid for pid in new if (proc_stat(pid) or ("", 0, 0, pid))[3] == pid}
+            reap(daemonizers)
+        self._admin_pids = new - daemonizers
         self._guardian = self._asys.createActor(Guardian, globalName=GUARDIAN_NAME)
         self._asys.tell(
             self._guardian,
@@ -126,7 +140,8 @@ class Node:
         self._session = self.status().guardian.session
         if multiproc:
             write_record(self._record, NodeRecord(node_pid=os.getpid(), session=self._session,
-                                                  admin_port=self.admin_port, name=self.name, started_at=time.time()))
+                                                  admin_port=self.admin_port, name=self.name, started_at=time.time(),
+                                                  cmdline=cmdline(os.getpid())))
         log.info("node started", node=self.name, admin_port=self.admin_port, kinds=sorted(self.kinds))
 
     @property
@@ -185,20 +200,24 @@ class Node:
         (:func:`stop_budget`): the shards' stop (``stop_timeout``), Thespian's shutdown (its own
         10 s bound, and :data:`THESPIAN_SHUTDOWN_WAIT` here), then ``timeout`` for the processes to
         go before the rest of the session is killed. A shard that never answers (stopped, stuck in
-        a syscall) costs those bounds, never a hang, and is killed with the session."""
+        a syscall) is SIGKILLed by the Guardian at ``stop_timeout``; at worst it costs those
+        bounds, never a hang. Each step logs what it waited for."""
         asys, self._asys = self._asys, None
         if asys is None:
             return
         started = time.monotonic()
         stop_timeout = self.options.stop_timeout
+        step = time.monotonic()
         try:
             with self._lock:
                 stopped = asys.ask(self._guardian, StopShards(stop_timeout), timedelta(seconds=stop_timeout + 2.0))
             if not isinstance(stopped, ShardsStopped) or stopped.remaining:
-                log.warning("shards did not all stop before the actor system shutdown", answer=repr(stopped),
-                            waited_s=round(time.monotonic() - started, 1))
+                log.warning("node stop: shards did not all stop before the actor system shutdown",
+                            answer=repr(stopped), waited_s=_since(step), bound_s=stop_timeout + 2.0)
+            else:
+                log.info("node stop: shards stopped", waited_s=_since(step))
         except Exception as exc:  # the system shutdown below still stops them, less gently
-            log.warning("stopping the shards failed", error=repr(exc))
+            log.warning("node stop: stopping the shards failed", error=repr(exc), waited_s=_since(step))
         done = threading.Event()
 
         def thespian_shutdown() -> None:
@@ -206,30 +225,39 @@ class Node:
                 with self._lock:
                     asys.shutdown()
             except Exception as exc:
-                log.warning("actor system shutdown failed", error=repr(exc))
+                log.warning("node stop: actor system shutdown failed", error=repr(exc))
             finally:
                 done.set()
 
+        step = time.monotonic()
         threading.Thread(target=thespian_shutdown, name="thespian-shutdown", daemon=True).start()
-        if not done.wait(THESPIAN_SHUTDOWN_WAIT):
-            log.warning("Thespian's shutdown did not finish; ending the actor processes",
-                        waited_s=THESPIAN_SHUTDOWN_WAIT)
+        if done.wait(THESPIAN_SHUTDOWN_WAIT):
+            log.info("node stop: Thespian shut down", waited_s=_since(step))
+        else:
+            log.warning("node stop: Thespian's shutdown did not finish; ending the actor processes",
+                        waited_s=_since(step), bound_s=THESPIAN_SHUTDOWN_WAIT)
         session = self._session
         if session is None or session == os.getsid(0):
             return
-        deadline = time.monotonic() + timeout
+        step = time.monotonic()
+        deadline = step + timeout
         while session_processes(session) and time.monotonic() < deadline:
             time.sleep(0.05)
         left = session_processes(session)
         if left:
-            log.error("actor processes still running after shutdown; killing them",
-                      processes={pid: describe(pid) for pid in left})
+            log.error("node stop: actor processes still running after shutdown; killing them",
+                      waited_s=_since(step), processes={pid: describe(pid) for pid in left})
             end_session(session)
-        while port_open(self.admin_port) and time.monotonic() < deadline + 2.0:
+        step = time.monotonic()
+        while port_open(self.admin_port) and time.monotonic() < step + 2.0:
             time.sleep(0.05)
+        if port_open(self.admin_port):
+            log.error("node stop: the admin port is still held", admin_port=self.admin_port, waited_s=_since(step),
+                      holders={pid: describe(pid) for pid in port_holders(self.admin_port)})
         if not session_processes(session):
             remove_record(self._record, os.getpid())
-        log.info("node stopped", node=self.name, took_s=round(time.monotonic() - started, 1))
+        reap(self._admin_pids)
+        log.info("node stopped", node=self.name, took_s=_since(started))
 
     def __enter__(self) -> "Node":
         self.start()

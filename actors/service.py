@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from clipstream.actors.leases import LeaseKeeper, open_bucket
 from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.node import Node, NodeError
-from clipstream.bus.connection import connect_nats
+from clipstream.bus.connection import StopRequested, connect_nats
 from clipstream.bus.status import NodeStatus, serve_status
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
@@ -46,8 +46,11 @@ async def _serve(node: Node, stop: threading.Event) -> None:
 
     nc = None
     try:
-        nc = await connect_nats(node.settings.nats, f"clipstream-node-{node.name}")
+        nc = await connect_nats(node.settings.nats, f"clipstream-node-{node.name}", stop=done)
         await serve_status(nc, topology, node.name, status)
+    except StopRequested:
+        log.info("node stopped before NATS was reachable")
+        return
     except Exception as exc:  # status over NATS is a convenience; the node runs without it
         log.warning("status endpoint unavailable", error=repr(exc))
     keeper: LeaseKeeper | None = None

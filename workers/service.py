@@ -7,7 +7,7 @@ import signal
 
 import structlog
 
-from clipstream.bus.connection import connect_nats
+from clipstream.bus.connection import StopRequested, connect_nats
 from clipstream.bus.consumer import Consumer
 from clipstream.bus.minio_events import decode_minio_event
 from clipstream.bus.publisher import Publisher
@@ -30,7 +30,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set."""
     cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
     redis = connect_redis(settings.redis)
-    nc = await connect_nats(settings.nats, "clipstream-worker")
+    try:
+        nc = await connect_nats(settings.nats, "clipstream-worker", stop=stop)
+    except StopRequested as exc:
+        log.info("worker stopped before it ran", reason=str(exc))
+        await redis.aclose()
+        cql.close()
+        return
     try:
         js = nc.jetstream(timeout=settings.nats.timeout)
         topology = Topology.from_settings(settings.nats)

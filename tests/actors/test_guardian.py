@@ -70,3 +70,37 @@ class TestPoison:
         broken_node.actor_system.tell(broken_node.guardian, PoisonMessage("a message", "it failed twice"))
         status = wait_status(broken_node, lambda st: st.guardian.poison == 1)
         assert status.node == "test-node"
+
+
+class TestShardsKilledTogether:
+    def test_no_ghost_child_is_left_and_the_stop_is_prompt(self, actor_settings: Settings, echo_store: object,
+                                                           helpers: SimpleNamespace) -> None:
+        """Both shards SIGKILLed at once, twice. Thespian reports only one of two deaths that come
+        together (the Guardian's liveness check catches the other); the unreported one must not stay
+        in Thespian's list of the Guardian's children either: the Guardian would wait for its exit
+        at the stop until Thespian's 10 s shutdown bound (the issue-16 stop that hung)."""
+        import os
+        import signal
+
+        from thespian.system.messages.status import Thespian_ActorStatus, Thespian_StatusReq
+
+        node = Node(actor_settings, kinds={"counter": helpers.echo_factory}, options=helpers.fast)
+        node.start()
+        session = node.status().guardian.session
+        try:
+            status = node.wait_ready(30)
+            for _ in range(2):
+                victims = {s.pid for s in status.shards}
+                for pid in victims:
+                    os.kill(pid, signal.SIGKILL)
+                status = wait_status(node, lambda st: all(s.state == "running" and s.pid and s.pid not in victims
+                                                          for s in st.shards))
+            answer = node.actor_system.ask(node.guardian, Thespian_StatusReq(), 5)
+            assert isinstance(answer, Thespian_ActorStatus)
+            assert len(answer.childActors) == len(status.shards), answer.childActors
+        finally:
+            began = time.monotonic()
+            node.shutdown()
+            took = time.monotonic() - began
+        assert session_processes(session) == []
+        assert took < 5.0, f"the stop took {took:.1f}s"

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import msgspec
 import nats
 import pytest
 
-from clipstream.actors.leftovers import (NodeRecord, end_leftovers, end_session, read_record, record_path,
-                                         session_processes)
+from clipstream.actors.leftovers import (NodeRecord, end_leftovers, end_session, port_holders, proc_stat, read_record,
+                                         record_path, session_processes, write_record)
 from clipstream.actors.node import AdminPortHeld, Node, NodeError, stop_budget
 from clipstream.bus.status import NodeStatus, request_status
 from clipstream.bus.topology import Topology
@@ -120,24 +121,37 @@ class TestRunNode:
         assert descendants(proc.pid) == set()
         assert not helpers.port_open(actor_settings.actors.admin_port)
 
-    def test_actor_system_stops_itself_when_the_node_is_killed(
+    def test_a_killed_node_takes_its_actor_processes_with_it(
         self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
     ) -> None:
+        """SIGKILL on a standalone node (no ``clipstream run`` around it) while its Guardian and a
+        shard are stopped too, so no code of ours can notice: the kernel ends the admin, logger,
+        Guardian and shards (lifeline), and the port is free within a few seconds."""
         proc = _start_node(actor_settings, tmp_path)
         session = 0
         try:
             status = asyncio.run(self._status_when_running(actor_settings))
             session = status.guardian.session
+            actors = set(session_processes(session))
+            assert {status.guardian.pid, *(s.pid for s in status.shards)} <= actors and len(actors) >= 5
+            # the admin is the node's child (reparented to it), not init's
+            assert {p for p in actors if (proc_stat(p) or ("", 0))[1] == proc.pid}, actors
+            os.kill(status.guardian.pid, signal.SIGSTOP)
+            os.kill(status.shards[0].pid, signal.SIGSTOP)
+            killed_at = time.monotonic()
             proc.kill()  # no chance to shut anything down
             proc.wait(10)
-            helpers.wait_for(lambda: session_processes(session) == [], 20, what="orphans gone")
+            helpers.wait_for(lambda: session_processes(session) == [], 5, what="actor processes gone")
+            gone = time.monotonic() - killed_at
             helpers.wait_for(lambda: not helpers.port_open(actor_settings.actors.admin_port), 5, what="port")
+            print(f"{len(actors)} actor processes gone {gone:.2f}s after the node's SIGKILL, "
+                  f"port free after {time.monotonic() - killed_at:.2f}s")
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-            if session and session_processes(session):  # the test failed: do not leave them running
-                os.killpg(session, signal.SIGKILL)
+            if session:  # the test failed: do not leave them running
+                end_session(session)
 
     def test_a_stopped_shard_does_not_outlive_the_node(
         self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
@@ -152,7 +166,8 @@ class TestRunNode:
             record = record_path(str(tmp_path / "state"), actor_settings.actors.admin_port)
             assert read_record(record) == NodeRecord(node_pid=proc.pid, session=session,
                                                      admin_port=actor_settings.actors.admin_port, name="proc-node",
-                                                     started_at=read_record(record).started_at)  # type: ignore[union-attr]
+                                                     started_at=read_record(record).started_at,  # type: ignore[union-attr]
+                                                     cmdline=_cmdline(proc.pid).strip())
             os.kill(status.shards[0].pid, signal.SIGSTOP)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(stop_budget(10.0)) == 0
@@ -169,29 +184,24 @@ class TestRunNode:
     def test_a_start_ends_the_stale_node_holding_its_port(
         self, actor_settings: Settings, tmp_path: Path, helpers: SimpleNamespace
     ) -> None:
-        """A node SIGKILLed while its Guardian could not notice (stopped too) left its admin, logger
-        and shards holding the port. ``end_leftovers`` (what ``clipstream run`` calls) and a new
-        node's start both end exactly the recorded session; the new node then runs."""
+        """Leftovers of a dead node (a real Thespian admin and logger in a session of their own,
+        parent 1, holding the port: what a node left before the lifeline, or where the kernel could
+        not tie them): ``end_leftovers`` (what ``clipstream run`` calls) and a new node's start
+        both end exactly the recorded session; the new node then runs."""
         state = str(tmp_path / "state")
+        port = actor_settings.actors.admin_port
         sessions = []
         procs = []
         try:
             for round_ in ("end_leftovers", "the next start"):
-                proc = _start_node(actor_settings, tmp_path)
-                procs.append(proc)
-                status = asyncio.run(self._status_when_running(actor_settings))
-                session = status.guardian.session
+                dead_node, session = self._leftovers(actor_settings, tmp_path)
                 sessions.append(session)
-                os.kill(status.guardian.pid, signal.SIGSTOP)
-                proc.kill()
-                proc.wait(10)
-                time.sleep(1.5)  # past a liveness interval: nothing ends them by itself
                 left = session_processes(session)
-                assert status.guardian.pid in left and helpers.port_open(actor_settings.actors.admin_port), round_
+                assert len(left) >= 2 and helpers.port_open(port), round_
                 if round_ == "end_leftovers":
-                    assert sorted(end_leftovers(state, actor_settings.actors.admin_port, proc.pid)) == sorted(left)
+                    assert sorted(end_leftovers(state, port, dead_node)) == sorted(left)
                     assert session_processes(session) == []
-                    helpers.wait_for(lambda: not helpers.port_open(actor_settings.actors.admin_port), 5, what="port")
+                    helpers.wait_for(lambda: not helpers.port_open(port), 5, what="port")
             # the second round's leftovers are still there: a new node ends them and comes up
             proc = _start_node(actor_settings, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             procs.append(proc)
@@ -208,6 +218,29 @@ class TestRunNode:
                     proc.wait()
             for session in sessions:
                 end_session(session)
+
+    @staticmethod
+    def _leftovers(settings: Settings, tmp_path: Path) -> tuple[int, int]:
+        """A process that starts a Thespian system on the node's port, untethered, records it as a
+        node would and exits without stopping it: (its pid, the leftover session)."""
+        port = settings.actors.admin_port
+        script = ("import os, sys\n"
+                  "from thespian.actors import ActorSystem\n"
+                  "from clipstream.actors.loopback import bind_loopback\n"
+                  "bind_loopback()\n"
+                  f"ActorSystem('multiprocTCPBase', capabilities={{'Admin Port': {port}}}, transientUnique=True)\n"
+                  "os._exit(0)\n")
+        starter = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONSAFEPATH": "1"},
+                                   cwd=tmp_path)
+        assert starter.wait(30) == 0
+        holders = port_holders(port)
+        assert holders, "the untethered admin does not hold the port"
+        session = proc_stat(holders[0])[3]  # type: ignore[index]
+        write_record(record_path(str(tmp_path / "state"), port),
+                     NodeRecord(node_pid=starter.pid, session=session, admin_port=port,
+                                name="proc-node", started_at=time.time(),
+                                cmdline=" ".join([sys.executable, "-c", script]).strip()))
+        return starter.pid, session
 
     @staticmethod
     async def _status_when_running(settings: Settings) -> NodeStatus:
@@ -257,6 +290,28 @@ class TestNodeInProcess:
             s.listen()
             with pytest.raises(AdminPortHeld, match=f"held by pid {os.getpid()} .*not a clipstream node"):
                 Node(actor_settings, kinds={"counter": ECHO_FACTORY}).start()
+
+    def test_refuses_a_port_held_in_the_recorded_session_by_another_program(
+        self, actor_settings: Settings, tmp_path: Path
+    ) -> None:
+        """The record names a dead node and the holder is in its session (a session id reused),
+        but the holder runs another command line: not ours to end."""
+        import socket
+
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        state = str(tmp_path / "state")
+        port = actor_settings.actors.admin_port
+        write_record(record_path(state, port), NodeRecord(node_pid=dead.pid, session=os.getsid(0), admin_port=port,
+                                                          name="proc-node", started_at=time.time(),
+                                                          cmdline="/no/such/clipstream node"))
+        settings = msgspec.structs.replace(actor_settings, stack=msgspec.structs.replace(actor_settings.stack, state_dir=state))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            with pytest.raises(AdminPortHeld, match=f"held by pid {os.getpid()} .*not a clipstream node"):
+                Node(settings, kinds={"counter": ECHO_FACTORY}).start()
+        assert record_path(state, port).exists()
 
     def test_no_kinds_is_an_error(self, actor_settings: Settings) -> None:
         with pytest.raises(NodeError, match="no entity kinds"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import time
@@ -25,8 +26,11 @@ import pytest
 
 from clipstream.actors.leftovers import read_record, record_path, session_processes
 from clipstream.actors.node import stop_budget
+from clipstream.bus.messages import LikeDelta
+from clipstream.bus.publisher import Publisher
 from clipstream.bus.status import NodeStatus, request_status
 from clipstream.bus.topology import Topology
+from clipstream.storage.ids import new_id
 from tests.e2e.nodes import CLIPSTREAM, free_port, private_bus
 
 pytestmark = pytest.mark.integration
@@ -118,9 +122,27 @@ async def test_a_stuck_shard_then_stop_leaves_nothing_and_the_next_start_runs(mi
                     pass
 
 
+async def like_load(nc, topology: Topology, stop: asyncio.Event) -> int:  # type: ignore[no-untyped-def]
+    """Like deltas published onto the node's counter partitions until ``stop``; how many went."""
+    publisher = Publisher(nc, topology, 8)
+    videos = [new_id() for _ in range(20)]
+    sent = 0
+    while not stop.is_set():
+        batch = [(LikeDelta(video_id=random.choice(videos), user_id=new_id(), delta=1, at=int(time.time() * 1000)), None)
+                 for _ in range(50)]
+        try:
+            await publisher.publish_many(batch)
+            sent += len(batch)
+        except Exception:  # the streams are not there yet (the node's first shard makes them)
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.02)
+    return sent
+
+
 async def test_shards_killed_twice_then_stop_leaves_nothing(migrated, tmp_path) -> None:
-    """Two shards SIGKILLed together, twice (the Guardian restarts them, one of the deaths unreported
-    by Thespian each time), then Ctrl-C: the stop is bounded and leaves nothing."""
+    """Two counter shards SIGKILLed together, twice, under a like load (the Guardian restarts them,
+    one of the deaths unreported by Thespian each time), then Ctrl-C: the stop is bounded and
+    leaves nothing."""
     name = "killed-shards-node"
     env, topology, port, _ = node_env("lk", name, tmp_path)
     nc = await nats.connect(migrated.nats.url, connect_timeout=5)
@@ -129,9 +151,12 @@ async def test_shards_killed_twice_then_stop_leaves_nothing(migrated, tmp_path) 
         proc = subprocess.Popen([CLIPSTREAM, "run", "--only", "node"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     session = 0
+    load_stop = asyncio.Event()
+    load = asyncio.create_task(like_load(nc, topology, load_stop))
     try:
         status = await running(nc, topology, name, proc, log)
         session = status.guardian.session
+        await asyncio.sleep(2)  # the load reaches the shards
         for _ in range(2):
             victims = [s.pid for s in status.shards if s.kind == "counter" and s.state == "running"]
             assert len(victims) == 2
@@ -145,17 +170,24 @@ async def test_shards_killed_twice_then_stop_leaves_nothing(migrated, tmp_path) 
                     break
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # loaded again: the restarted shards apply and flush
         stopped_at = time.monotonic()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(stop_budget(10.0) + 25) == 0
         took = time.monotonic() - stopped_at
         text = log.read_text()
         slow = [line[:300] for line in text.splitlines() if "did not all stop" in line or "killing" in line]
-        print(f"stopped in {took:.1f}s after two rounds of shard kills; the node's own stop warnings: {slow}")
+        load_stop.set()
+        sent = await load
+        assert sent > 0
+        print(f"stopped in {took:.1f}s after two rounds of shard kills under {sent} like deltas; "
+              f"the node's own stop warnings: {slow}")
         # the node stopped by itself, within its budget: run did not have to kill it
         assert "did not stop in" not in text, text[-3000:]
         assert session_processes(session) == [] and not port_open(port)
     finally:
+        load_stop.set()
+        await asyncio.gather(load, return_exceptions=True)
         await nc.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
