@@ -1,6 +1,6 @@
 """The taste world replayed through the feed's own ranking, offline: seconds instead of minutes.
 
-``python -m clipstream.bench.taste_replay --users 100 --set TAG_CAP=5 --set DECAY=0.9`` builds the
+``python -m clipstream.bench.taste_replay --users 100 --set TAG_CAP=5 --set SHRINK=0.98`` builds the
 taste scenario's catalogue and users (:mod:`clipstream.bench.taste`), a shard candidate pool as
 the running system builds it (the 5,000 newest and the 5,000 most liked), and serves each user
 20 pages with :func:`clipstream.actors.entities.feed.rank`, applying each like and watch to the

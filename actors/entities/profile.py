@@ -33,7 +33,9 @@ __all__ = ["DECAY", "FOLLOW", "FULL_WATCH", "LIKE", "LR", "SHRINK", "SKIP", "TOP
            "watch_signal"]
 
 TOP_K = 32
-#: every signal multiplies the weights held before it by this: after a page (10 signals) an old
+#: :meth:`Profile.observe` (the rebuild of a profile never stored, from likes and follows; the
+#: entity learns by :meth:`Profile.learn`): every signal multiplies the weights held before it by
+#: this. When it was the entity's update: after a page (10 signals) an old
 #: taste keeps 0.85**10 = 20 % of its weight. It was 0.95 (21 % after 3 pages): in the taste replay
 #: (300 users, a third changing taste at page 11) 0.85 with SKIP -0.6 brought the post-shift like
 #: rate to 80 % of the pre-shift one in 4 pages where 0.95 and -0.3 took 6, for 0.004 of like rate.
@@ -41,7 +43,7 @@ DECAY = 0.85
 LIKE = 1.0
 FOLLOW = 2.0
 FULL_WATCH = 0.5
-#: a quick skip is the commonest and most telling signal against a video (-0.3 before, see DECAY)
+#: a quick skip: what :func:`watch_signal` calls one (the entity counts any view not liked as a 0)
 SKIP = -0.6
 #: weights are kept in [-CAP, CAP] so one creator liked a hundred times does not drown the rest
 CAP = 8.0
