@@ -209,6 +209,8 @@ async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], No
     cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
     redis = connect_redis(settings.redis)
     try:
+        if set(wanted) - {"watch", "actors"}:  # the corpus and taste rows point at it; the watch seeds its own
+            await _seed_media(settings)
         if set(wanted) - {"taste", "watch", "actors"}:
             await _corpus_scenarios(results, cql, redis, settings, env, wanted, seconds, warmup, quick, progress,
                                     profiles, logs)
@@ -238,7 +240,6 @@ async def _taste(cql: Any, redis: Any, settings: Any, env: dict[str, str], quick
         else taste.Shape()
     world = taste.make_world(shape)
     cat = await taste.seed_taste(cql, redis, world, progress)
-    await _seed_media(settings)
     issuer = Tokens(settings.http.jwt_secret, 6 * 3600)
     tokens = [issuer.issue(u, f"taste{u}") for u in cat.user_ids]
     with tempfile.TemporaryDirectory(prefix="cs-bench-taste-") as tmp:
@@ -306,7 +307,6 @@ async def _corpus_scenarios(results: dict[str, Any], cql: Any, redis: Any, setti
 
     workers = settings.http.workers
     corpus = await seed_corpus(cql, redis, CorpusShape(), progress)
-    await _seed_media(settings)
     start = random.randrange(0, len(corpus.user_ids) - ACTIVE_USERS * len(SLICES))
     slices = {name: corpus.user_ids[start + i * ACTIVE_USERS : start + (i + 1) * ACTIVE_USERS]
               for i, name in enumerate(SLICES)}

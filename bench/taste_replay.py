@@ -84,8 +84,7 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
                     together[u % shards].observe(v, [w for w in recent if w in feed.liked and w != v])
                     feed.profile.learn(author, tags, 1.0)
                 else:  # as FeedKind.handle takes a Watched
-                    full = P.watch_signal(watched, T.DURATION_MS) == P.FULL_WATCH
-                    feed.profile.learn(author, tags, P.WATCH_Y if full else 0.0)
+                    feed.profile.viewed(author, tags, watched, T.DURATION_MS)
             s.likes.append(liked)
     base = T.baselines(world, before[:users], after[:users], shape.pages)
     rep = T.report(world, before[:users], after[:users], served, base, shape.pages)

@@ -30,14 +30,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set."""
     cql = await asyncio.to_thread(connect_cql, settings.cql, settings.cql.keyspace)
     redis = connect_redis(settings.redis)
+    nc = None
     try:
         nc = await connect_nats(settings.nats, "clipstream-worker", stop=stop)
-    except StopRequested as exc:
-        log.info("worker stopped before it ran", reason=str(exc))
-        await redis.aclose()
-        cql.close()
-        return
-    try:
         js = nc.jetstream(timeout=settings.nats.timeout)
         topology = Topology.from_settings(settings.nats)
         await ensure_streams(js, topology, settings.nats.replicas)
@@ -63,8 +58,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         for c in consumers:
             c.stop()
         await asyncio.wait(tasks, timeout=5)
+    except StopRequested as exc:
+        log.info("worker stopped before it ran", reason=str(exc))
     finally:
-        await nc.drain()
+        if nc is not None:
+            await nc.drain()
         await redis.aclose()
         cql.close()
 

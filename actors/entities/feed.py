@@ -31,7 +31,7 @@ import msgspec
 import structlog
 
 from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs, trimmed
-from clipstream.actors.entities.profile import FOLLOW, FULL_WATCH, LIKE, WATCH_Y, Profile, watch_signal
+from clipstream.actors.entities.profile import FOLLOW, LIKE, Profile
 from clipstream.actors.entities.together import LikedTogether
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import (BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo,
@@ -514,11 +514,10 @@ class FeedKind(EntityKind[UserFeed]):
         elif isinstance(message, Follow):
             self._follow(entity, message, seq, outbox)
         elif isinstance(message, Watched):
-            # Every view is an example for the profile: a liked video's came with its like; any
-            # other is a 0, or WATCH_Y if it was watched to the end.
+            # every view is an example for the profile; a liked video's came with its like
             if message.video_id not in entity.liked:
-                full = watch_signal(message.watched_ms, message.duration_ms) == FULL_WATCH
-                entity.profile.learn(message.author_id, map(tag_id, message.hashtags), WATCH_Y if full else 0.0)
+                entity.profile.viewed(message.author_id, map(tag_id, message.hashtags), message.watched_ms,
+                                      message.duration_ms)
             entity.feedback_at = max(entity.feedback_at, message.at)
         elif isinstance(message, NewVideo):
             video, author = message.video_id, message.author_id

@@ -86,8 +86,7 @@ class Profile(msgspec.Struct, gc=False):
         for w in (self.tag_w, self.author_w):
             for i in range(len(w)):
                 w[i] *= SHRINK
-        tw, aw = dict(zip(self.tags, self.tag_w)), dict(zip(self.authors, self.author_w))
-        z = self.bias + sum(tw.get(t, 0.0) for t in tags) + aw.get(author, 0.0)
+        z = self.bias + sum(_get(self.tags, self.tag_w, t) for t in tags) + _get(self.authors, self.author_w, author)
         g = LR * (y - 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))))
         if g == 0.0:
             return
@@ -95,6 +94,11 @@ class Profile(msgspec.Struct, gc=False):
         for t in tags:
             _add(self.tags, self.tag_w, t, g)
         self.bias += 0.1 * g
+
+    def viewed(self, author: int, tags: Iterable[int], watched_ms: int, duration_ms: int) -> None:
+        """A view of a video the viewer did not like, as an example: a 0, or :data:`WATCH_Y` if it
+        was watched to the end (a liked video's example is its like)."""
+        self.learn(author, tags, WATCH_Y if watch_signal(watched_ms, duration_ms) == FULL_WATCH else 0.0)
 
     def observe(self, author: int, tags: Iterable[int], weight: float) -> None:
         """Decay, then add ``weight`` to ``author`` and, split over them, to ``tags``: the raw update
@@ -145,6 +149,13 @@ class Profile(msgspec.Struct, gc=False):
         """Bytes held, for the shard's memory accounting (the object and its four arrays)."""
         return (sys.getsizeof(self) + sys.getsizeof(self.tags) + sys.getsizeof(self.tag_w)
                 + sys.getsizeof(self.authors) + sys.getsizeof(self.author_w))
+
+
+def _get(keys: array, weights: array, key: int) -> float:  # type: ignore[type-arg]
+    try:
+        return weights[keys.index(key)]
+    except ValueError:
+        return 0.0
 
 
 def _add(keys: array, weights: array, key: int, weight: float) -> None:  # type: ignore[type-arg]
