@@ -8,7 +8,14 @@ user's profile as the entity does. It is for trying a ranking change before a re
 bus, no flush, no second shard and no HTTP, so only ``clipstream bench --scenarios taste`` gives
 the figures of BENCHMARKS.md (the two agreed within 0.01 on pages 6-20, 2026-12-03).
 ``--know`` starts every profile with the user's true hashtags: what the ranking makes of a
-profile that has nothing left to learn.
+profile that has nothing left to learn. ``--true-profile N`` goes further: before every page the
+profile is replaced by the user's N strongest true hashtags of the moment (``--true-creators``:
+and their favourite creators), an upper bound of what learning can bring to this ranking.
+
+Besides the relevance figures it reports how the profile learns: the share of a user's true
+hashtags among the profile's top 3 by page, and how often the true hashtags had been shown at all
+by the shift (pre-shift tastes, pages 1-10): a hashtag never shown cannot be learnt, whatever
+the update rule.
 """
 
 from __future__ import annotations
@@ -27,7 +34,21 @@ from clipstream.storage.hashtags import tag_id
 from clipstream.storage.ids import EPOCH_MS
 
 
-def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> dict[str, Any]:
+def _true_profile(taste: T.Taste, tag_ids: list[int], creators: list[int], n: int, with_creators: bool) -> P.Profile:
+    """A profile holding the ``n`` strongest hashtags of ``taste`` (and its creators), at the scale
+    of p_like's match (1.5 a unit of taste weight), tripled so that it rules the page."""
+    profile = P.Profile()
+    for t, w in sorted(taste.tags.items(), key=lambda tw: -tw[1])[:n]:
+        profile.tags.append(tag_ids[t])
+        profile.tag_w.append(4.5 * w)
+    for c in sorted(taste.creators) if with_creators else ():
+        profile.authors.append(creators[c])
+        profile.author_w.append(1.2)
+    return profile
+
+
+def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2, true_profile: int = 0,
+           true_creators: bool = False) -> dict[str, Any]:
     world = T.make_world(shape)
     before, after = T.make_tastes(world)
     n, now = shape.videos, int(time.time() * 1000)
@@ -51,6 +72,10 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
     shown: list[set[int]] = [set() for _ in range(shards)]
     together = [LikedTogether() for _ in range(shards)]
     rank_s = 0.0
+    #: per page, true hashtags in the profile's top 3 (summed over users); per user, impressions of
+    #: each pre-shift hashtag in pages 1-10
+    recall = [0] * shape.pages
+    shown_before = [dict.fromkeys(b.tags, 0) for b in before[:users]]
     if know:
         for u, feed in enumerate(feeds):
             for t, w in before[u].tags.items():
@@ -59,6 +84,9 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
         for u, (feed, s, urng) in enumerate(zip(feeds, served, rngs)):
             taste = after[u] if after[u] is not None and p >= T.SHIFT_PAGE else before[u]
             exposure = exposures[u % shards]
+            if true_profile:
+                feed.profile = _true_profile(taste, tag_ids, creators, true_profile, true_creators)
+            recall[p] += len({tag_ids[t] for t in taste.tags} & set(feed.profile.top_tags(3)))
             started = time.thread_time()
             ids = [v for v, _, _ in F.rank(feed, pool, T.PAGE_SIZE, exposure, shown[u % shards], together[u % shards])]
             rank_s += time.thread_time() - started
@@ -74,6 +102,12 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
             feed.recent = recent
             page = [index[v] for v in ids]
             s.add(world, taste, page)
+            if p < T.SHIFT_PAGE:
+                counts = shown_before[u]
+                for j in page:
+                    for t in world.tags[j]:
+                        if t in counts:
+                            counts[t] += 1
             liked = 0
             for v, j in zip(ids, page):
                 like, watched = T.react(urng, world, taste, j)
@@ -89,6 +123,15 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2) -> d
     base = T.baselines(world, before[:users], after[:users], shape.pages)
     rep = T.report(world, before[:users], after[:users], served, base, shape.pages)
     rep["rank_us_per_page"] = round(1e6 * rank_s / max(1, users * shape.pages))
+    counts = [n for c in shown_before for n in c.values()]
+    rep["learning"] = {
+        "true_hashtags_in_top3_by_page": [round(r / users, 2) for r in recall],
+        "true_hashtags_shown_by_the_shift": {
+            "never": round(sum(n == 0 for n in counts) / len(counts), 3),
+            "1-2": round(sum(0 < n < 3 for n in counts) / len(counts), 3),
+            "3+": round(sum(n >= 3 for n in counts) / len(counts), 3),
+        },
+    }
     return rep
 
 
@@ -96,6 +139,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--know", action="store_true", help="profiles start with the users' true hashtags")
+    parser.add_argument("--true-profile", type=int, default=0, metavar="N",
+                        help="before each page, the profile is the user's N strongest true hashtags (an upper bound)")
+    parser.add_argument("--true-creators", action="store_true", help="with --true-profile: and the favourite creators")
     parser.add_argument("--shards", type=int, default=2, help="feed shards the users are split over (a node runs 2)")
     parser.add_argument("--topics", type=int, default=T.Shape().topics,
                         help="hashtag topics of the world (0: independent tastes, the world before topics)")
@@ -108,13 +154,18 @@ def main() -> None:
         if not hasattr(module, name):
             parser.error(f"no constant {name} in feed.py or profile.py")
         setattr(module, name, float(value) if "." in value else int(value))
-    rep = replay(T.Shape(topics=args.topics), args.users, args.know, args.shards)
+    rep = replay(T.Shape(topics=args.topics), args.users, args.know, args.shards, args.true_profile,
+                 args.true_creators)
     late, shift = rep["pages_6_20"], rep["shift"]
     print(f"pages 6-20: system {late['system']:.3f}, most liked {late['most_liked']:.3f}, oracle {late['oracle']:.3f}, "
           f"lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.1%} of the oracle; recovery "
           f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users); "
           f"rank() {rep['rank_us_per_page']} us a page")
     print("by page:", rep["expected_like_rate_by_page"]["system"])
+    learning = rep["learning"]
+    print("true hashtags in the profile's top 3, by page:", learning["true_hashtags_in_top3_by_page"])
+    print("true hashtags shown by the shift (pages 1-10):", ", ".join(
+        f"{k} {v:.1%}" for k, v in learning["true_hashtags_shown_by_the_shift"].items()))
 
 
 if __name__ == "__main__":

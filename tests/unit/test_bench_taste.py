@@ -132,3 +132,21 @@ def test_loop_client_keeps_alive_and_reads_bodies() -> None:
         server.close()
 
     asyncio.run(main())
+
+
+def test_replay_reports_how_the_profile_learns_and_the_true_profile_bounds_it() -> None:
+    from clipstream.bench import taste_replay
+
+    learned = taste_replay.replay(SMALL, SMALL.users)
+    bound = taste_replay.replay(SMALL, SMALL.users, true_profile=2)
+    for rep in (learned, bound):
+        shown = rep["learning"]["true_hashtags_shown_by_the_shift"]
+        assert abs(sum(shown.values()) - 1) < 0.01
+        assert len(rep["learning"]["true_hashtags_in_top3_by_page"]) == SMALL.pages
+    # a profile that is the user's two strongest hashtags holds exactly two true ones in its top 3
+    assert bound["learning"]["true_hashtags_in_top3_by_page"] == [2.0] * SMALL.pages
+    # a new profile knows nothing on page 1, and learns some by the shift
+    recall = learned["learning"]["true_hashtags_in_top3_by_page"]
+    assert recall[0] == 0.0 < recall[taste.SHIFT_PAGE - 1] < 2.0
+    # knowing the hashtags makes the feed more relevant than learning them does
+    assert bound["pages_6_20"]["system"] > learned["pages_6_20"]["system"]
