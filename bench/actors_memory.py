@@ -98,11 +98,11 @@ def measure_counters(count: int) -> dict[str, Any]:
 
 def full_profile(rnd: random.Random, authors: list[int]) -> bytes:
     """A stored profile at its bound: TOP_K hashtags and TOP_K authors."""
-    from clipstream.actors.entities.profile import LIKE, TOP_K, Profile
+    from clipstream.actors.entities.profile import TOP_K, Profile
 
     p = Profile()
     for author in rnd.sample(authors, TOP_K):
-        p.observe(author, [rnd.getrandbits(63) for _ in range(2)], LIKE)
+        p.learn(author, [rnd.getrandbits(63) for _ in range(2)], 1.0)
     return p.encode()
 
 

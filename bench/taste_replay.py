@@ -78,8 +78,7 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2, true
     shown_before = [dict.fromkeys(b.tags, 0) for b in before[:users]]
     if know:
         for u, feed in enumerate(feeds):
-            for t, w in before[u].tags.items():
-                feed.profile.observe(0, [tag_ids[t]], 8 * w)
+            feed.profile = _true_profile(before[u], tag_ids, creators, 3, False)
     for p in range(shape.pages):
         for u, (feed, s, urng) in enumerate(zip(feeds, served, rngs)):
             taste = after[u] if after[u] is not None and p >= T.SHIFT_PAGE else before[u]

@@ -31,7 +31,7 @@ import msgspec
 import structlog
 
 from clipstream.actors.entities.compact import IdMap, IdSet, Pages, Pairs, trimmed
-from clipstream.actors.entities.profile import FOLLOW, LIKE, Profile
+from clipstream.actors.entities.profile import Profile
 from clipstream.actors.entities.together import LikedTogether
 from clipstream.actors.entity import EntityKind, Outbox
 from clipstream.bus.messages import (BusMessage, Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo,
@@ -665,7 +665,8 @@ def build_feed(key: int, seq: int, next_page: int, inbox: list[tuple[int, int]],
                pages: dict[int, list[int]], liked: dict[int, int], following: set[int],
                profile: bytes | None = None) -> UserFeed:
     """A UserFeed from its stored state, in the compact forms. A profile never stored (a feed of
-    before profiles) is rebuilt from the user's likes and follows, which know their authors."""
+    before profiles) is learnt again from the user's likes and follows, which know their authors
+    (not their hashtags): one example of 1 each, as the entity learns them."""
     feed = UserFeed(key)
     feed.seq, feed.next_page = seq, next_page
     feed.inbox = Pairs(inbox)
@@ -677,7 +678,7 @@ def build_feed(key: int, seq: int, next_page: int, inbox: list[tuple[int, int]],
         feed.profile = Profile.decode(profile)
     else:
         for author in feed.liked.authors():
-            feed.profile.observe(author, (), LIKE)
+            feed.profile.learn(author, (), 1.0)
         for author in feed.following:
-            feed.profile.observe(author, (), FOLLOW)
+            feed.profile.learn(author, (), 1.0)
     return feed

@@ -4,9 +4,9 @@ The feed entity teaches it by :meth:`Profile.learn`: an online logistic regressi
 likes this video" on the video's hashtags and author, one stochastic gradient step per example
 (a like is a 1, a view that was not liked a 0, or :data:`WATCH_Y` if watched to the end; an
 unlike a 0), with every weight shrunk by :data:`SHRINK` per step so an old taste fades within a
-few pages of a new one. It replaced decayed sums of signals (:meth:`Profile.observe`, still what
-rebuilds a profile from likes and follows): a liked video's every hashtag gained the same, so the
-partner hashtags of a liked creator's niche rose with the viewer's own and, in the taste replay,
+few pages of a new one. It replaced decayed sums of signals (2026-12-04; until 2026-12-07 they
+still rebuilt a profile never stored, so two update rules met in one model): a liked video's every
+hashtag gained the same, so the partner hashtags of a liked creator's niche rose with the viewer's own and, in the taste replay,
 only 1.2 of a viewer's 3 true hashtags were in the profile's top 3 by page 10. The regression
 explains a like by the weights it already has (a hashtag that already predicts it gains little
 more) and a skipped video of the partner hashtag alone pushes that one down (BENCHMARKS.md,
@@ -25,25 +25,16 @@ from __future__ import annotations
 import math
 import sys
 from array import array
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import msgspec
 
-__all__ = ["DECAY", "FOLLOW", "FULL_WATCH", "LIKE", "LR", "SHRINK", "SKIP", "TOP_K", "WATCH_Y", "Profile",
-           "watch_signal"]
+__all__ = ["FULL_WATCH", "LR", "SHRINK", "SKIP", "TOP_K", "WATCH_Y", "Profile", "watch_signal"]
 
 TOP_K = 32
-#: :meth:`Profile.observe` (the rebuild of a profile never stored, from likes and follows; the
-#: entity learns by :meth:`Profile.learn`): every signal multiplies the weights held before it by
-#: this. When it was the entity's update: after a page (10 signals) an old
-#: taste keeps 0.85**10 = 20 % of its weight. It was 0.95 (21 % after 3 pages): in the taste replay
-#: (300 users, a third changing taste at page 11) 0.85 with SKIP -0.6 brought the post-shift like
-#: rate to 80 % of the pre-shift one in 4 pages where 0.95 and -0.3 took 6, for 0.004 of like rate.
-DECAY = 0.85
-LIKE = 1.0
-FOLLOW = 2.0
+#: what :func:`watch_signal` says of a view watched to the end, and of a quick skip (the entity
+#: learns a full watch as :data:`WATCH_Y`, any other view not liked as a 0)
 FULL_WATCH = 0.5
-#: a quick skip: what :func:`watch_signal` calls one (the entity counts any view not liked as a 0)
 SKIP = -0.6
 #: weights are kept in [-CAP, CAP] so one creator liked a hundred times does not drown the rest
 CAP = 8.0
@@ -71,7 +62,7 @@ def watch_signal(watched_ms: int, duration_ms: int) -> float:
 
 
 class Profile(msgspec.Struct, gc=False):
-    """Decayed weights over hashtags and authors (unboxed, bounded); msgpack-encoded when stored."""
+    """Regression weights over hashtags and authors (unboxed, bounded); msgpack-encoded when stored."""
 
     tags: array = msgspec.field(default_factory=lambda: array("q"))  # type: ignore[type-arg]
     tag_w: array = msgspec.field(default_factory=lambda: array("f"))  # type: ignore[type-arg]
@@ -100,20 +91,11 @@ class Profile(msgspec.Struct, gc=False):
         was watched to the end (a liked video's example is its like)."""
         self.learn(author, tags, WATCH_Y if watch_signal(watched_ms, duration_ms) == FULL_WATCH else 0.0)
 
-    def observe(self, author: int, tags: Iterable[int], weight: float) -> None:
-        """Decay, then add ``weight`` to ``author`` and, split over them, to ``tags``: the raw update
-        that seeds a profile never stored from the user's likes and follows."""
-        if weight == 0.0:
-            return
-        for w in (self.tag_w, self.author_w):
-            for i in range(len(w)):
-                w[i] *= DECAY
-        tags = list(tags)
-        _add(self.authors, self.author_w, author, weight)
-        if tags:
-            share = weight / math.sqrt(len(tags))
-            for t in tags:
-                _add(self.tags, self.tag_w, t, share)
+    @classmethod
+    def planted(cls, tags: Mapping[int, float], authors: Mapping[int, float] | None = None) -> "Profile":
+        """A profile holding these weights as they are (a test's or a bench's known taste)."""
+        return cls(array("q", tags), array("f", tags.values()), array("q", authors or {}),
+                   array("f", (authors or {}).values()))
 
     def tag_weights(self) -> dict[int, float]:
         return dict(zip(self.tags, self.tag_w))

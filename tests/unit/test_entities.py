@@ -9,6 +9,7 @@ import msgspec
 from clipstream.actors.entities.counter import Counter, CounterKind, CounterSnapshot
 from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, FRESH_WINDOW, SOURCES, TAG_CAP, CandidatePool, FeedKind,
                                              UserFeed, base_score, build_feed)
+from clipstream.actors.entities.profile import Profile
 from clipstream.actors.entity import Outbox
 from clipstream.bus.messages import Follow, FollowDelta, LikeDelta, LikeRequest, NewVideo, ViewDelta, Watched
 from clipstream.bus.rpc import FeedPage, FeedQuery
@@ -434,7 +435,7 @@ class TestPersonalFeed:
         pool = CandidatePool(videos, tags={v: (hot,) for v, _, _ in videos})
         best, deeper = pool.by_tag[hot][:TAG_DEPTH], pool.by_tag[hot][TAG_DEPTH:]
         f = UserFeed(1)
-        f.profile.observe(9, [hot], 1.0)
+        f.profile = Profile.planted({hot: 1.0}, {9: 1.0})
         from_tag = lambda shown: {v for v, _, s in rank(msgspec.structs.replace(f), pool, n, None, shown)  # noqa: E731
                                   if s == S_HASHTAG}
         assert from_tag(set(deeper)) == set(best)  # the deeper ones shown: only the best

@@ -4,63 +4,54 @@ from __future__ import annotations
 
 import pytest
 
-from clipstream.actors.entities.profile import (BIAS0, CAP, DECAY, FULL_WATCH, LIKE, SHRINK, SKIP, TOP_K, Profile,
+from clipstream.actors.entities.profile import (BIAS0, CAP, FULL_WATCH, SHRINK, SKIP, TOP_K, Profile,
                                                 watch_signal)
 
 
 class TestSignals:
-    def test_like_adds_to_author_and_splits_over_tags(self) -> None:
-        p = Profile()
-        p.observe(7, [1, 2, 3, 4], LIKE)
-        assert p.author_weights() == {7: pytest.approx(1.0)}
-        assert p.tag_weights() == {t: pytest.approx(0.5) for t in (1, 2, 3, 4)}
-
-    def test_unlike_takes_a_like_back_up_to_the_decay(self) -> None:
-        p = Profile()
-        p.observe(7, [1], LIKE)
-        p.observe(7, [1], -LIKE)
-        assert p.author_weights()[7] == pytest.approx(DECAY - 1.0)
-
-    def test_every_signal_decays_what_came_before(self) -> None:
-        p = Profile()
-        p.observe(7, [1], LIKE)
-        for _ in range(30):
-            p.observe(8, [2], LIKE)
-        assert p.author_weights()[7] == pytest.approx(DECAY**30, rel=1e-5)
-        assert p.top_tags(1) == [2] and p.top_authors(2) == [8, 7]
-
-    def test_weights_are_capped(self) -> None:
-        p = Profile()
-        for _ in range(100):
-            p.observe(7, [], LIKE)
-        assert p.author_weights()[7] <= CAP
-
     def test_watch_signal(self) -> None:
         assert watch_signal(9_500, 10_000) == FULL_WATCH
         assert watch_signal(500, 10_000) == SKIP
         assert watch_signal(5_000, 10_000) == 0.0
         assert watch_signal(5_000, 0) == 0.0
 
+    def test_a_view_to_the_end_teaches_less_against_than_a_skip(self) -> None:
+        full, skipped = Profile(), Profile()
+        full.viewed(7, [1], 9_500, 10_000)
+        skipped.viewed(7, [1], 500, 10_000)
+        assert skipped.tag_weights()[1] < 0 and full.tag_weights()[1] > skipped.tag_weights()[1]
+
     def test_top_lists_keep_only_positive_weights(self) -> None:
         p = Profile()
-        p.observe(7, [1], SKIP)
+        p.learn(7, [1], 0.0)
         assert p.top_tags(5) == [] and p.top_authors(5) == []
         assert p.tag_weights()[1] < 0  # the skip is remembered
+
+    def test_weights_are_capped(self) -> None:
+        p = Profile.planted({1: CAP}, {7: CAP})
+        for _ in range(100):
+            p.learn(7, [1], 1.0)
+        assert p.author_weights()[7] <= CAP and p.tag_weights()[1] <= CAP
+
+    def test_planted_holds_the_weights_given(self) -> None:
+        p = Profile.planted({1: 2.0, 2: -0.5}, {7: 1.5})
+        assert p.tag_weights() == {1: 2.0, 2: -0.5} and p.author_weights() == {7: 1.5}
+        assert p.top_tags(5) == [1] and p.bias == BIAS0
 
 
 class TestBounds:
     def test_at_most_top_k_and_the_weakest_goes(self) -> None:
         p = Profile()
         for a in range(TOP_K):
-            p.observe(a + 1, [], LIKE)  # author 1 has decayed most
-        p.observe(1000, [], LIKE)
+            p.learn(a + 1, [], 1.0)  # author 1 has shrunk most
+        p.learn(1000, [], 1.0)
         weights = p.author_weights()
         assert len(weights) == TOP_K and 1000 in weights and 1 not in weights
 
     def test_a_full_profile_is_small(self) -> None:
         p = Profile()
         for a in range(100):
-            p.observe(a + 1, [a * 10 + i for i in range(3)], LIKE)
+            p.learn(a + 1, [a * 10 + i for i in range(3)], 1.0)
         assert len(p.authors) == len(p.tags) == TOP_K
         assert p.size() < 1300  # the 6 KB feed budget has ~1.9 KB to spare over 4,068
 
@@ -68,13 +59,25 @@ class TestBounds:
 class TestStorage:
     def test_round_trip(self) -> None:
         p = Profile()
-        p.observe(7, [1, 2], LIKE)
-        p.observe(8, [2**62], SKIP)
+        p.learn(7, [1, 2], 1.0)
+        p.learn(8, [2**62], 0.0)
         q = Profile.decode(p.encode())
         assert q.author_weights() == p.author_weights() and q.tag_weights() == p.tag_weights()
 
     def test_never_stored_is_empty(self) -> None:
         assert not Profile.decode(None) and not Profile.decode(b"")
+
+    def test_a_feed_never_stored_learns_its_likes_and_follows_as_the_entity_does(self) -> None:
+        # One update rule: the rebuild of a profile never stored is the entity's own learning of
+        # each like and follow (it once summed them with decay, a second model in the same weights).
+        from clipstream.actors.entities.feed import build_feed
+
+        feed = build_feed(1, 0, 0, [], set(), {}, {100: 7, 101: 8}, {9}, None)
+        expected = Profile()
+        for author in (7, 8, 9):
+            expected.learn(author, (), 1.0)
+        assert feed.profile.author_weights() == pytest.approx(expected.author_weights())
+        assert feed.profile.bias == pytest.approx(expected.bias) and feed.profile.top_authors(3) == [9, 8, 7]
 
 
 class TestLearn:

@@ -7,6 +7,7 @@ from array import array
 import msgspec
 
 from clipstream.actors.entities.feed import S_TOGETHER, SOURCES, CandidatePool, FeedKind, UserFeed, rank
+from clipstream.actors.entities.profile import Profile
 from clipstream.actors.entities.together import NEIGHBOURS, LikedTogether
 from clipstream.actors.entity import Outbox
 from clipstream.bus.messages import LikeRequest
@@ -104,7 +105,7 @@ def test_a_well_liked_match_beats_a_closer_match_nobody_likes() -> None:
     good, poor = ids(), ids()
     pool = CandidatePool([(good, 500, 400), (poor, 501, 3)], tags={good: (hot,), poor: (hot, cold)})
     f = UserFeed(1)
-    f.profile.observe(9, [hot, cold], 4.0)
+    f.profile = Profile.planted({hot: 4.0 / 2**0.5, cold: 4.0 / 2**0.5}, {9: 4.0})
     assert [v for v, _, _ in rank(f, pool, 2)] == [good, poor]
 
 
@@ -117,8 +118,8 @@ def test_a_faded_profile_no_longer_outranks_what_everyone_likes() -> None:
     mine, loved = ids(), ids()
     pool = CandidatePool([(mine, 500, 100), (loved, 501, 900)], tags={mine: (old,)})
     faded, strong = UserFeed(1), UserFeed(2)
-    faded.profile.observe(9, [old], 0.05)
-    strong.profile.observe(9, [old], 3.0)
+    faded.profile = Profile.planted({old: 0.05}, {9: 0.05})
+    strong.profile = Profile.planted({old: 3.0}, {9: 3.0})
     assert [v for v, _, _ in rank(faded, pool, 2)][0] == loved
     assert [v for v, _, _ in rank(strong, pool, 2)][0] == mine
 
@@ -136,7 +137,7 @@ def test_a_new_video_another_source_proposed_still_gets_the_exploration_slot() -
     new = ids()
     pool = CandidatePool([*fillers, *liked, (new, 9000, 0)], tags={v: (hot,) for v, _, _ in [*liked, (new, 0, 0)]})
     f = UserFeed(1)
-    f.profile.observe(9, [hot], 4.0)
+    f.profile = Profile.planted({hot: 4.0}, {9: 4.0})
     picked = rank(f, pool, 10, {}, set())
     assert (new, 9000, S_FRESH) in picked
     assert len({a for _, a, _ in picked}) == 10
