@@ -4,6 +4,7 @@
 "use strict";
 
 import { api } from "./api.js";
+import { ASSUMED_KBPS, Throughput, bufferedEnd, choose, guessFrom, preloadCount } from "./abr.js";
 
 const TAG = /#([\p{L}\p{N}_]+)/gu;
 const STALL_MS = 50;
@@ -15,6 +16,16 @@ export const watchLog = (window.clipstreamWatch = window.clipstreamWatch || { ca
 /** Who the viewer follows, as far as the page knows (author id -> bool), shared by every list. */
 export const following = new Map();
 let soundOn = false;       // one tap turns sound on for every video after it
+
+/** The link's throughput as this page has seen it, shared by every list (it is the same link).
+ * Measured from the media it loads: the bytes of a current card's rendition (its bitrate times the
+ * seconds buffered) over the time they took. Not from Resource Timing: the media come from the
+ * object store's origin, which sends no Timing-Allow-Origin, so their entries have no sizes. */
+export const throughput = new Throughput(guessFrom(navigator.connection));
+navigator.connection?.addEventListener?.("change", () => {
+  if (!throughput.samples) throughput.bps = guessFrom(navigator.connection);  // a guess until measured
+});
+watchLog.throughput = throughput;
 
 /** An element with attributes ("text" sets its text) and children. */
 export function el(tag, attrs = {}, ...children) {
@@ -48,13 +59,16 @@ export class Player {
    * @param {(cursor: string|null) => Promise<{videos: object[], next_cursor: string|null}>} load
    * @param {{preload?: number, ahead?: string, notify: (msg: string) => void, me: () => object|null}} opts
    *   preload: how many cards after the current one get their video early; ahead: how much of it
-   *   ("metadata": the header and first frame, "auto": as much as the browser likes)
+   *   ("metadata": the header and first frame, "auto": as much as the browser likes); abr (default
+   *   true): pick each card's rendition and the number preloaded from the measured throughput,
+   *   false: always the main rendition and ``preload`` cards (the page before renditions)
    */
   constructor(root, load, opts) {
     this.root = root;
     this.load = load;
     this.preload = opts.preload ?? 2;
     this.ahead = opts.ahead ?? "metadata";
+    this.abr = opts.abr ?? true;
     this.notify = opts.notify;
     this.me = opts.me;
     this.cards = [];
@@ -151,6 +165,9 @@ export class Player {
       if (c.shownAt && c.firstFrame !== null && !c.stalledAt) c.stalledAt = performance.now();
     });
     video.addEventListener("error", () => { if (c.attached) this.notify("This video could not be played."); });
+    video.addEventListener("progress", () => {
+      if (c.meter && bufferedEnd(video.buffered) >= video.duration - 0.05) this.measured(c);
+    });
     video.addEventListener("click", () => this.tap(c));
     like.addEventListener("click", () => this.toggleLike(c));
     follow.addEventListener("click", () => this.toggleFollow(c));
@@ -167,12 +184,17 @@ export class Player {
     c.video.preload = preload;
     if (c.attached) return;
     c.attached = true;
-    c.video.src = c.item.video_url;
+    // Chosen once per attach: a card never switches inside its clip (its bytes so far would be lost)
+    c.pick = this.abr ? choose(c.item, throughput.bps)
+      : { rendition: "main", url: c.item.video_url, kbps: c.item.video_kbps || ASSUMED_KBPS.main };
+    c.pick.estimate = throughput.bps;
+    c.video.src = c.pick.url;
   }
 
   detach(c) {
     if (!c.attached) return;
     c.attached = false;
+    c.meter = null;
     c.video.removeAttribute("src");
     c.video.load();   // frees the decoder and the buffered data
   }
@@ -187,6 +209,10 @@ export class Player {
       if (j === i) this.attach(c, "auto");
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
     });
+    // What the current card loads from now on is a sample of the link (a preloaded card's bytes
+    // came while it was not current, and are left out).
+    const cur = this.cards[i];
+    cur.meter = { t0: performance.now(), b0: bufferedEnd(cur.video.buffered) };
     // The current video first: the next ones start loading once it plays, so on a slow link they
     // do not share its bandwidth while it starts. (Waiting for canplaythrough instead never
     // preloaded anything on the 3G-like link: measured in bench/watch.py, BENCHMARKS.md.)
@@ -200,7 +226,20 @@ export class Player {
   /** Load the cards after ``i`` (if ``i`` is still the current one). */
   preloadAfter(i) {
     if (i !== this.current) return;
-    for (let j = i + 1; j <= i + this.preload && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
+    // Only as many as the link has room for beside the current card: on a link that barely carries
+    // its rendition, a preload takes the bytes the current card is about to play.
+    const cur = this.cards[i];
+    const n = this.abr && cur.pick ? preloadCount(throughput.bps, cur.pick.kbps, this.preload) : this.preload;
+    for (let j = i + 1; j <= i + n && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
+  }
+
+  /** The current card's load ends (all of it buffered, or the card left): one throughput sample. */
+  measured(c) {
+    const m = c.meter;
+    c.meter = null;
+    if (!m || !c.pick || !Number.isFinite(c.video.duration)) return;
+    const seconds = Math.min(bufferedEnd(c.video.buffered), c.video.duration) - m.b0;
+    throughput.add(seconds * c.pick.kbps * 1000, performance.now() - m.t0);
   }
 
   /** Start the clock of a card becoming current: its first frame shown after now is its start. */
@@ -236,11 +275,13 @@ export class Player {
     this.left = true;
     c.video.pause();
     this.account(c);
+    if (c.meter) this.measured(c);
     if (c.shownAt) {
       if (c.stalledAt) this.stalled(c, performance.now() - c.stalledAt);
       watchLog.cards.push({ video_id: c.item.video_id, index: this.current, first_frame_ms: c.firstFrame,
                             stalls: c.stalls, stall_ms: Math.round(c.stallMs), preloaded_state: c.preloaded,
-                            error: c.video.error ? c.video.error.code : 0 });
+                            error: c.video.error ? c.video.error.code : 0, rendition: c.pick ? c.pick.rendition : null,
+                            estimate_kbps: c.pick && c.pick.estimate ? Math.round(c.pick.estimate / 1000) : null });
       c.shownAt = 0;
     }
     const watched = Math.round(c.watched);
