@@ -4,7 +4,7 @@
 "use strict";
 
 import { api } from "./api.js";
-import { ASSUMED_KBPS, Throughput, bufferedEnd, choose, guessFrom, preloadCount } from "./abr.js";
+import { ASSUMED_KBPS, LinkMeter, Throughput, bufferedEnd, choose, guessFrom, preloadCount } from "./abr.js";
 
 const TAG = /#([\p{L}\p{N}_]+)/gu;
 const STALL_MS = 50;
@@ -18,9 +18,10 @@ export const following = new Map();
 let soundOn = false;       // one tap turns sound on for every video after it
 
 /** The link's throughput as this page has seen it, shared by every list (it is the same link).
- * Measured from the media it loads: the bytes of a current card's rendition (its bitrate times the
- * seconds buffered) over the time they took. Not from Resource Timing: the media come from the
- * object store's origin, which sends no Timing-Allow-Origin, so their entries have no sizes. */
+ * Measured from the media it loads: the bytes its cards received (each one's rendition bitrate times
+ * the seconds buffered) over the time they took, once a second while any is loading. Not from
+ * Resource Timing: the media come from the object store's origin, which sends no
+ * Timing-Allow-Origin, so their entries have no sizes. */
 export const throughput = new Throughput(guessFrom(navigator.connection));
 navigator.connection?.addEventListener?.("change", () => {
   if (!throughput.samples) throughput.bps = guessFrom(navigator.connection);  // a guess until measured
@@ -61,7 +62,8 @@ export class Player {
    *   preload: how many cards after the current one get their video early; ahead: how much of it
    *   ("metadata": the header and first frame, "auto": as much as the browser likes); abr (default
    *   true): pick each card's rendition and the number preloaded from the measured throughput,
-   *   false: always the main rendition and ``preload`` cards (the page before renditions)
+   *   false: always the main rendition and ``preload`` cards (the page before renditions);
+   *   allPosters: every card's poster at once, as before (default: only near the current card)
    */
   constructor(root, load, opts) {
     this.root = root;
@@ -69,6 +71,9 @@ export class Player {
     this.preload = opts.preload ?? 2;
     this.ahead = opts.ahead ?? "metadata";
     this.abr = opts.abr ?? true;
+    this.allPosters = opts.allPosters ?? false;
+    this.meter = new LinkMeter(throughput);
+    this.ticker = 0;
     this.notify = opts.notify;
     this.me = opts.me;
     this.cards = [];
@@ -92,6 +97,7 @@ export class Player {
   /** Start (or resume) showing the list; ``startAt`` scrolls to that card first. */
   async show(startAt = 0) {
     this.active = true;
+    if (!this.ticker) this.ticker = setInterval(() => this.sample(), 1000);
     if (!this.cards.length && !this.done) await this.more();
     // A list that was hidden (display: none) may come back scrolled to the top: put it back.
     const at = startAt > 0 ? startAt : this.current;
@@ -102,7 +108,23 @@ export class Player {
 
   hide() {
     this.active = false;
+    clearInterval(this.ticker);
+    this.ticker = 0;
+    this.meter.last = null;
     this.leave();
+  }
+
+  /** One tick of the link meter: the bits all attached cards hold, and whether one is loading. */
+  sample() {
+    let bits = 0;
+    let busy = false;
+    for (const c of this.cards) {
+      if (!c.attached || !c.pick || !Number.isFinite(c.video.duration)) continue;
+      const end = bufferedEnd(c.video.buffered);
+      bits += end * c.pick.kbps * 1000;
+      busy ||= c.video.networkState === HTMLMediaElement.NETWORK_LOADING && end < c.video.duration - 0.05;
+    }
+    this.meter.tick(performance.now(), bits, busy);
   }
 
   async more() {
@@ -131,8 +153,10 @@ export class Player {
 
   add(item) {
     const index = this.cards.length;
-    const video = el("video", { playsinline: "", loop: "", preload: "none", poster: item.thumbnail_url,
-                                "aria-label": "video by " + item.username });
+    const video = el("video", { playsinline: "", loop: "", preload: "none", "aria-label": "video by " + item.username });
+    // A poster is an image of ~40 KB: the first page's ten at once delayed the first card's video
+    // on the 3G-like link, so a card gets its poster when it comes near (see select)
+    if (this.allPosters) video.poster = item.thumbnail_url;
     video.muted = !soundOn;
     const like = el("button", { class: "like", "aria-pressed": String(!!item.liked), "aria-label": "like" }, "\u2665");
     const count = el("span", { class: "count", text: String(item.like_count) });
@@ -165,9 +189,6 @@ export class Player {
       if (c.shownAt && c.firstFrame !== null && !c.stalledAt) c.stalledAt = performance.now();
     });
     video.addEventListener("error", () => { if (c.attached) this.notify("This video could not be played."); });
-    video.addEventListener("progress", () => {
-      if (c.meter && bufferedEnd(video.buffered) >= video.duration - 0.05) this.measured(c);
-    });
     video.addEventListener("click", () => this.tap(c));
     like.addEventListener("click", () => this.toggleLike(c));
     follow.addEventListener("click", () => this.toggleFollow(c));
@@ -182,6 +203,7 @@ export class Player {
 
   attach(c, preload) {
     c.video.preload = preload;
+    if (!c.video.poster) c.video.poster = c.item.thumbnail_url;
     if (c.attached) return;
     c.attached = true;
     // Chosen once per attach: a card never switches inside its clip (its bytes so far would be lost)
@@ -194,7 +216,6 @@ export class Player {
   detach(c) {
     if (!c.attached) return;
     c.attached = false;
-    c.meter = null;
     c.video.removeAttribute("src");
     c.video.load();   // frees the decoder and the buffered data
   }
@@ -208,11 +229,8 @@ export class Player {
     this.cards.forEach((c, j) => {
       if (j === i) this.attach(c, "auto");
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
+      else if (!c.video.poster) c.video.poster = c.item.thumbnail_url;  // near: it may be swiped to
     });
-    // What the current card loads from now on is a sample of the link (a preloaded card's bytes
-    // came while it was not current, and are left out).
-    const cur = this.cards[i];
-    cur.meter = { t0: performance.now(), b0: bufferedEnd(cur.video.buffered) };
     // The current video first: the next ones start loading once it plays, so on a slow link they
     // do not share its bandwidth while it starts. (Waiting for canplaythrough instead never
     // preloaded anything on the 3G-like link: measured in bench/watch.py, BENCHMARKS.md.)
@@ -233,14 +251,6 @@ export class Player {
     for (let j = i + 1; j <= i + n && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
   }
 
-  /** The current card's load ends (all of it buffered, or the card left): one throughput sample. */
-  measured(c) {
-    const m = c.meter;
-    c.meter = null;
-    if (!m || !c.pick || !Number.isFinite(c.video.duration)) return;
-    const seconds = Math.min(bufferedEnd(c.video.buffered), c.video.duration) - m.b0;
-    throughput.add(seconds * c.pick.kbps * 1000, performance.now() - m.t0);
-  }
 
   /** Start the clock of a card becoming current: its first frame shown after now is its start. */
   mark(c) {
@@ -275,7 +285,6 @@ export class Player {
     this.left = true;
     c.video.pause();
     this.account(c);
-    if (c.meter) this.measured(c);
     if (c.shownAt) {
       if (c.stalledAt) this.stalled(c, performance.now() - c.stalledAt);
       watchLog.cards.push({ video_id: c.item.video_id, index: this.current, first_frame_ms: c.firstFrame,

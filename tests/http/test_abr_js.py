@@ -88,3 +88,18 @@ class TestThroughput:
     async def test_the_guess_comes_from_the_network_information_api(self, abr) -> None:
         assert await abr("[m.guessFrom({downlink: 1.6}), m.guessFrom({downlink: 0}), m.guessFrom(undefined)]") == [
             1.6e6, None, None]
+
+
+class TestLinkMeter:
+    async def test_windows_while_loading_are_samples_of_the_link(self, abr) -> None:
+        got = await abr("""(() => { const t = new m.Throughput(), lm = new m.LinkMeter(t);
+            return [lm.tick(0, 0, true), lm.tick(1000, 1.6e6, true), t.bps]; })()""")
+        assert got == [False, True, 1.6e6]
+
+    async def test_idle_windows_and_detached_cards_are_skipped(self, abr) -> None:
+        got = await abr("""(() => { const t = new m.Throughput(), lm = new m.LinkMeter(t);
+            lm.tick(0, 0, true);
+            const idle = [lm.tick(1000, 1e6, false), lm.tick(2000, 1e6, true)];
+            const detached = lm.tick(3000, 0.5e6, true);
+            return [...idle, detached, t.bps]; })()""")
+        assert got == [False, False, False, None]

@@ -60,7 +60,7 @@ def test_cards_on_the_low_rendition_are_counted() -> None:
 def test_a_main_only_run_is_shown_but_not_graded() -> None:
     run = {"link": "3g", "preload": 2, "ahead": "metadata", **summarize([card(45.0)]), "sign_in_to_first_card_ms": 250.0,
            "first_page_request_ms": 30.0, "signed_in_to_first_card_ms": 250.0}
-    rows = rows_of({"watch": {"runs": [{**run, "abr": False}, {**run, "abr": True}]}})
+    rows = rows_of({"watch": {"runs": [{**run, "page": "main"}, {**run, "page": "abr"}]}})
     assert [r.target.startswith("p95") for r in rows if "p50" in r.figure] == [False, True]
-    assert "main rendition only" in rows[0].figure and rows[0].value.endswith("· 0 low")
+    assert "page before renditions" in rows[0].figure and rows[0].value.endswith("· 0 low")
     assert len([r for r in rows if r.target == "< 200 ms"]) == 1
