@@ -48,14 +48,23 @@ export class LinkMeter {
     this.last = null;
   }
 
-  /** At ``now`` (ms) the attached cards hold ``bits`` in all; ``busy``: one of them is loading.
-   * Returns whether the window since the last tick made a sample. */
+  /** At ``now`` (ms) the attached cards hold ``bits`` in all; ``busy``: one of them is loading (or
+   * is about to: the page ticks as it sets a source). A window counts from a busy tick to the next
+   * tick, so the one at a load's end (its ``suspend``) closes it on time. Returns whether the
+   * window made a sample. */
   tick(now, bits, busy) {
     const last = this.last;
-    this.last = busy ? { now, bits } : null;
     // a card detached in between took its bits with it: that window cannot be told
-    if (!last || !busy || bits < last.bits) return false;
-    return this.throughput.add(bits - last.bits, now - last.now);
+    if (last && bits >= last.bits) {
+      if (this.throughput.add(bits - last.bits, now - last.now)) {
+        this.last = busy ? { now, bits } : null;
+        return true;
+      }
+      // too few bits to tell yet (a fast link loads a clip between two ticks): the window goes on
+      if (busy) return false;
+    }
+    this.last = busy ? { now, bits } : null;
+    return false;
   }
 }
 

@@ -114,10 +114,11 @@ export class Player {
     this.leave();
   }
 
-  /** One tick of the link meter: the bits all attached cards hold, and whether one is loading. */
-  sample() {
+  /** One tick of the link meter: the bits all attached cards hold, and whether one is loading
+   * (``starting``: a source was just set or raised to "auto", so one is about to). */
+  sample(starting = false) {
     let bits = 0;
-    let busy = false;
+    let busy = starting;
     for (const c of this.cards) {
       if (!c.attached || !c.pick || !Number.isFinite(c.video.duration)) continue;
       const end = bufferedEnd(c.video.buffered);
@@ -189,6 +190,10 @@ export class Player {
       if (c.shownAt && c.firstFrame !== null && !c.stalledAt) c.stalledAt = performance.now();
     });
     video.addEventListener("error", () => { if (c.attached) this.notify("This video could not be played."); });
+    // a load's progress and its end: the meter's windows close on time, even on a link that loads
+    // a whole clip between two of its one-second ticks
+    video.addEventListener("progress", () => { if (c.attached) this.sample(); });
+    video.addEventListener("suspend", () => { if (c.attached) this.sample(); });
     video.addEventListener("click", () => this.tap(c));
     like.addEventListener("click", () => this.toggleLike(c));
     follow.addEventListener("click", () => this.toggleFollow(c));
@@ -211,6 +216,7 @@ export class Player {
       : { rendition: "main", url: c.item.video_url, kbps: c.item.video_kbps || ASSUMED_KBPS.main };
     c.pick.estimate = throughput.bps;
     c.video.src = c.pick.url;
+    this.sample(true);
   }
 
   detach(c) {
@@ -231,6 +237,7 @@ export class Player {
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
       else if (!c.video.poster) c.video.poster = c.item.thumbnail_url;  // near: it may be swiped to
     });
+    this.sample(true);  // a preloaded card raised to "auto" loads on
     // The current video first: the next ones start loading once it plays, so on a slow link they
     // do not share its bandwidth while it starts. (Waiting for canplaythrough instead never
     // preloaded anything on the 3G-like link: measured in bench/watch.py, BENCHMARKS.md.)

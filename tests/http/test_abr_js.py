@@ -96,10 +96,23 @@ class TestLinkMeter:
             return [lm.tick(0, 0, true), lm.tick(1000, 1.6e6, true), t.bps]; })()""")
         assert got == [False, True, 1.6e6]
 
-    async def test_idle_windows_and_detached_cards_are_skipped(self, abr) -> None:
+    async def test_the_tick_at_a_loads_end_closes_its_window(self, abr) -> None:
         got = await abr("""(() => { const t = new m.Throughput(), lm = new m.LinkMeter(t);
-            lm.tick(0, 0, true);
-            const idle = [lm.tick(1000, 1e6, false), lm.tick(2000, 1e6, true)];
-            const detached = lm.tick(3000, 0.5e6, true);
-            return [...idle, detached, t.bps]; })()""")
-        assert got == [False, False, False, None]
+            return [lm.tick(0, 0, true), lm.tick(500, 0.8e6, false), t.bps, lm.tick(1500, 0.8e6, false)]; })()""")
+        assert got == [False, True, 1.6e6, False]
+
+    async def test_a_window_that_began_idle_says_nothing(self, abr) -> None:
+        got = await abr("""(() => { const t = new m.Throughput(), lm = new m.LinkMeter(t);
+            return [lm.tick(0, 0, false), lm.tick(1000, 1e6, true), t.bps]; })()""")
+        assert got == [False, False, None]
+
+    async def test_a_detached_card_restarts_the_window(self, abr) -> None:
+        got = await abr("""(() => { const t = new m.Throughput(), lm = new m.LinkMeter(t);
+            lm.tick(0, 1e6, true);
+            return [lm.tick(1000, 0.5e6, true), lm.tick(2000, 1.5e6, true), t.bps]; })()""")
+        assert got == [False, True, 1e6]
+
+    async def test_too_few_bits_keep_the_window_open(self, abr) -> None:
+        got = await abr("""(() => { const t = new m.Throughput(), lm = new m.LinkMeter(t);
+            return [lm.tick(0, 0, true), lm.tick(100, 1e5, true), lm.tick(200, 2e5, true), t.bps]; })()""")
+        assert got == [False, False, True, 1e6]
