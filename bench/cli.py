@@ -18,8 +18,10 @@ __all__ = ["bench_cmd"]
 @click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="keep the servers' logs in DIR (default: a temporary directory, removed)")
 @click.option("--watch-runs", "watch_runs", default="", metavar="RUNS",
-              help="only these runs of the watch scenario, comma separated LINK:CARDS:HOW, e.g. "
-                   "3g:2:metadata,loopback:0:metadata (links loopback, 4g, 3g; default: every link and preload)")
+              help="only these runs of the watch scenario, comma separated LINK:CARDS:HOW[:PAGE], e.g. "
+                   "3g:2:metadata,loopback:0:metadata (links loopback, 4g, 3g; default: every link and preload); "
+                   "PAGE main: the page before renditions (main rendition only, CARDS preloads always, every "
+                   "poster at once), allposters: adaptive but every poster at once")
 def bench_cmd(quick: bool, only: str, profile: bool, logs: Path | None, watch_runs: str) -> None:
     """Seed a corpus, start clipstream and the reference servers, run every scenario, print and save the figures.
 
@@ -39,10 +41,11 @@ def bench_cmd(quick: bool, only: str, profile: bool, logs: Path | None, watch_ru
         raise click.UsageError(f"unknown scenarios: {', '.join(sorted(unknown))}")
     runs = []
     for item in filter(None, (w.strip() for w in watch_runs.split(","))):
-        link, cards, how = (item.split(":") + ["", ""])[:3]
-        if link not in ("loopback", "4g", "3g") or not cards.isdigit() or how not in ("metadata", "auto"):
-            raise click.UsageError(f"--watch-runs: {item!r} is not LINK:CARDS:HOW (e.g. 3g:2:metadata)")
-        runs.append((link, int(cards), how))
+        link, cards, how, page = (item.split(":") + ["", "", ""])[:4]
+        if (link not in ("loopback", "4g", "3g") or not cards.isdigit() or how not in ("metadata", "auto")
+                or page not in ("", "main", "allposters")):
+            raise click.UsageError(f"--watch-runs: {item!r} is not LINK:CARDS:HOW[:PAGE] (e.g. 3g:2:metadata)")
+        runs.append((link, int(cards), how, page or "abr"))
     # Before anything reads settings (they are cached): this process and its children use the
     # bench keyspace, Redis database and ports, whatever the shell says.
     os.environ.update(BENCH_ENV)

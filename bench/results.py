@@ -144,17 +144,21 @@ def _watch_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
     for run in w["runs"]:
         ahead = run.get("ahead", "auto")
-        graded = run["link"] == "3g" and run["preload"] > 0 and ahead == "metadata"  # the page's default
+        page = run.get("page", "abr")
+        # the page's default
+        graded = run["link"] == "3g" and run["preload"] > 0 and ahead == "metadata" and page == "abr"
         p95 = run["first_frame_p95_ms"]
         how = f"preload {run['preload']} {ahead}" if run["preload"] else "no preload"
+        how += {"abr": "", "main": ", page before renditions", "allposters": ", every poster at once"}.get(page, page)
+        low = f" · {run['cards_low']} low" if "cards_low" in run else ""
         rows.append(Row("watch page: first frame" if not rows else "",
-                        f"{run['link']}, {how}: p50 · p95 · max · failures · stalls",
+                        f"{run['link']}, {how}: p50 · p95 · max · failures · stalls" + (" · low" if low else ""),
                         f"{run['first_frame_p50_ms']} · {p95} · {run['first_frame_max_ms']} ms · "
-                        f"{run['failures']}/{run['cards']} · {run['stalls']}",
+                        f"{run['failures']}/{run['cards']} · {run['stalls']}{low}",
                         "p95 < 500 ms, 0 failures" if graded else "",
                         _met(p95 is not None and p95 < 500 and run["failures"] == 0) if graded else ""))
     for run in w["runs"]:
-        if run["preload"] > 0 and run.get("ahead", "auto") == "metadata":
+        if run["preload"] > 0 and run.get("ahead", "auto") == "metadata" and run.get("page", "abr") == "abr":
             first = run.get("signed_in_to_first_card_ms") or run["sign_in_to_first_card_ms"]
             rows.append(Row("" if any(r.scenario == "watch page: first card" for r in rows) else "watch page: first card",
                             f"{run['link']}: signed in → first card (click → card; feed request)",

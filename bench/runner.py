@@ -181,11 +181,12 @@ async def _profiled(name: str, scenario: Awaitable[Any], node_name: str, seconds
 
 async def run_bench(quick: bool, wanted: Sequence[str], echo: Callable[[str], None],
                     profile: bool = False, logs: Path | None = None,
-                    watch_runs: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
+                    watch_runs: Sequence[tuple[str, int, str, str]] = ()) -> dict[str, Any]:
     """Run the chosen scenarios; returns every figure (the caller prints and writes them).
 
     The servers' logs go to ``logs`` when given (kept), else to the run's temporary directory.
-    ``watch_runs`` (link, cards preloaded, how much) narrows the watch scenario to those runs."""
+    ``watch_runs`` (link, cards preloaded, how much, page variant) narrows the watch scenario to those
+    runs."""
     from clipstream.bench.system import bench_env
     from clipstream.config.settings import get_settings
     from clipstream.http.security import Tokens
@@ -266,7 +267,7 @@ async def _seed_media(settings: Any) -> None:
 
 
 async def _watch(settings: Any, env: dict[str, str], quick: bool, progress: Progress,
-                 logs: Path | None, only: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
+                 logs: Path | None, only: Sequence[tuple[str, int, str, str]] = ()) -> dict[str, Any]:
     """The watch scenario (:mod:`clipstream.bench.watch`): its own keyspace and Redis database, a
     fresh clipstream on them, real clips seeded and played in headless Chromium."""
     import msgspec

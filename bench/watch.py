@@ -8,7 +8,11 @@ time from pressing "Sign in" to the first feed card on screen. Links: loopback, 
 network emulation (CDP ``Network.emulateNetworkConditions``) of a 4G-like (9 Mbit/s, 40 ms) and a
 3G-like (1.6 Mbit/s, 150 ms) link. Preloading: the page's default (the next two cards) and none
 (``/?preload=0``), and the next two loaded whole (``ahead=auto``) against only their header and
-first frame (``ahead=metadata``, the page's default), each in a fresh browser context (empty cache).
+first frame (``ahead=metadata``, the page's default), each in a fresh browser context (empty cache). The page
+picks each card's rendition (main 720x1280 or low 360x640) from the throughput it measured (page
+variant ``abr``); variant ``main`` is the page before renditions (``/?abr=0&posters=all``: the main
+rendition only, its preloads always, every card's poster at once) for a before/after on the same
+corpus, and ``allposters`` the adaptive page with every poster at once (``/?posters=all``).
 
 The corpus is seeded (:mod:`clipstream.workers.seed`), into a keyspace and Redis database of the
 scenario's: as many distinct real clips as cards, made with ffmpeg and transcoded with the running
@@ -63,6 +67,7 @@ def summarize(cards: list[dict[str, Any]]) -> dict[str, Any]:
         "stalls": sum(c.get("stalls", 0) for c in cards),
         "stall_ms": sum(c.get("stall_ms", 0) for c in cards),
         "cards_with_stalls": sum(1 for c in cards if c.get("stalls")),
+        "cards_low": sum(1 for c in cards if c.get("rendition") == "low"),
     }  # fmt: skip
 
 
@@ -93,7 +98,11 @@ async def seed_corpus(url: str, cql: Any, redis: Any, objects: Any, media: Any, 
     return ids
 
 
-async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, swipes: int,
+#: page variant -> what it adds to the page's URL
+PAGES = {"abr": "", "main": "&abr=0&posters=all", "allposters": "&posters=all"}
+
+
+async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, variant: str, swipes: int,
                    progress: Progress) -> dict[str, Any]:
     from clipstream.cli.apiclient import ApiClient
     from clipstream.storage.ids import new_id
@@ -112,7 +121,7 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, 
             await cdp.send("Network.enable")
             await cdp.send("Network.emulateNetworkConditions", {
                 "offline": False, "latency": rtt, "downloadThroughput": bits / 8, "uploadThroughput": bits / 8})
-        await page.goto(f"{url}/?preload={preload}&ahead={ahead}")
+        await page.goto(f"{url}/?preload={preload}&ahead={ahead}{PAGES[variant]}")
         await page.fill("#login-form [name=username]", name)
         await page.fill("#login-form [name=password]", secret)
         first_card = asyncio.ensure_future(page.evaluate(_FIRST_CARD))
@@ -130,7 +139,8 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, 
     finally:
         await context.close()
     cards = log["cards"]  # every card that was current, in order (the last one left by the hash change)
-    figures = {"link": link, "preload": preload, "ahead": ahead if preload else "-", **summarize(cards),
+    figures = {"link": link, "preload": preload, "ahead": ahead if preload else "-", "page": variant,
+               **summarize(cards),
                "sign_in_to_first_card_ms": round(shown - clicked, 1),
                "login_ms": round(signed_in - clicked, 1) if signed_in else None,
                "signed_in_to_first_card_ms": round(shown - signed_in, 1) if signed_in else None,
@@ -140,10 +150,14 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, 
                "first_page_request_ms": round(log["pages"][0]["ms"], 1)
                if log["pages"] and not log["pages"][0].get("withLogin") else None}
     figures["per_card"] = [[c["index"], c["first_frame_ms"] and round(c["first_frame_ms"], 1), c["stalls"],
-                            c["stall_ms"], c["preloaded_state"]] for c in cards]
-    progress(f"watch {link}, preload {preload} {figures['ahead']}: first frame p50 {figures['first_frame_p50_ms']} ms, "
+                            c["stall_ms"], c["preloaded_state"], c.get("rendition"), c.get("estimate_kbps")]
+                           for c in cards]
+    figures["throughput_kbps_at_end"] = round(log["throughput"]["bps"] / 1000) if log.get("throughput", {}).get("bps") else None
+    progress(f"watch {link}, preload {preload} {figures['ahead']}, page {variant}: "
+             f"first frame p50 {figures['first_frame_p50_ms']} ms, "
              f"p95 {figures['first_frame_p95_ms']} ms, max {figures['first_frame_max_ms']} ms, "
              f"failures {figures['failures']}/{figures['cards']}, stalls {figures['stalls']}, "
+             f"low rendition {figures['cards_low']}/{figures['cards']}, "
              f"first card {figures['sign_in_to_first_card_ms']} ms after the click "
              f"({figures['signed_in_to_first_card_ms']} ms after the login's answer)")
     return figures
@@ -151,12 +165,15 @@ async def _one_run(browser: Any, url: str, link: str, preload: int, ahead: str, 
 
 #: (cards preloaded after the current one, how much of each): the page's default first
 PRELOADS: tuple[tuple[int, str], ...] = ((2, "metadata"), (2, "auto"), (0, "metadata"))
+#: one card of a per_card row: its fields in order
+PER_CARD_FIELDS = ["index", "first_frame_ms", "stalls", "stall_ms", "readyState when it became current (0: not attached)",
+                   "rendition played (main, low)", "throughput estimate when its rendition was chosen, kbit/s"]
 
 
 async def run_watch(url: str, progress: Progress, seed: Callable[[int], Awaitable[Any]], swipes: int = 32,
                     links: tuple[str, ...] = tuple(LINKS),
                     preloads: tuple[tuple[int, str], ...] = PRELOADS,
-                    only: Sequence[tuple[str, int, str]] = ()) -> dict[str, Any]:
+                    only: Sequence[tuple[str, int, str, str]] = ()) -> dict[str, Any]:
     """Seed the corpus (``seed(count)``), then every (link, preload) run (or those of ``only``) in a
     fresh context of one headless Chromium."""
     from playwright.async_api import async_playwright
@@ -173,13 +190,13 @@ async def run_watch(url: str, progress: Progress, seed: Callable[[int], Awaitabl
         browser = await p.chromium.launch(executable_path=chromium,
                                           args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         try:
-            plan = list(only) or [(link, preload, ahead) for link in links for preload, ahead in preloads]
-            for link, preload, ahead in plan:
-                runs.append(await _one_run(browser, url, link, preload, ahead, swipes, progress))
+            plan = list(only) or [(link, preload, ahead, "abr") for link in links for preload, ahead in preloads]
+            for link, preload, ahead, variant in plan:
+                runs.append(await _one_run(browser, url, link, preload, ahead, variant, swipes, progress))
         finally:
             await browser.close()
-    return {"swipes": swipes, "per_card_fields": ["index", "first_frame_ms", "stalls", "stall_ms",
-                                                  "readyState when it became current (0: not attached)"], "dwell_s": DWELL_S, "clip": f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {CLIP_SECONDS:g} s+",
+    return {"swipes": swipes, "per_card_fields": PER_CARD_FIELDS, "dwell_s": DWELL_S,
+            "clip": f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}, {CLIP_SECONDS:g} s+ (low rendition 360x640)",
             "runs": runs, "elapsed_s": round(time.monotonic() - started, 1),
             "first_frame_p50_all_ms": statistics.median(
                 [r["first_frame_p50_ms"] for r in runs if r["first_frame_p50_ms"] is not None] or [0])}

@@ -180,6 +180,14 @@ class MediaSettings(msgspec.Struct, frozen=True, kw_only=True):
         int, _doc("cap of the video bitrate, kbit/s (x264's VBV over CRF: plain scenes stay below it), so a "
                   "1.6 Mbit/s link plays a video with its audio without stalling; 0: CRF alone", ge=0)
     ] = 1200
+    low_max_height: Annotated[
+        int, _doc("long side in pixels of the low rendition made beside the main one, for slow links "
+                  "(the watch page picks it when its measured throughput is short); 0: none", ge=0)
+    ] = 640
+    low_video_kbps: Annotated[
+        int, _doc("cap of the low rendition's video bitrate, kbit/s (with its 64 kbit/s audio ~390 kbit/s: "
+                  "a 1.6 Mbit/s link loads it at 4x real time, the next cards' preloads beside it)", ge=50)
+    ] = 300
     workers: Annotated[int, _doc("concurrent transcodes per media process", ge=1, le=16)] = 1
 
     @property

@@ -40,6 +40,9 @@ def card_of(video: Video, username: str) -> VideoCard:
         video.created_at,
         video.caption,
         video.hashtags,
+        video.low_key or "",
+        video.media_kbps or 0,
+        video.low_kbps or 0,
     )
 
 
@@ -83,6 +86,9 @@ def feed_item(card: VideoCard, likes: int, urls: MediaUrls) -> FeedItem:
         created_at=utc(card.created_at),
         caption=card.caption,
         hashtags=list(card.hashtags),
+        video_url_low=urls.url(card.low_key) if card.low_key else None,
+        video_kbps=card.kbps or None,
+        video_low_kbps=card.low_kbps or None,
     )
 
 
@@ -170,6 +176,9 @@ class Cards:
             created_at=utc(video.created_at),
             caption=video.caption,
             hashtags=list(video.hashtags),
+            video_url_low=self.urls.url(video.low_key) if servable and video.low_key else None,
+            video_kbps=video.media_kbps if servable else None,
+            video_low_kbps=video.low_kbps if servable and video.low_key else None,
         )
 
     def forget(self, video_id: int) -> None:

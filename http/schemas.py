@@ -154,6 +154,13 @@ class FeedItem(msgspec.Struct, frozen=True):
     liked: bool = False
     #: the caller follows its author (feed items; false where the caller's state is not at hand)
     following_author: bool = False
+    #: a smaller rendition of the same video for slow links (360x640, ~390 kbit/s); null for videos
+    #: processed before renditions existed: play ``video_url``
+    video_url_low: str | None = None
+    #: average bitrates of ``video_url`` and ``video_url_low``, kbit/s (null: not known), so that a
+    #: client can set them against its measured throughput
+    video_kbps: int | None = None
+    video_low_kbps: int | None = None
 
 
 class FeedResponse(msgspec.Struct, frozen=True):
@@ -191,3 +198,7 @@ class VideoDetail(msgspec.Struct, frozen=True):
     created_at: datetime
     caption: str = ""
     hashtags: list[str] = msgspec.field(default_factory=list)
+    #: as in FeedItem: the low rendition and the bitrates, null until ready (or when not made)
+    video_url_low: str | None = None
+    video_kbps: int | None = None
+    video_low_kbps: int | None = None

@@ -81,7 +81,7 @@ async def delete_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser)
     objects = svc.objects
     try:
         await objects.remove(objects.uploads, [video.upload_key])
-        media_keys = [k for k in (video.media_key, video.thumb_key) if k]
+        media_keys = [k for k in (video.media_key, video.low_key, video.thumb_key) if k]
         if media_keys:
             await objects.remove(objects.media, media_keys)
     except Exception as exc:

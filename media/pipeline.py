@@ -21,6 +21,8 @@ class ProcessedMedia(msgspec.Struct, frozen=True, kw_only=True):
 
     video_path: str
     thumbnail_path: str
+    #: the low rendition for slow links; None when the settings make none
+    low_path: str | None
     source: ProbeResult
     output: TranscodeResult
 
@@ -44,7 +46,7 @@ async def process_upload(
     validate(source, declared_size, actual_size, declared_format, settings)
     out_dir = Path(workdir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = await transcode(src_path, out_dir / "video.mp4", out_dir / "thumb.jpg", source, settings)
-    return ProcessedMedia(
-        video_path=output.video_path, thumbnail_path=output.thumbnail_path, source=source, output=output
-    )
+    output = await transcode(src_path, out_dir / "video.mp4", out_dir / "thumb.jpg", source, settings,
+                             out_low=out_dir / "video-low.mp4")
+    return ProcessedMedia(video_path=output.video_path, thumbnail_path=output.thumbnail_path,
+                          low_path=output.low_path, source=source, output=output)

@@ -1,4 +1,5 @@
-"""Transcode a probed upload to a streamable H.264/AAC MP4 plus a JPEG thumbnail, in one ffmpeg run."""
+"""Transcode a probed upload to a streamable H.264/AAC MP4, a low rendition of it for slow links, and a
+JPEG thumbnail, in one ffmpeg run (one decode of the upload feeds the three outputs)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from clipstream.media.probe import PROBE_TIMEOUT, ProbeResult, demuxers_for, rea
 __all__ = [
     "AUDIO_BITRATE",
     "CRF",
+    "LOW_AUDIO_BITRATE",
     "MAX_FPS",
     "THUMBNAIL_WIDTH",
     "TranscodeResult",
     "default_threads",
     "default_timeout",
     "ffmpeg_command",
+    "kbps",
+    "low_size",
     "output_size",
     "thumbnail_size",
     "transcode",
@@ -30,6 +34,9 @@ __all__ = [
 
 CRF = 23
 AUDIO_BITRATE = "128k"
+#: the low rendition's audio: AAC-LC at 64 kbit/s stereo is still clean speech and music on a phone,
+#: and a sixth of the rendition's ~390 kbit/s
+LOW_AUDIO_BITRATE = "64k"
 MAX_FPS = 60  # slow-motion phone footage (120/240 fps) would cost 2-4x the encode for no visible gain
 THUMBNAIL_WIDTH = 540
 
@@ -53,6 +60,12 @@ class TranscodeResult(msgspec.Struct, frozen=True, kw_only=True):
     thumbnail_height: int
     thumbnail_size: int
     """bytes"""
+    low_path: str | None = None
+    """the low rendition (None when ``low_max_height`` is 0)"""
+    low_width: int = 0
+    low_height: int = 0
+    low_size: int = 0
+    """bytes"""
     elapsed: float
     """wall-clock seconds of the ffmpeg run"""
 
@@ -69,6 +82,18 @@ def output_size(display_width: int, display_height: int, max_long_side: int) -> 
         display_width = display_width * max_long_side // long_side
         display_height = display_height * max_long_side // long_side
     return _even(display_width), _even(display_height)
+
+
+def low_size(width: int, height: int, settings: MediaSettings) -> tuple[int, int] | None:
+    """The low rendition's frame size from the main one's (never larger), or None if it is not made."""
+    if not settings.low_max_height:
+        return None
+    return output_size(width, height, settings.low_max_height)
+
+
+def kbps(size_bytes: int, seconds: float) -> int:
+    """Average bitrate of a file of ``size_bytes`` playing ``seconds``, kbit/s (0 if unknown)."""
+    return round(size_bytes * 8 / seconds / 1000) if seconds > 0 else 0
 
 
 def thumbnail_size(width: int, height: int) -> tuple[int, int]:
@@ -95,28 +120,55 @@ def ffmpeg_command(
     settings: MediaSettings,
     *,
     threads: int,
+    out_low: str | os.PathLike[str] | None = None,
 ) -> list[str]:
-    """The ffmpeg argv that writes both outputs from a single decode of ``src``."""
+    """The ffmpeg argv that writes every output from a single decode of ``src`` (the low rendition
+    only with ``out_low`` and a ``low_max_height``)."""
     width, height = output_size(probe.display_width, probe.display_height, settings.max_height)
     thumb_w, thumb_h = thumbnail_size(width, height)
+    low = low_size(width, height, settings) if out_low is not None else None
     # The video track can end long before the audio; a time past its last frame yields no thumbnail.
     thumb_at = min(1.0, (probe.video_duration or probe.duration) / 2)
     fps = f"fps={MAX_FPS}," if probe.frame_rate and probe.frame_rate > MAX_FPS + 0.5 else ""
     # ffmpeg rotates the decoded frames itself (autorotate), so scaling targets the display size;
     # the thumbnail branch keeps the first frame at thumb_at and scales only that one.
     graph = (
-        f"[0:v:0]{fps}scale={width}:{height},setsar=1,format=yuv420p,split=2[v][t];"
+        f"[0:v:0]{fps}scale={width}:{height},setsar=1,format=yuv420p,split={3 if low else 2}[v][t]{'[l]' if low else ''};"
         f"[t]setpts=PTS-STARTPTS,trim=start={thumb_at:.3f},trim=end_frame=1,scale={thumb_w}:{thumb_h}[thumb]"
     )
-    if probe.has_audio:
-        audio = ["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE]
+    if low:
+        graph += f";[l]scale={low[0]}:{low[1]}[low]"
+
+    def audio(bitrate: str) -> list[str]:
+        if not probe.has_audio:
+            # No silent track is invented: players handle video-only MP4 and it saves the bytes.
+            return ["-an"]
+        out = ["-map", "0:a:0", "-c:a", "aac", "-b:a", bitrate]
         if probe.audio_channels > 2:
-            audio += ["-ac", "2"]
+            out += ["-ac", "2"]
         if probe.audio_sample_rate > 48000:
-            audio += ["-ar", "48000"]
-    else:
-        # No silent track is invented: players handle video-only MP4 and it saves the bytes.
-        audio = ["-an"]
+            out += ["-ar", "48000"]
+        return out
+
+    def h264(cap_kbps: int) -> list[str]:
+        return [
+            "-c:v", "libx264", "-preset", settings.preset, "-crf", str(CRF), "-profile:v", "high",
+            # x264's VBV with a buffer of one second's bits: no second of the file is much above the
+            # cap, so a link of the cap's speed plays it without waiting (a 2 s buffer measured 1.43
+            # against 1.37 Mbit/s for the 1200k main rendition, BENCHMARKS.md)
+            *(["-maxrate", f"{cap_kbps}k", "-bufsize", f"{cap_kbps}k"] if cap_kbps else []),
+            "-threads", str(threads),
+        ]  # fmt: skip
+
+    # Both MP4s: no subtitle or data streams; no metadata (phone videos carry GPS position and
+    # device data: never republish it); moov first (faststart), so a player starts from the head.
+    mp4 = ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart",
+           "-max_muxing_queue_size", "1024", "-f", "mp4"]  # fmt: skip
+    # The low rendition keeps x264's default keyframe interval (one GOP for a short clip): a
+    # faststart MP4 starts from its first keyframe whatever the interval, and the page never
+    # switches renditions inside a clip, so shorter GOPs would only cost bits.
+    low_out = ["-map", "[low]", *h264(settings.low_video_kbps), *audio(LOW_AUDIO_BITRATE), *mp4,
+               "file:" + os.fspath(out_low)] if low and out_low is not None else []  # fmt: skip
     return [
         settings.ffmpeg,
         "-nostdin", "-hide_banner", "-v", "error", "-y",
@@ -125,18 +177,8 @@ def ffmpeg_command(
         "-protocol_whitelist", "file",
         "-i", "file:" + os.fspath(src),
         "-filter_complex", graph,
-        "-map", "[v]",
-        "-c:v", "libx264", "-preset", settings.preset, "-crf", str(CRF), "-profile:v", "high",
-        *(["-maxrate", f"{settings.max_video_kbps}k", "-bufsize", f"{settings.max_video_kbps}k"]
-          if settings.max_video_kbps else []),
-        "-threads", str(threads),
-        *audio,
-        "-sn", "-dn",
-        # Phone videos carry GPS position and device data in metadata: never republish it.
-        "-map_metadata", "-1", "-map_chapters", "-1",
-        "-movflags", "+faststart",
-        "-max_muxing_queue_size", "1024",
-        "-f", "mp4", "file:" + os.fspath(out_mp4),
+        "-map", "[v]", *h264(settings.max_video_kbps), *audio(AUDIO_BITRATE), *mp4, "file:" + os.fspath(out_mp4),
+        *low_out,
         "-map", "[thumb]", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3", "-update", "1",
         "-f", "image2", "file:" + os.fspath(out_jpg),
     ]  # fmt: skip
@@ -173,12 +215,15 @@ async def transcode(
     *,
     threads: int | None = None,
     timeout: float | None = None,
+    out_low: str | os.PathLike[str] | None = None,
 ) -> TranscodeResult:
-    """Write the feed MP4 and the thumbnail; MediaRejected if the input cannot be decoded."""
+    """Write the feed MP4, its low rendition (if ``out_low`` is given and the settings make one) and
+    the thumbnail; MediaRejected if the input cannot be decoded."""
     out_mp4, out_jpg = os.fspath(out_mp4), os.fspath(out_jpg)
     planned = output_size(probe.display_width, probe.display_height, settings.max_height)
+    low_path = os.fspath(out_low) if out_low is not None and low_size(*planned, settings) else None
     argv: Sequence[str] = ffmpeg_command(
-        src, out_mp4, out_jpg, probe, settings, threads=threads or default_threads(settings)
+        src, out_mp4, out_jpg, probe, settings, threads=threads or default_threads(settings), out_low=low_path
     )
     done = False
     try:
@@ -204,6 +249,16 @@ async def transcode(
             raise MediaFailure(f"ffmpeg wrote an unreadable MP4: {exc.reason}") from None
         if written.video_codec != "h264":
             raise MediaFailure(f"ffmpeg wrote {written.video_codec}, not h264")
+        low_w = low_h = low_bytes = 0
+        if low_path is not None:
+            low_bytes = _size(low_path)
+            try:
+                low = await read_probe(low_path, mp4_only, timeout=PROBE_TIMEOUT) if low_bytes else None
+            except MediaRejected:
+                low = None
+            if low is None or low.video_codec != "h264":
+                raise MediaFailure(f"ffmpeg wrote no playable low rendition: {res.stderr[-500:]}")
+            low_w, low_h = low.width, low.height
         thumb_w, thumb_h = thumbnail_size(written.width, written.height)
         done = True
         return TranscodeResult(
@@ -217,10 +272,14 @@ async def transcode(
             thumbnail_width=thumb_w,
             thumbnail_height=thumb_h,
             thumbnail_size=thumb_size,
+            low_path=low_path,
+            low_width=low_w,
+            low_height=low_h,
+            low_size=low_bytes,
             elapsed=elapsed,
         )
     finally:
         if not done:  # never leave half-written outputs behind for a caller to upload by mistake
-            for path in (out_mp4, out_jpg):
+            for path in (out_mp4, out_jpg, *([low_path] if low_path else [])):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

@@ -42,6 +42,11 @@ class Video(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool = False
     caption: str = ""
     hashtags: tuple[str, ...] = ()
+    #: the low rendition for slow links (None: processed before there was one, or none made)
+    low_key: str | None = None
+    #: average bitrates of the main and the low rendition, kbit/s (None: not known)
+    media_kbps: int | None = None
+    low_kbps: int | None = None
 
     @property
     def servable(self) -> bool:
@@ -61,13 +66,19 @@ class VideoCard(msgspec.Struct, frozen=True, array_like=True):
     #: trailing and defaulted, so a card cached before captions existed still decodes
     caption: str = ""
     hashtags: tuple[str, ...] = ()
+    #: trailing too (cards cached before it decode as "", a video without one; code of before
+    #: ignores the extra elements): the low rendition and the bitrates, kbit/s (0: unknown)
+    low_key: str = ""
+    kbps: int = 0
+    low_kbps: int = 0
 
     @classmethod
     def of(cls, video: Video, username: str) -> "VideoCard":
         """The card of a ready video (its media keys must be set)."""
         assert video.media_key and video.thumb_key, "only processed videos have cards"
         return cls(video.video_id, video.author_id, username, video.media_key, video.thumb_key,
-                   video.duration or 0.0, video.created_at, video.caption, video.hashtags)
+                   video.duration or 0.0, video.created_at, video.caption, video.hashtags,
+                   video.low_key or "", video.media_kbps or 0, video.low_kbps or 0)
 
 
 class Stats(msgspec.Struct, frozen=True, gc=False):

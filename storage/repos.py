@@ -106,7 +106,7 @@ def timestamp_ms(value: Any) -> int:
 
 _VIDEO_COLS = (
     "video_id, author_id, status, file_size, file_format, upload_key, media_key, thumb_key, duration, "
-    "width, height, failure_reason, created_at, ready_at, deleted, caption, hashtags"
+    "width, height, failure_reason, created_at, ready_at, deleted, caption, hashtags, low_key, media_kbps, low_kbps"
 )
 
 
@@ -183,12 +183,13 @@ class VideoRepo:
         )
 
     async def mark_ready(self, video: Video, media_key: str, thumb_key: str, duration: float,
-                         width: int, height: int) -> int:
+                         width: int, height: int, *, low_key: str | None = None, media_kbps: int | None = None,
+                         low_kbps: int | None = None) -> int:
         ready_at = now_ms()
         await self.cql.execute(
             "UPDATE videos SET status = 'ready', media_key = ?, thumb_key = ?, duration = ?, width = ?, "
-            "height = ?, ready_at = ? WHERE video_id = ?",
-            (media_key, thumb_key, duration, width, height, ready_at, video.video_id),
+            "height = ?, ready_at = ?, low_key = ?, media_kbps = ?, low_kbps = ? WHERE video_id = ?",
+            (media_key, thumb_key, duration, width, height, ready_at, low_key, media_kbps, low_kbps, video.video_id),
         )
         await self.cql.execute(
             "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", (video.author_id, video.video_id)
@@ -281,6 +282,9 @@ def _video(row: Any) -> Video:
         deleted=bool(row.deleted),
         caption=row.caption or "",
         hashtags=tuple(row.hashtags or ()),
+        low_key=row.low_key,
+        media_kbps=row.media_kbps,
+        low_kbps=row.low_kbps,
     )
 
 

@@ -21,6 +21,7 @@ from clipstream.bus.publisher import Publisher
 from clipstream.config.settings import MediaSettings
 from clipstream.media.errors import MediaRejected
 from clipstream.media.pipeline import process_upload
+from clipstream.media.transcode import kbps
 from clipstream.storage.cache import Cache
 from clipstream.storage.errors import NotFound
 from clipstream.storage.models import Video, VideoCard
@@ -119,10 +120,15 @@ class MediaWorker:
                 return
             media_key = f"videos/{video.author_id}/{video.video_id}.mp4"
             thumb_key = f"thumbs/{video.author_id}/{video.video_id}.jpg"
+            low_key = f"videos/{video.author_id}/{video.video_id}-low.mp4" if media.low_path else None
             await self.store.store_media(media_key, Path(media.video_path), "video/mp4")
+            if low_key and media.low_path:
+                await self.store.store_media(low_key, Path(media.low_path), "video/mp4")
             await self.store.store_media(thumb_key, Path(media.thumbnail_path), "image/jpeg")
         out = media.output
-        await self.videos.mark_ready(video, media_key, thumb_key, out.duration, out.width, out.height)
+        await self.videos.mark_ready(video, media_key, thumb_key, out.duration, out.width, out.height,
+                                     low_key=low_key, media_kbps=kbps(out.video_size, out.duration),
+                                     low_kbps=kbps(out.low_size, out.duration) if low_key else None)
         author = await self.users.get(video.author_id)
         ready = await self.videos.get(video.video_id)
         await self.cache.publish_video(VideoCard.of(ready, author.username))

@@ -18,6 +18,7 @@ import msgspec
 from clipstream.config.settings import MediaSettings
 from clipstream.media.pipeline import process_upload
 from clipstream.media.testsrc import make_test_video
+from clipstream.media.transcode import kbps
 from clipstream.storage.cache import Cache
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video, VideoCard
@@ -41,14 +42,21 @@ class SeedMedia(msgspec.Struct, frozen=True):
     duration: float
     width: int
     height: int
+    #: the low rendition and the bitrates (kbit/s), as the media worker records them; None and 0 for
+    #: SHARED, which names only what corpora seeded before renditions have
+    low_key: str | None = None
+    kbps: int = 0
+    low_kbps: int = 0
 
 
 #: the first seed object: what the rows of corpora seeded before :func:`seed_media` existed name
 SHARED = SeedMedia(SHARED_MEDIA_KEY, SHARED_THUMB_KEY, SEED_SECONDS, *SEED_SIZE)
 
 
-def _keys(k: int) -> tuple[str, str]:
-    return (SHARED_MEDIA_KEY, SHARED_THUMB_KEY) if k == 0 else (f"seed/shared-{k}.mp4", f"seed/shared-{k}.jpg")
+def _keys(k: int) -> tuple[str, str, str]:
+    if k == 0:
+        return SHARED_MEDIA_KEY, SHARED_THUMB_KEY, "seed/shared-low.mp4"
+    return f"seed/shared-{k}.mp4", f"seed/shared-{k}.jpg", f"seed/shared-{k}-low.mp4"
 
 
 async def seed_media(objects: ObjectStore, settings: MediaSettings, count: int = 1, *,
@@ -64,11 +72,15 @@ async def seed_media(objects: ObjectStore, settings: MediaSettings, count: int =
             await make_test_video(src, seconds=seconds + (k % 16) * 0.25, width=size[0], height=size[1],
                                   ffmpeg=settings.ffmpeg)
             done = await process_upload(src, tmp / f"out{k}", src.stat().st_size, "mp4", settings)
-        media_key, thumb_key = _keys(k)
+        media_key, thumb_key, low_key = _keys(k)
         await objects.store_media(media_key, Path(done.video_path), "video/mp4")
+        if done.low_path:
+            await objects.store_media(low_key, Path(done.low_path), "video/mp4")
         await objects.store_media(thumb_key, Path(done.thumbnail_path), "image/jpeg")
         out = done.output
-        return SeedMedia(media_key, thumb_key, out.duration, out.width, out.height)
+        return SeedMedia(media_key, thumb_key, out.duration, out.width, out.height,
+                         low_key if done.low_path else None, kbps(out.video_size, out.duration),
+                         kbps(out.low_size, out.duration) if done.low_path else 0)
 
     with tempfile.TemporaryDirectory(prefix="cs-seed-") as tmp:
         return list(await asyncio.gather(*(one(k, Path(tmp)) for k in range(count))))
@@ -86,10 +98,11 @@ async def seed_ready_videos(videos: VideoRepo, cache: Cache, authors: dict[int, 
                                upload_key=f"{author_id}/{vid}.mp4", created_at=now_ms()), media[len(made) % len(media)]))
     await videos.cql.execute_many(
         "INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, media_key, thumb_key, "
-        "duration, width, height, created_at, ready_at, deleted) VALUES (?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?, false)",
+        "duration, width, height, created_at, ready_at, deleted, low_key, media_kbps, low_kbps) "
+        "VALUES (?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?)",
         [(v.video_id, v.author_id, v.file_size, v.file_format, v.upload_key, m.media_key, m.thumb_key, m.duration,
-          m.width, m.height, v.created_at, v.created_at) for v, m in made],
+          m.width, m.height, v.created_at, v.created_at, m.low_key, m.kbps or None, m.low_kbps or None)
+         for v, m in made],
     )
     await videos.cql.execute_many(
         "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", [(v.author_id, v.video_id) for v, _ in made]
@@ -97,6 +110,6 @@ async def seed_ready_videos(videos: VideoRepo, cache: Cache, authors: dict[int, 
     for v, m in made:
         await cache.publish_video(
             VideoCard(v.video_id, v.author_id, authors[v.author_id], m.media_key, m.thumb_key, m.duration,
-                      v.created_at)
+                      v.created_at, low_key=m.low_key or "", kbps=m.kbps, low_kbps=m.low_kbps)
         )
     return [v.video_id for v, _ in made]

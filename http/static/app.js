@@ -8,9 +8,12 @@ import { Player, el, following } from "./feed.js";
 
 const $ = (id) => document.getElementById(id);
 const VIEWS = ["auth", "feed-view", "grid-view", "watch-view", "upload-view"];
-// ?preload=N&ahead=auto|metadata: how the next cards are preloaded (the bench's `watch` scenario compares)
+// ?preload=N&ahead=auto|metadata: how the next cards are preloaded; ?abr=0: always the main rendition
+// and N preloads, as before renditions; ?posters=all: every card's poster at once, as before (the
+// bench's `watch` scenario compares)
 const QUERY = new URLSearchParams(location.search);
-const PRELOAD = { preload: Number(QUERY.get("preload") ?? 2), ahead: QUERY.get("ahead") === "auto" ? "auto" : "metadata" };
+const PRELOAD = { preload: Number(QUERY.get("preload") ?? 2), ahead: QUERY.get("ahead") === "auto" ? "auto" : "metadata",
+                  abr: QUERY.get("abr") !== "0", allPosters: QUERY.get("posters") === "all" };
 
 let noticeTimer = 0;
 function notify(message) {

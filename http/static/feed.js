@@ -4,6 +4,7 @@
 "use strict";
 
 import { api } from "./api.js";
+import { ASSUMED_KBPS, LinkMeter, Throughput, bufferedEnd, choose, guessFrom, preloadCount } from "./abr.js";
 
 const TAG = /#([\p{L}\p{N}_]+)/gu;
 const STALL_MS = 50;
@@ -15,6 +16,17 @@ export const watchLog = (window.clipstreamWatch = window.clipstreamWatch || { ca
 /** Who the viewer follows, as far as the page knows (author id -> bool), shared by every list. */
 export const following = new Map();
 let soundOn = false;       // one tap turns sound on for every video after it
+
+/** The link's throughput as this page has seen it, shared by every list (it is the same link).
+ * Measured from the media it loads: the bytes its cards received (each one's rendition bitrate times
+ * the seconds buffered) over the time they took, once a second while any is loading. Not from
+ * Resource Timing: the media come from the object store's origin, which sends no
+ * Timing-Allow-Origin, so their entries have no sizes. */
+export const throughput = new Throughput(guessFrom(navigator.connection));
+navigator.connection?.addEventListener?.("change", () => {
+  if (!throughput.samples) throughput.bps = guessFrom(navigator.connection);  // a guess until measured
+});
+watchLog.throughput = throughput;
 
 /** An element with attributes ("text" sets its text) and children. */
 export function el(tag, attrs = {}, ...children) {
@@ -48,13 +60,20 @@ export class Player {
    * @param {(cursor: string|null) => Promise<{videos: object[], next_cursor: string|null}>} load
    * @param {{preload?: number, ahead?: string, notify: (msg: string) => void, me: () => object|null}} opts
    *   preload: how many cards after the current one get their video early; ahead: how much of it
-   *   ("metadata": the header and first frame, "auto": as much as the browser likes)
+   *   ("metadata": the header and first frame, "auto": as much as the browser likes); abr (default
+   *   true): pick each card's rendition and the number preloaded from the measured throughput,
+   *   false: always the main rendition and ``preload`` cards (the page before renditions);
+   *   allPosters: every card's poster at once, as before (default: only near the current card)
    */
   constructor(root, load, opts) {
     this.root = root;
     this.load = load;
     this.preload = opts.preload ?? 2;
     this.ahead = opts.ahead ?? "metadata";
+    this.abr = opts.abr ?? true;
+    this.allPosters = opts.allPosters ?? false;
+    this.meter = new LinkMeter(throughput);
+    this.ticker = 0;
     this.notify = opts.notify;
     this.me = opts.me;
     this.cards = [];
@@ -78,6 +97,7 @@ export class Player {
   /** Start (or resume) showing the list; ``startAt`` scrolls to that card first. */
   async show(startAt = 0) {
     this.active = true;
+    if (!this.ticker) this.ticker = setInterval(() => this.sample(), 1000);
     if (!this.cards.length && !this.done) await this.more();
     // A list that was hidden (display: none) may come back scrolled to the top: put it back.
     const at = startAt > 0 ? startAt : this.current;
@@ -88,7 +108,24 @@ export class Player {
 
   hide() {
     this.active = false;
+    clearInterval(this.ticker);
+    this.ticker = 0;
+    this.meter.last = null;
     this.leave();
+  }
+
+  /** One tick of the link meter: the bits all attached cards hold, and whether one is loading
+   * (``starting``: a source was just set or raised to "auto", so one is about to). */
+  sample(starting = false) {
+    let bits = 0;
+    let busy = starting;
+    for (const c of this.cards) {
+      if (!c.attached || !c.pick || !Number.isFinite(c.video.duration)) continue;
+      const end = bufferedEnd(c.video.buffered);
+      bits += end * c.pick.kbps * 1000;
+      busy ||= c.video.networkState === HTMLMediaElement.NETWORK_LOADING && end < c.video.duration - 0.05;
+    }
+    this.meter.tick(performance.now(), bits, busy);
   }
 
   async more() {
@@ -117,8 +154,10 @@ export class Player {
 
   add(item) {
     const index = this.cards.length;
-    const video = el("video", { playsinline: "", loop: "", preload: "none", poster: item.thumbnail_url,
-                                "aria-label": "video by " + item.username });
+    const video = el("video", { playsinline: "", loop: "", preload: "none", "aria-label": "video by " + item.username });
+    // A poster is an image of ~40 KB: the first page's ten at once delayed the first card's video
+    // on the 3G-like link, so a card gets its poster when it comes near (see select)
+    if (this.allPosters) video.poster = item.thumbnail_url;
     video.muted = !soundOn;
     const like = el("button", { class: "like", "aria-pressed": String(!!item.liked), "aria-label": "like" }, "\u2665");
     const count = el("span", { class: "count", text: String(item.like_count) });
@@ -151,6 +190,10 @@ export class Player {
       if (c.shownAt && c.firstFrame !== null && !c.stalledAt) c.stalledAt = performance.now();
     });
     video.addEventListener("error", () => { if (c.attached) this.notify("This video could not be played."); });
+    // a load's progress and its end: the meter's windows close on time, even on a link that loads
+    // a whole clip between two of its one-second ticks
+    video.addEventListener("progress", () => { if (c.attached) this.sample(); });
+    video.addEventListener("suspend", () => { if (c.attached) this.sample(); });
     video.addEventListener("click", () => this.tap(c));
     like.addEventListener("click", () => this.toggleLike(c));
     follow.addEventListener("click", () => this.toggleFollow(c));
@@ -165,9 +208,15 @@ export class Player {
 
   attach(c, preload) {
     c.video.preload = preload;
+    if (!c.video.poster) c.video.poster = c.item.thumbnail_url;
     if (c.attached) return;
     c.attached = true;
-    c.video.src = c.item.video_url;
+    // Chosen once per attach: a card never switches inside its clip (its bytes so far would be lost)
+    c.pick = this.abr ? choose(c.item, throughput.bps)
+      : { rendition: "main", url: c.item.video_url, kbps: c.item.video_kbps || ASSUMED_KBPS.main };
+    c.pick.estimate = throughput.bps;
+    c.video.src = c.pick.url;
+    this.sample(true);
   }
 
   detach(c) {
@@ -186,7 +235,9 @@ export class Player {
     this.cards.forEach((c, j) => {
       if (j === i) this.attach(c, "auto");
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
+      else if (!c.video.poster) c.video.poster = c.item.thumbnail_url;  // near: it may be swiped to
     });
+    this.sample(true);  // a preloaded card raised to "auto" loads on
     // The current video first: the next ones start loading once it plays, so on a slow link they
     // do not share its bandwidth while it starts. (Waiting for canplaythrough instead never
     // preloaded anything on the 3G-like link: measured in bench/watch.py, BENCHMARKS.md.)
@@ -200,8 +251,13 @@ export class Player {
   /** Load the cards after ``i`` (if ``i`` is still the current one). */
   preloadAfter(i) {
     if (i !== this.current) return;
-    for (let j = i + 1; j <= i + this.preload && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
+    // Only as many as the link has room for beside the current card: on a link that barely carries
+    // its rendition, a preload takes the bytes the current card is about to play.
+    const cur = this.cards[i];
+    const n = this.abr && cur.pick ? preloadCount(throughput.bps, cur.pick.kbps, this.preload) : this.preload;
+    for (let j = i + 1; j <= i + n && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
   }
+
 
   /** Start the clock of a card becoming current: its first frame shown after now is its start. */
   mark(c) {
@@ -240,7 +296,8 @@ export class Player {
       if (c.stalledAt) this.stalled(c, performance.now() - c.stalledAt);
       watchLog.cards.push({ video_id: c.item.video_id, index: this.current, first_frame_ms: c.firstFrame,
                             stalls: c.stalls, stall_ms: Math.round(c.stallMs), preloaded_state: c.preloaded,
-                            error: c.video.error ? c.video.error.code : 0 });
+                            error: c.video.error ? c.video.error.code : 0, rendition: c.pick ? c.pick.rendition : null,
+                            estimate_kbps: c.pick && c.pick.estimate ? Math.round(c.pick.estimate / 1000) : null });
       c.shownAt = 0;
     }
     const watched = Math.round(c.watched);

@@ -203,6 +203,7 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
         # the ten that must play are this test's own; the others are swiped past.
         ours = set(corpus["ids"])
         played: list[float] = []
+        renditions: list[str] = []
         i = 0
         while len(played) < 10:
             assert await current_index(page) == i
@@ -210,6 +211,7 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
             if await card.get_attribute("data-video-id") in ours:
                 t1, t2 = await wait_playing(page, i)
                 played.append(t2)
+                renditions.append(await rendition_of(card))
                 if len(played) == 1:
                     muted = await card.locator("video").evaluate("v => v.muted")
                     assert muted, "the first video autoplays muted"
@@ -224,6 +226,9 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
                 i += 1
                 await expect(page.locator("#feed")).to_have_attribute("data-current", str(i), timeout=10_000)
         assert len(played) == 10 and all(t > 0 for t in played)
+        # Loopback: whatever the first card played (Chromium's first guess of the link is a coarse
+        # 1.35 Mbit/s), the page has measured a fast link by the last cards and plays the main one.
+        assert renditions[-1] == "main", renditions
         await shots.take("feed-tenth-video")
 
         # --- like: the count changes, and the like is durable ------------------------------------
@@ -285,6 +290,54 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
         assert not refused, refused
     finally:
         await shots.take("last")
+        await context.close()
+
+
+async def rendition_of(card) -> str:  # noqa: ANN001
+    """Which file the card's video plays: the media worker names the low rendition ``<id>-low.mp4``."""
+    src = await card.locator("video").evaluate("v => v.currentSrc")
+    assert src, "the card's video has no source"
+    return "low" if "-low.mp4" in src.split("?")[0] else "main"
+
+
+async def test_a_3g_like_link_plays_the_low_rendition(system, browser, corpus) -> None:
+    """Chromium's emulation of the watch bench's 3G-like link (1.6 Mbit/s, 150 ms): the page's first
+    guess (the Network Information API follows the emulation) and its measurements pick the low
+    rendition, which plays."""
+    from playwright.async_api import expect
+
+    name = f"tina{corpus['suffix']}"
+    r = httpx.post(system + "/v1/auth/register", timeout=10,
+                   json={"username": name, "email": f"{name}@example.test", "password": PASSWORD})
+    assert r.status_code in (200, 201), r.text
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    shots = Shots(page)
+    try:
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Network.enable")
+        await cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 150, "downloadThroughput": 200_000, "uploadThroughput": 200_000})
+        await page.goto(system + "/")
+        await page.fill("#login-form [name=username]", name)
+        await page.fill("#login-form [name=password]", PASSWORD)
+        await page.click("#login-form button[type=submit]")
+        await expect(page.locator("#feed")).to_have_attribute("data-current", "0", timeout=30_000)
+        ours = set(corpus["ids"])
+        seen: list[str] = []
+        i = 0
+        while len(seen) < 3:
+            card = page.locator(f'#feed .card[data-index="{i}"]')
+            if await card.get_attribute("data-video-id") in ours:
+                await wait_playing(page, i, timeout=40.0)
+                seen.append(await rendition_of(card))
+            assert i < 30, f"only {len(seen)} of this test's videos in {i} swipes"
+            await page.keyboard.press("ArrowDown")
+            i += 1
+            await expect(page.locator("#feed")).to_have_attribute("data-current", str(i), timeout=20_000)
+        await shots.take("3g-low-rendition")
+        assert seen == ["low"] * 3, seen
+    finally:
         await context.close()
 
 

@@ -80,8 +80,9 @@ async def new_user(client: Client) -> User:
 
 
 async def make_video(svc: Services, user: User, *, ready: bool = True, cached: bool = True, likes: int | None = None,
-                     caption: str = "") -> int:
-    """A video row (and, if ``cached``, its Redis card) as the media pipeline would leave it."""
+                     caption: str = "", low: bool = False) -> int:
+    """A video row (and, if ``cached``, its Redis card) as the media pipeline would leave it (with a
+    low rendition if ``low``, as since migration 6; without, as a video processed before)."""
     vid = new_id()
     video = Video(video_id=vid, author_id=user.id, status="uploading", file_size=100, file_format="mp4",
                   upload_key=f"{user.id}/{vid}.mp4", created_at=now_ms(), caption=caption,
@@ -89,9 +90,11 @@ async def make_video(svc: Services, user: User, *, ready: bool = True, cached: b
     await svc.videos.create(video)
     if ready:
         media, thumb = f"{user.id}/{vid}/video.mp4", f"{user.id}/{vid}/thumb.jpg"
-        await svc.videos.mark_ready(video, media, thumb, 5.0, 720, 1280)
+        renditions = {"low_key": f"{user.id}/{vid}/video-low.mp4", "media_kbps": 1370, "low_kbps": 390} if low else {}
+        await svc.videos.mark_ready(video, media, thumb, 5.0, 720, 1280, **renditions)  # type: ignore[arg-type]
         if cached:
-            ready_video = msgspec.structs.replace(video, status="ready", media_key=media, thumb_key=thumb, duration=5.0)
+            ready_video = msgspec.structs.replace(video, status="ready", media_key=media, thumb_key=thumb, duration=5.0,
+                                                  **renditions)
             await svc.cache.put_cards([card_of(ready_video, user.username)])
     if likes is not None:
         await svc.cache.put_likes([(vid, likes)])
@@ -400,7 +403,7 @@ def feed_shard(url: str, prefix: str, answer: Callable[[int, FeedQuery], FeedPag
 class TestFeed:
     async def test_pages_are_hydrated_and_cursors_signed(self, client: Client, svc: Services, nc: Any, base_settings: Settings) -> None:
         author, viewer = await new_user(client), await new_user(client)
-        cached = await make_video(svc, author, likes=7)
+        cached = await make_video(svc, author, likes=7, low=True)
         uncached = await make_video(svc, author, cached=False)  # card and count come from Scylla
         unready = await make_video(svc, author, ready=False)
         deleted = await make_video(svc, author)
@@ -422,7 +425,14 @@ class TestFeed:
             assert f"{author.id}/{cached}/video.mp4" in first["video_url"]
             assert f"{author.id}/{cached}/thumb.jpg" in first["thumbnail_url"]
             assert set(first) == {"video_id", "author_id", "username", "video_url", "thumbnail_url", "like_count",
-                                  "duration", "created_at", "caption", "hashtags", "liked", "following_author"}
+                                  "duration", "created_at", "caption", "hashtags", "liked", "following_author",
+                                  "video_url_low", "video_kbps", "video_low_kbps"}
+            # the cached card has a low rendition; the other is a video processed before renditions
+            assert f"{author.id}/{cached}/video-low.mp4" in first["video_url_low"]
+            assert (first["video_kbps"], first["video_low_kbps"]) == (1370, 390)
+            second = body["videos"][1]
+            assert second["video_url_low"] is None and second["video_kbps"] is None
+            assert f"{author.id}/{uncached}/video.mp4" in second["video_url"]
             subject, key, query = seen[-1]
             assert key == viewer.id and query == FeedQuery(limit=4, page=None)
             assert subject == svc.feed.subject_for(viewer.id)

@@ -36,7 +36,7 @@ class TestWatchPage:
         assert media == ["http://media.example.test:9000", "https://cdn.example.test"]
         assert "connect-src 'self' http://media.example.test:9000" in csp
 
-    @pytest.mark.parametrize("name", ["app.js", "api.js", "feed.js", "app.css"])
+    @pytest.mark.parametrize("name", ["app.js", "api.js", "feed.js", "abr.js", "app.css"])
     async def test_every_file_the_page_loads_is_served(self, client: AsyncTestClient[Litestar], name: str) -> None:
         r = await client.get(f"/web/{name}")
         assert r.status_code == 200 and r.content == (STATIC_DIR / name).read_bytes()

@@ -196,6 +196,51 @@ class TestBitrateCap:
         assert (tmp_path / "u.mp4").stat().st_size * 8 / probed.duration / 1000 > kbps * 1.3
 
 
+class TestLowRendition:
+    async def test_an_upload_gets_a_small_low_rendition_beside_the_main_one(
+        self, portrait_mp4: Path, tmp_path: Path, settings: MediaSettings
+    ) -> None:
+        size = os.stat(portrait_mp4).st_size
+        done = await process_upload(portrait_mp4, tmp_path / "work", size, "mp4", settings)
+        assert done.low_path is not None and Path(done.low_path).parent == tmp_path / "work"
+        low, main = await probe(done.low_path, settings), await probe(done.video_path, settings)
+        assert (low.width, low.height) == (done.output.low_width, done.output.low_height) == (360, 640)
+        assert (main.width, main.height) == (720, 1280)
+        assert (low.video_codec, low.audio_codec) == ("h264", "aac")
+        assert low.duration == pytest.approx(main.duration, abs=0.1)
+        boxes = top_level_boxes(Path(done.low_path))
+        assert boxes.index("moov") < boxes.index("mdat"), f"not faststart: {boxes}"
+        low_kbps = done.output.low_size * 8 / low.duration / 1000
+        main_kbps = done.output.video_size * 8 / main.duration / 1000
+        assert done.output.low_size == os.stat(done.low_path).st_size
+        # 300k video cap + 64k audio + the container: what a 1.6 Mbit/s link loads at ~4x real time
+        assert 250 < low_kbps < 450, low_kbps
+        assert main_kbps > 2.5 * low_kbps, (main_kbps, low_kbps)
+
+    async def test_a_small_upload_keeps_its_size_in_the_low_rendition(
+        self, tmp_path: Path, settings: MediaSettings
+    ) -> None:
+        path, probed = await source(tmp_path, settings, 320, 568, seconds=0.6)
+        res = await transcode(path, tmp_path / "o.mp4", tmp_path / "o.jpg", probed, settings, out_low=tmp_path / "l.mp4")
+        assert (res.low_width, res.low_height) == (320, 568)  # never upscaled
+        assert res.low_path == str(tmp_path / "l.mp4") and res.low_size > 0
+
+    async def test_none_when_switched_off(self, short_mp4: Path, tmp_path: Path, settings: MediaSettings) -> None:
+        off = msgspec.structs.replace(settings, low_max_height=0)
+        done = await process_upload(short_mp4, tmp_path / "w", os.stat(short_mp4).st_size, "mp4", off)
+        assert done.low_path is None and done.output.low_size == 0
+        assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["thumb.jpg", "video.mp4"]
+
+    async def test_a_failed_run_leaves_no_low_rendition(
+        self, portrait_mp4: Path, tmp_path: Path, settings: MediaSettings
+    ) -> None:
+        probed = await probe(portrait_mp4, settings)
+        with pytest.raises(MediaTimeout):
+            await transcode(portrait_mp4, tmp_path / "o.mp4", tmp_path / "o.jpg", probed, settings, timeout=0.2,
+                            out_low=tmp_path / "l.mp4")
+        assert not list(tmp_path.iterdir())
+
+
 class TestTranscodeDeadline:
     async def test_timeout_kills_ffmpeg(self, portrait_mp4: Path, tmp_path: Path, settings: MediaSettings) -> None:
         out = tmp_path / "timeout-out.mp4"

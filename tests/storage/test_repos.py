@@ -72,9 +72,13 @@ class TestVideos:
         assert (await videos.claim_processing(v1.video_id, lease_ms=0)).taken  # the lease lapsed: taken over
         await videos.mark_ready(v1, "m.mp4", "t.jpg", 5.0, 720, 1280)
         assert await videos.claim_processing(v1.video_id, lease_ms=0) == Claim(False)  # nothing to do
-        await videos.mark_ready(v2, "m2.mp4", "t2.jpg", 4.0, 720, 1280)
+        await videos.mark_ready(v2, "m2.mp4", "t2.jpg", 4.0, 720, 1280, low_key="m2-low.mp4", media_kbps=1370,
+                                low_kbps=390)
         ready = await videos.get(v1.video_id)
         assert ready.servable and ready.media_key == "m.mp4" and ready.duration == 5.0
+        assert (ready.low_key, ready.media_kbps, ready.low_kbps) == (None, None, None)
+        two = await videos.get(v2.video_id)
+        assert (two.low_key, two.media_kbps, two.low_kbps) == ("m2-low.mp4", 1370, 390)
         assert await videos.by_author(author, None, 10) == [v2.video_id, v1.video_id]
         assert await videos.by_author(author, v2.video_id, 10) == [v1.video_id]
         assert await videos.count_by_author(author) == 2

@@ -50,3 +50,17 @@ def test_a_bare_bench_run_leaves_the_browser_scenario_out() -> None:
     from clipstream.bench.runner import DEFAULT_SCENARIOS
 
     assert "watch" not in DEFAULT_SCENARIOS and set(DEFAULT_SCENARIOS) == set(ALL_SCENARIOS) - {"watch"}
+
+
+def test_cards_on_the_low_rendition_are_counted() -> None:
+    s = summarize([{**card(40.0), "rendition": "low"}, {**card(50.0), "rendition": "main"}, card(60.0)])
+    assert s["cards_low"] == 1
+
+
+def test_a_main_only_run_is_shown_but_not_graded() -> None:
+    run = {"link": "3g", "preload": 2, "ahead": "metadata", **summarize([card(45.0)]), "sign_in_to_first_card_ms": 250.0,
+           "first_page_request_ms": 30.0, "signed_in_to_first_card_ms": 250.0}
+    rows = rows_of({"watch": {"runs": [{**run, "page": "main"}, {**run, "page": "abr"}]}})
+    assert [r.target.startswith("p95") for r in rows if "p50" in r.figure] == [False, True]
+    assert "page before renditions" in rows[0].figure and rows[0].value.endswith("· 0 low")
+    assert len([r for r in rows if r.target == "< 200 ms"]) == 1
