@@ -1,6 +1,6 @@
 // Which rendition of a video to load, from the throughput the page has measured: a short-video
 // client's adaptive choice, with a whole file per rendition (no HLS/DASH, no switch inside a clip).
-// Pure functions and one small class, no DOM: tests/e2e/test_abr_logic.py runs them in Chromium.
+// Pure functions and two small classes, no DOM: tests/http/test_abr_js.py runs them in Chromium.
 "use strict";
 
 /** Bitrates assumed when the API does not say (videos processed before it recorded them), kbit/s:
