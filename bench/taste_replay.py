@@ -37,14 +37,9 @@ from clipstream.storage.ids import EPOCH_MS
 def _true_profile(taste: T.Taste, tag_ids: list[int], creators: list[int], n: int, with_creators: bool) -> P.Profile:
     """A profile holding the ``n`` strongest hashtags of ``taste`` (and its creators), at the scale
     of p_like's match (1.5 a unit of taste weight), tripled so that it rules the page."""
-    profile = P.Profile()
-    for t, w in sorted(taste.tags.items(), key=lambda tw: -tw[1])[:n]:
-        profile.tags.append(tag_ids[t])
-        profile.tag_w.append(4.5 * w)
-    for c in sorted(taste.creators) if with_creators else ():
-        profile.authors.append(creators[c])
-        profile.author_w.append(1.2)
-    return profile
+    strongest = sorted(taste.tags.items(), key=lambda tw: -tw[1])[:n]
+    return P.Profile.planted({tag_ids[t]: 4.5 * w for t, w in strongest},
+                             {creators[c]: 1.2 for c in sorted(taste.creators)} if with_creators else None)
 
 
 def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2, true_profile: int = 0,

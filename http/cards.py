@@ -19,31 +19,13 @@ from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import StatsRepo, UserRepo, VideoRepo
 
-__all__ = ["Cards", "MediaUrls", "card_of", "feed_item", "utc"]
+__all__ = ["Cards", "MediaUrls", "feed_item", "utc"]
 
 T = TypeVar("T")
 
 
 def utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-
-
-def card_of(video: Video, username: str) -> VideoCard:
-    """The card of a ready video (its media and thumbnail keys are set once it is ready)."""
-    return VideoCard(
-        video.video_id,
-        video.author_id,
-        username,
-        video.media_key or "",
-        video.thumb_key or "",
-        float(video.duration or 0.0),
-        video.created_at,
-        video.caption,
-        video.hashtags,
-        video.low_key or "",
-        video.media_kbps or 0,
-        video.low_kbps or 0,
-    )
 
 
 class MediaUrls:
@@ -242,7 +224,7 @@ class Cards:
             return {}
         users = await self.users.get_many(v.author_id for v in videos)
         cards = {
-            v.video_id: card_of(v, users[v.author_id].username) for v in videos if v.author_id in users
+            v.video_id: VideoCard.of(v, users[v.author_id].username) for v in videos if v.author_id in users
         }
         await self.cache.put_cards(cards.values())
         return cards

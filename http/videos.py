@@ -15,7 +15,6 @@ from litestar.params import JSONBody, Parameter
 
 from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta, Watched
 from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
-from clipstream.http.cards import card_of
 from clipstream.http.errors import errors, parse_id
 from clipstream.http.metrics import BUS_WAIT_SECONDS
 from clipstream.http.schemas import (LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch,
@@ -99,7 +98,7 @@ async def edit_video(video_id: VideoIdPath, data: JSONBody[VideoPatch], svc: Ser
     edited = msgspec.structs.replace(video, caption=data.caption, hashtags=tags)
     author, stats = await asyncio.gather(svc.users.get(video.author_id), svc.stats.get_many([video.video_id]))
     if edited.servable and edited.media_key:
-        await svc.cache.put_cards([card_of(edited, author.username)])  # feeds show the new caption
+        await svc.cache.put_cards([VideoCard.of(edited, author.username)])  # feeds show the new caption
         await svc.cache.put_tags(video.video_id, tags)  # and the feeds' pools its new hashtags
         svc.cards.forget(video.video_id)
     row = stats.get(video.video_id)

@@ -11,6 +11,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import msgspec
 import structlog
 from nats.aio.msg import Msg
 
@@ -20,7 +21,7 @@ from clipstream.bus.minio_events import ObjectCreated
 from clipstream.bus.publisher import Publisher
 from clipstream.config.settings import MediaSettings
 from clipstream.media.errors import MediaRejected
-from clipstream.media.pipeline import process_upload
+from clipstream.media.pipeline import ProcessedMedia, process_upload
 from clipstream.media.transcode import kbps
 from clipstream.storage.cache import Cache
 from clipstream.storage.errors import NotFound
@@ -28,7 +29,7 @@ from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import UserRepo, VideoRepo, now_ms
 
-__all__ = ["MediaWorker", "video_id_of_key"]
+__all__ = ["MediaWorker", "StoredMedia", "store_processed", "video_id_of_key"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,28 @@ def video_id_of_key(key: str) -> int | None:
     name = key.rsplit("/", 1)[-1]
     stem = name.split(".", 1)[0]
     return int(stem) if stem.isdigit() and 0 < len(stem) <= 19 else None
+
+
+class StoredMedia(msgspec.Struct, frozen=True):
+    """What a video row records of its stored renditions: the low one's key (None: none was made)
+    and the average bitrates, kbit/s."""
+
+    low_key: str | None
+    kbps: int
+    low_kbps: int | None
+
+
+async def store_processed(objects: ObjectStore, media: ProcessedMedia, media_key: str, thumb_key: str,
+                          low_key: str) -> StoredMedia:
+    """Put a processed upload's files in the media bucket at these keys (the low rendition only if
+    one was made): the one way an upload and a seeded clip become servable objects."""
+    await objects.store_media(media_key, Path(media.video_path), "video/mp4")
+    if media.low_path:
+        await objects.store_media(low_key, Path(media.low_path), "video/mp4")
+    await objects.store_media(thumb_key, Path(media.thumbnail_path), "image/jpeg")
+    out = media.output
+    return StoredMedia(low_key if media.low_path else None, kbps(out.video_size, out.duration),
+                       kbps(out.low_size, out.duration) if media.low_path else None)
 
 
 class MediaWorker:
@@ -120,15 +143,11 @@ class MediaWorker:
                 return
             media_key = f"videos/{video.author_id}/{video.video_id}.mp4"
             thumb_key = f"thumbs/{video.author_id}/{video.video_id}.jpg"
-            low_key = f"videos/{video.author_id}/{video.video_id}-low.mp4" if media.low_path else None
-            await self.store.store_media(media_key, Path(media.video_path), "video/mp4")
-            if low_key and media.low_path:
-                await self.store.store_media(low_key, Path(media.low_path), "video/mp4")
-            await self.store.store_media(thumb_key, Path(media.thumbnail_path), "image/jpeg")
+            stored = await store_processed(self.store, media, media_key, thumb_key,
+                                           f"videos/{video.author_id}/{video.video_id}-low.mp4")
         out = media.output
         await self.videos.mark_ready(video, media_key, thumb_key, out.duration, out.width, out.height,
-                                     low_key=low_key, media_kbps=kbps(out.video_size, out.duration),
-                                     low_kbps=kbps(out.low_size, out.duration) if low_key else None)
+                                     low_key=stored.low_key, media_kbps=stored.kbps, low_kbps=stored.low_kbps)
         author = await self.users.get(video.author_id)
         ready = await self.videos.get(video.video_id)
         await self.cache.publish_video(VideoCard.of(ready, author.username))

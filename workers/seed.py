@@ -18,12 +18,12 @@ import msgspec
 from clipstream.config.settings import MediaSettings
 from clipstream.media.pipeline import process_upload
 from clipstream.media.testsrc import make_test_video
-from clipstream.media.transcode import kbps
 from clipstream.storage.cache import Cache
 from clipstream.storage.ids import new_id
 from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.objects import ObjectStore
 from clipstream.storage.repos import VideoRepo, now_ms
+from clipstream.workers.media_worker import store_processed
 
 __all__ = ["SHARED", "SHARED_MEDIA_KEY", "SHARED_THUMB_KEY", "SeedMedia", "seed_media", "seed_ready_videos"]
 
@@ -73,14 +73,10 @@ async def seed_media(objects: ObjectStore, settings: MediaSettings, count: int =
                                   ffmpeg=settings.ffmpeg)
             done = await process_upload(src, tmp / f"out{k}", src.stat().st_size, "mp4", settings)
         media_key, thumb_key, low_key = _keys(k)
-        await objects.store_media(media_key, Path(done.video_path), "video/mp4")
-        if done.low_path:
-            await objects.store_media(low_key, Path(done.low_path), "video/mp4")
-        await objects.store_media(thumb_key, Path(done.thumbnail_path), "image/jpeg")
+        stored = await store_processed(objects, done, media_key, thumb_key, low_key)
         out = done.output
         return SeedMedia(media_key, thumb_key, out.duration, out.width, out.height,
-                         low_key if done.low_path else None, kbps(out.video_size, out.duration),
-                         kbps(out.low_size, out.duration) if done.low_path else 0)
+                         stored.low_key, stored.kbps, stored.low_kbps or 0)
 
     with tempfile.TemporaryDirectory(prefix="cs-seed-") as tmp:
         return list(await asyncio.gather(*(one(k, Path(tmp)) for k in range(count))))

@@ -9,10 +9,9 @@ import pytest
 
 from clipstream.cli.apiclient import ApiClient, ApiError
 from clipstream.http.bootstrap import open_services
-from clipstream.http.cards import card_of
 from clipstream.storage.hashtags import parse_hashtags
 from clipstream.storage.ids import new_id
-from clipstream.storage.models import User, Video
+from clipstream.storage.models import User, Video, VideoCard
 from clipstream.storage.repos import now_ms
 
 pytestmark = pytest.mark.integration
@@ -38,7 +37,7 @@ async def seed_videos(settings, suffix: int) -> dict[str, str]:
             await svc.videos.mark_ready(video, f"{author}/{vid}/v.mp4", f"{author}/{vid}/t.jpg", 8.0, 360, 640)
             ready = msgspec.structs.replace(video, status="ready", media_key=f"{author}/{vid}/v.mp4",
                                             thumb_key=f"{author}/{vid}/t.jpg", duration=8.0)
-            await svc.cache.publish_video(card_of(ready, f"m{suffix}_{i}"))
+            await svc.cache.publish_video(VideoCard.of(ready, f"m{suffix}_{i}"))
             tagged[str(vid)] = tag
     return tagged
 

@@ -26,11 +26,10 @@ from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 from clipstream.http.app import create_app
 from clipstream.http.bootstrap import Services, open_services
-from clipstream.http.cards import card_of
 from clipstream.storage.errors import NotFound
 from clipstream.storage.hashtags import parse_hashtags
 from clipstream.storage.ids import new_id
-from clipstream.storage.models import Video
+from clipstream.storage.models import Video, VideoCard
 from clipstream.storage.repos import now_ms
 from tests.http.conftest import unique_name, with_nats
 
@@ -95,7 +94,7 @@ async def make_video(svc: Services, user: User, *, ready: bool = True, cached: b
         if cached:
             ready_video = msgspec.structs.replace(video, status="ready", media_key=media, thumb_key=thumb, duration=5.0,
                                                   **renditions)
-            await svc.cache.put_cards([card_of(ready_video, user.username)])
+            await svc.cache.put_cards([VideoCard.of(ready_video, user.username)])
     if likes is not None:
         await svc.cache.put_likes([(vid, likes)])
     return vid
