@@ -42,6 +42,7 @@ from clipstream.bus.connection import connect_nats
 from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.pull import AckRef, Puller, bind_partition, stream_seq
 from clipstream.bus.rpc import ERROR_HEADER, Query, encode_error
+from clipstream.bus.tasks import stop_tasks
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
 
@@ -481,9 +482,9 @@ class Bridge:
             return
         if self._flush is not None:
             self._flush.stop_deadline = time.monotonic() + timeout * 0.6
-        for task in [*self._fetchers, self._monitor, self._lag]:
-            if task is not None:
-                task.cancel()
+        # Ended for certain before the final job: a fetcher that lost its cancel (bus/tasks.py)
+        # would go on taking messages into a stopping shard.
+        await stop_tasks([*self._fetchers, self._monitor, self._lag], timeout * 0.1)
         if final_job is not None:
             self._flush_q.put_nowait(final_job)
         self._flush_q.put_nowait(None)

@@ -19,6 +19,7 @@ from clipstream.actors.messages import RuntimeOptions
 from clipstream.actors.node import Node, NodeError
 from clipstream.bus.connection import StopRequested, connect_nats
 from clipstream.bus.status import NodeStatus, serve_status
+from clipstream.bus.tasks import stop_task
 from clipstream.bus.topology import Topology
 from clipstream.config.settings import Settings
 
@@ -64,11 +65,12 @@ async def _serve(node: Node, stop: threading.Event) -> None:
             # Renewals go on while the shards flush and stop; the leases are given back after.
             keeper.draining = True
             await loop.run_in_executor(None, node.shutdown)
-            keeper_task.cancel()  # type: ignore[union-attr]
+            # Stopped for certain before the leases are given back: a keeper that lost its cancel
+            # (bus/tasks.py) would renew them again after the release.
+            await stop_task(keeper_task)
             await keeper.release_all()
     finally:
-        if keeper_task is not None:
-            keeper_task.cancel()
+        await stop_task(keeper_task)
         if nc is not None:
             await nc.close()
 

@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from clipstream import __version__
+from clipstream.bus.tasks import stop_task
 from clipstream.config.logs import configure_logging
 from clipstream.config.settings import Settings, get_settings
 from clipstream.http.admin import ADMIN_HANDLERS
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None, services: ServicesFactory | Non
             try:
                 yield
             finally:
-                watcher.cancel()
+                await stop_task(watcher)
 
     return Litestar(
         route_handlers=[

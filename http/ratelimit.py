@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from clipstream.bus.tasks import stop_task
 from clipstream.config.settings import HttpSettings
 
 __all__ = ["RateLimitMiddleware", "RateLimiter", "WINDOW_SECONDS", "limits_of", "refusal"]
@@ -50,6 +51,11 @@ log = structlog.get_logger("clipstream.http.ratelimit")
 WINDOW_SECONDS = 60
 #: seconds a stopping worker waits to add its last counts to Redis
 _FINAL_SYNC_TIMEOUT = 2.0
+
+#: the limiter's wall clock; tests that compare two apps' 429s pin it, or a second (or a window)
+#: that turns between their two requests gives them different Retry-After headers
+clock = time.time
+
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Liveness probes, scrapes and the docs are never limited (a scraper must not starve an operator).
 _UNLIMITED = re.compile(r"^/(health|metrics)$|^/schema(/|$)")
@@ -93,7 +99,7 @@ class RateLimiter:
 
     def hit(self, bucket: str, who: str, limit: int, now: float | None = None) -> int | None:
         """Count one request of ``who`` in ``bucket``: None if admitted, else seconds to wait."""
-        now = time.time() if now is None else now
+        now = clock() if now is None else now
         window = int(now // WINDOW_SECONDS)
         if window != self._window:
             # A new minute: the old keys are dead (they expire in Redis on their own).
@@ -157,9 +163,7 @@ class RateLimiter:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)  # not cancel-and-await: a cancel can get lost (bus/tasks.py)
             with contextlib.suppress(Exception):  # TimeoutError included: never hang a stopping worker
                 await asyncio.wait_for(self.sync(), _FINAL_SYNC_TIMEOUT)  # what it admitted still counts
             self._redis = None

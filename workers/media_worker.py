@@ -19,6 +19,7 @@ from clipstream.bus.consumer import RetryLater
 from clipstream.bus.messages import UploadCompleted, VideoFailed, VideoReady
 from clipstream.bus.minio_events import ObjectCreated
 from clipstream.bus.publisher import Publisher
+from clipstream.bus.tasks import stop_task
 from clipstream.config.settings import MediaSettings
 from clipstream.media.errors import MediaRejected
 from clipstream.media.pipeline import ProcessedMedia, process_upload
@@ -124,8 +125,7 @@ class MediaWorker:
             await self.videos.release_processing(video_id)
             raise
         finally:
-            if keepalive is not None:
-                keepalive.cancel()
+            await stop_task(keepalive)  # a lost cancel would leave it renewing the claim forever
 
     async def _process_claimed(self, video: Video) -> None:
         with tempfile.TemporaryDirectory(prefix=f"clip-{video.video_id}-", dir=self.workdir) as tmp:
@@ -174,7 +174,8 @@ class MediaWorker:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                await self.videos.renew_claim(video_id)
+                if not await self.videos.renew_claim(video_id):
+                    return  # finished, failed or deleted meanwhile: nothing left to keep alive
                 if msg is not None:
                     await msg.in_progress()
             except Exception as exc:  # a missed beat: the lease is three beats long

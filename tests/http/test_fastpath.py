@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from clipstream.bus.publisher import BusUnavailable
 from clipstream.bus.rpc import FeedPage
 from clipstream.config.settings import HttpSettings, Settings
+from clipstream.http import ratelimit
 from clipstream.http.app import create_app, create_server_app
 from clipstream.http.fastpath import FastPaths
 from clipstream.http.schemas import FeedItem
@@ -63,6 +64,13 @@ class _Cards:
     async def items(self, ids: list[int]) -> list[FeedItem]:
         return [FeedItem(video_id=str(i), author_id="7", username="ann", video_url=f"http://m/{i}",
                          thumbnail_url=f"http://m/{i}.jpg", like_count=i, duration=3.0, created_at=AT) for i in ids]
+
+
+@pytest.fixture(autouse=True)
+def _one_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both apps count in the same window and compute the same Retry-After: on the real clock a
+    second turning between the twin requests made their headers differ now and then."""
+    monkeypatch.setattr(ratelimit, "clock", lambda: 1_800_000_020.5)
 
 
 def _token(user: int = USER) -> dict[str, str]:
