@@ -20,6 +20,59 @@ os.environ.setdefault("CLIPSTREAM_REDIS_URL", "redis://127.0.0.1:6379/15")
 CLIPSTREAM = str(Path(sys.executable).with_name("clipstream"))
 
 
+#: seconds before pytest-timeout's own limit at which a hung test's asyncio tasks are printed
+_TASKS_DUMP_LEAD = 5.0
+
+
+def _dump_asyncio_tasks(nodeid: str) -> None:
+    """Print every pending task of every running event loop, with its await stack.
+
+    pytest-timeout prints the threads' stacks, and those only show a loop idle in ``select``. The
+    question is what a task is awaiting: a lifespan shutdown that hung in CI, for instance, was
+    waiting for a task that had lost its cancel (bus/tasks.py)."""
+    import asyncio
+    import io
+
+    out = io.StringIO()
+    out.write(f"\n+++ {nodeid}: asyncio tasks {_TASKS_DUMP_LEAD:.0f} s before the timeout +++\n")
+    for frame in list(sys._current_frames().values()):
+        while frame is not None:
+            loop = frame.f_locals.get("self") if frame.f_code.co_name == "run_forever" else None
+            if isinstance(loop, asyncio.AbstractEventLoop):
+                try:
+                    for task in asyncio.all_tasks(loop):
+                        out.write(f"{task!r}\n")
+                        task.print_stack(limit=8, file=out)
+                except Exception as exc:  # another thread's loop changes under us: say so, go on
+                    out.write(f"(tasks of {loop!r} not listed: {exc!r})\n")
+                break
+            frame = frame.f_back
+    sys.stderr.write(out.getvalue())
+    sys.stderr.flush()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item, settings):
+    """Beside pytest-timeout's timer (this returns None, so it sets its own too): a timer that
+    prints the asyncio tasks shortly before it fires."""
+    import threading
+
+    if settings.timeout and settings.timeout > 2 * _TASKS_DUMP_LEAD:
+        timer = threading.Timer(settings.timeout - _TASKS_DUMP_LEAD, _dump_asyncio_tasks, (item.nodeid,))
+        timer.daemon = True
+        timer.start()
+        item._tasks_dump_timer = timer
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item):
+    timer = getattr(item, "_tasks_dump_timer", None)
+    if timer is not None:
+        timer.cancel()
+    return None
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Tests that restart the shared services run last, so no other test sees the restart; tests
     that need the shared system's feed as it starts (``first``) run before everything else."""
