@@ -156,7 +156,7 @@ export class Player {
     const index = this.cards.length;
     const video = el("video", { playsinline: "", loop: "", preload: "none", "aria-label": "video by " + item.username });
     // A poster is an image of ~40 KB: the first page's ten at once delayed the first card's video
-    // on the 3G-like link, so a card gets its poster when it comes near (see select)
+    // on the 3G-like link, so a card gets its poster when it comes near (see preloadAfter)
     if (this.allPosters) video.poster = item.thumbnail_url;
     video.muted = !soundOn;
     const like = el("button", { class: "like", "aria-pressed": String(!!item.liked), "aria-label": "like" }, "\u2665");
@@ -235,7 +235,6 @@ export class Player {
     this.cards.forEach((c, j) => {
       if (j === i) this.attach(c, "auto");
       else if (j < i - 1 || j > i + this.preload + 1) this.detach(c);
-      else if (!c.video.poster) c.video.poster = c.item.thumbnail_url;  // near: it may be swiped to
     });
     this.sample(true);  // a preloaded card raised to "auto" loads on
     // The current video first: the next ones start loading once it plays, so on a slow link they
@@ -254,6 +253,12 @@ export class Player {
     // Only as many as the link has room for beside the current card: on a link that barely carries
     // its rendition, a preload takes the bytes the current card is about to play.
     const cur = this.cards[i];
+    // The near cards' posters too (they may be swiped to), once the current card plays: set when it
+    // became current, they took bytes from its start (4G-like link, BENCHMARKS.md).
+    for (let j = i + 1; j <= i + this.preload + 1 && j < this.cards.length; j++) {
+      const c = this.cards[j];
+      if (!c.video.poster) c.video.poster = c.item.thumbnail_url;
+    }
     const n = this.abr && cur.pick ? preloadCount(throughput.bps, cur.pick.kbps, this.preload) : this.preload;
     for (let j = i + 1; j <= i + n && j < this.cards.length; j++) this.attach(this.cards[j], this.ahead);
   }

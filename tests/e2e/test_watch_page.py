@@ -210,6 +210,10 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
             card = page.locator(f'#feed .card[data-index="{i}"]')
             if await card.get_attribute("data-video-id") in ours:
                 t1, t2 = await wait_playing(page, i)
+                if not played:  # posters come near the current card once it plays, not all at once
+                    posters = await page.locator("#feed .card video").evaluate_all(
+                        "vs => vs.map(v => Boolean(v.getAttribute('poster')))")
+                    assert posters[i] and posters[i + 1] and not any(posters[i + 4:]), (i, posters)
                 played.append(t2)
                 renditions.append(await rendition_of(card))
                 if len(played) == 1:
