@@ -191,6 +191,19 @@ def _size(path: str) -> int:
         return 0
 
 
+async def _written_h264(path: str, settings: MediaSettings, what: str = "") -> ProbeResult:
+    """Probe an MP4 ffmpeg wrote: what was written is checked rather than the plan trusted, since a
+    bad file must never be published. MediaFailure unless it is a readable MP4 of H.264."""
+    of = f" for {what}" if what else ""
+    try:
+        written = await read_probe(path, msgspec.structs.replace(settings, formats="mp4"), timeout=PROBE_TIMEOUT)
+    except MediaRejected as exc:
+        raise MediaFailure(f"ffmpeg wrote an unreadable MP4{of}: {exc.reason}") from None
+    if written.video_codec != "h264":
+        raise MediaFailure(f"ffmpeg wrote {written.video_codec}{of}, not h264")
+    return written
+
+
 async def _first_frame(mp4: str, jpg: str, size: tuple[int, int], settings: MediaSettings) -> int:
     """Write the first frame of the transcoded ``mp4`` as the thumbnail; returns its size in bytes."""
     argv = [
@@ -241,23 +254,13 @@ async def transcode(
             # Only when the video track ended before the thumbnail time (e.g. WebM, which does not
             # state the track's length): fall back to the first frame of the small output.
             thumb_size = await _first_frame(out_mp4, out_jpg, thumbnail_size(*planned), settings)
-        # Check what was written rather than trusting the plan: a bad file must never be published.
-        mp4_only = msgspec.structs.replace(settings, formats="mp4")
-        try:
-            written = await read_probe(out_mp4, mp4_only, timeout=PROBE_TIMEOUT)
-        except MediaRejected as exc:
-            raise MediaFailure(f"ffmpeg wrote an unreadable MP4: {exc.reason}") from None
-        if written.video_codec != "h264":
-            raise MediaFailure(f"ffmpeg wrote {written.video_codec}, not h264")
+        written = await _written_h264(out_mp4, settings)
         low_w = low_h = low_bytes = 0
         if low_path is not None:
             low_bytes = _size(low_path)
-            try:
-                low = await read_probe(low_path, mp4_only, timeout=PROBE_TIMEOUT) if low_bytes else None
-            except MediaRejected:
-                low = None
-            if low is None or low.video_codec != "h264":
-                raise MediaFailure(f"ffmpeg wrote no playable low rendition: {res.stderr[-500:]}")
+            if not low_bytes:
+                raise MediaFailure(f"ffmpeg wrote no low rendition: {res.stderr[-500:]}")
+            low = await _written_h264(low_path, settings, "the low rendition")
             low_w, low_h = low.width, low.height
         thumb_w, thumb_h = thumbnail_size(written.width, written.height)
         done = True

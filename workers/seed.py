@@ -42,11 +42,11 @@ class SeedMedia(msgspec.Struct, frozen=True):
     duration: float
     width: int
     height: int
-    #: the low rendition and the bitrates (kbit/s), as the media worker records them; None and 0 for
+    #: the low rendition and the bitrates (kbit/s), as the media worker records them; None for
     #: SHARED, which names only what corpora seeded before renditions have
     low_key: str | None = None
-    kbps: int = 0
-    low_kbps: int = 0
+    kbps: int | None = None
+    low_kbps: int | None = None
 
 
 #: the first seed object: what the rows of corpora seeded before :func:`seed_media` existed name
@@ -76,7 +76,7 @@ async def seed_media(objects: ObjectStore, settings: MediaSettings, count: int =
         stored = await store_processed(objects, done, media_key, thumb_key, low_key)
         out = done.output
         return SeedMedia(media_key, thumb_key, out.duration, out.width, out.height,
-                         stored.low_key, stored.kbps, stored.low_kbps or 0)
+                         stored.low_key, stored.kbps, stored.low_kbps)
 
     with tempfile.TemporaryDirectory(prefix="cs-seed-") as tmp:
         return list(await asyncio.gather(*(one(k, Path(tmp)) for k in range(count))))
@@ -86,26 +86,24 @@ async def seed_ready_videos(videos: VideoRepo, cache: Cache, authors: dict[int, 
                             media: Sequence[SeedMedia] = (SHARED,)) -> list[int]:
     """Create ``per_author`` ready videos for each (author_id -> username), pointing at ``media`` in
     turn (made by :func:`seed_media`); returns their ids."""
-    made: list[tuple[Video, SeedMedia]] = []
+    made: list[Video] = []
     for author_id in authors:
         for _ in range(per_author):
-            vid = new_id()
-            made.append((Video(video_id=vid, author_id=author_id, status="uploading", file_size=1, file_format="mp4",
-                               upload_key=f"{author_id}/{vid}.mp4", created_at=now_ms()), media[len(made) % len(media)]))
+            vid, m, at = new_id(), media[len(made) % len(media)], now_ms()
+            made.append(Video(video_id=vid, author_id=author_id, status="ready", file_size=1, file_format="mp4",
+                              upload_key=f"{author_id}/{vid}.mp4", media_key=m.media_key, thumb_key=m.thumb_key,
+                              duration=m.duration, width=m.width, height=m.height, created_at=at, ready_at=at,
+                              low_key=m.low_key, media_kbps=m.kbps, low_kbps=m.low_kbps))
     await videos.cql.execute_many(
         "INSERT INTO videos (video_id, author_id, status, file_size, file_format, upload_key, media_key, thumb_key, "
         "duration, width, height, created_at, ready_at, deleted, low_key, media_kbps, low_kbps) "
         "VALUES (?, ?, 'ready', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?)",
-        [(v.video_id, v.author_id, v.file_size, v.file_format, v.upload_key, m.media_key, m.thumb_key, m.duration,
-          m.width, m.height, v.created_at, v.created_at, m.low_key, m.kbps or None, m.low_kbps or None)
-         for v, m in made],
+        [(v.video_id, v.author_id, v.file_size, v.file_format, v.upload_key, v.media_key, v.thumb_key, v.duration,
+          v.width, v.height, v.created_at, v.ready_at, v.low_key, v.media_kbps, v.low_kbps) for v in made],
     )
     await videos.cql.execute_many(
-        "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", [(v.author_id, v.video_id) for v, _ in made]
+        "INSERT INTO videos_by_author (author_id, video_id) VALUES (?, ?)", [(v.author_id, v.video_id) for v in made]
     )
-    for v, m in made:
-        await cache.publish_video(
-            VideoCard(v.video_id, v.author_id, authors[v.author_id], m.media_key, m.thumb_key, m.duration,
-                      v.created_at, low_key=m.low_key or "", kbps=m.kbps, low_kbps=m.low_kbps)
-        )
-    return [v.video_id for v, _ in made]
+    for v in made:
+        await cache.publish_video(VideoCard.of(v, authors[v.author_id]))
+    return [v.video_id for v in made]
