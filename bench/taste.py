@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Container, Sequence
 
+from clipstream.bench import openloop
 from clipstream.bench.seed import CQL_CONCURRENCY, Progress
 
 __all__ = ["Shape", "Taste", "World", "Served", "baselines", "make_tastes", "make_world", "p_like",
@@ -66,9 +67,10 @@ class Shape:
     tags: int = 80
     #: videos uploaded through the API during the run, by creators new to the system
     uploads: int = 8
-    #: probe users of the real-time check, and likes each makes
+    #: probe users of the real-time check; each likes and asks a page every ~probe_every_s seconds
+    #: until the users are done (~400 s: ~40 probes each)
     probe_users: int = 40
-    probes_each: int = 8
+    probe_every_s: float = 10.0
     #: hashtags fall into this many topics (0: none, every draw independent); a user's favourite
     #: hashtags and a creator's niche then keep to one topic with :attr:`topic_affinity`
     topics: int = 0
@@ -481,15 +483,39 @@ def _count_new(body: dict[str, Any] | None, impressions: dict[int, list[float]])
                 impressions[vid].append(now)
 
 
-async def _probe(client: _Client, token: str, rounds: int, rng: random.Random,
-                 impressions: dict[int, list[float]]) -> list[tuple[bool, float]]:
-    """Like a video of the last page, wait :data:`PROBE_DELAY_S` after the 200, ask the next page:
-    does its ``feedback_at`` reach the like? (The probe user sends nothing else meanwhile.)"""
-    out: list[tuple[bool, float]] = []
-    cursor: str | None = None
+@dataclass(slots=True)
+class ProbeResult:
+    """One real-time probe: when its like was sent (s after the run's start), the like's latency,
+    whether the page 250 ms after its 200 reflected it, and when the like was seen at all (ms after
+    the 200, by asking the same page again; None: not within :data:`PROBE_FOLLOW_S`)."""
+
+    at_s: float
+    like_s: float
+    reflected: bool
+    seen_after_ms: float | None
+
+
+#: after a miss, the probe asks the same page again every PROBE_POLL_S for this long
+PROBE_FOLLOW_S = 5.0
+PROBE_POLL_S = 0.05
+
+
+async def _probe(client: _Client, token: str, rng: random.Random, impressions: dict[int, list[float]],
+                 started: float, every_s: float, stop: asyncio.Event) -> list[ProbeResult]:
+    """Until ``stop`` (the users are done), every ``every_s`` on average: like a video of the last
+    page, wait :data:`PROBE_DELAY_S` after the 200, ask the next page: does its ``feedback_at``
+    reach the like? On a miss, the same page again (the same cursor answers the same page, with
+    the entity's current ``feedback_at``) until it does. (The probe user sends nothing else
+    meanwhile.) Probes are spread over the run so they measure its whole load, not its start."""
+    out: list[ProbeResult] = []
+    try:
+        await asyncio.wait_for(stop.wait(), rng.uniform(0, every_s))
+        return out
+    except asyncio.TimeoutError:
+        pass
     body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE})
     _count_new(body, impressions)
-    for _ in range(rounds):
+    while not stop.is_set():
         if not body or not body["videos"]:
             break
         cursor = body.get("next_cursor")
@@ -498,13 +524,25 @@ async def _probe(client: _Client, token: str, rounds: int, rng: random.Random,
         t0 = time.monotonic()
         if await client.call("POST", f"/v1/videos/{vid}/like", token, json={"action": "like"}) is None:
             continue
-        answered = time.monotonic() - t0
+        answered = time.monotonic()
         await asyncio.sleep(PROBE_DELAY_S)
-        body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE, "cursor": cursor})
+        params = {"limit": PAGE_SIZE, "cursor": cursor}
+        body = await client.call("GET", "/v1/feed", token, params=params)
         _count_new(body, impressions)
-        if body is not None:
-            out.append((body.get("feedback_at", 0) >= sent_ms, answered))
-        await asyncio.sleep(rng.uniform(0.2, 0.6))
+        if body is None:
+            continue
+        ok = body.get("feedback_at", 0) >= sent_ms
+        seen: float | None = PROBE_DELAY_S * 1000 if ok else None
+        while seen is None and time.monotonic() - answered < PROBE_FOLLOW_S:
+            await asyncio.sleep(PROBE_POLL_S)
+            again = await client.call("GET", "/v1/feed", token, kind="probe_again", params=params)
+            if again is not None and again.get("feedback_at", 0) >= sent_ms:
+                seen = round((time.monotonic() - answered) * 1000, 1)
+        out.append(ProbeResult(round(t0 - started, 1), answered - t0, ok, seen))
+        try:
+            await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 1.5) * every_s)
+        except asyncio.TimeoutError:
+            pass
     return out
 
 
@@ -563,6 +601,8 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
     impressions: dict[int, list[float]] = {}
     ready_at: dict[int, float] = {}
     client = _Client(url)
+    stages_before = await openloop.scrape_stages(url)
+    sched_before = await asyncio.to_thread(openloop.sched_snapshot)
     started = time.monotonic()
     try:
         users = [
@@ -570,12 +610,26 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
                         random.Random(rng.random()), served[u], impressions)
             for u in range(shape.users)
         ]
-        probes = [_probe(client, tokens[shape.users + i], shape.probes_each, random.Random(rng.random()),
-                         impressions)
+        users_done = asyncio.Event()
+
+        async def all_users() -> None:
+            try:
+                await asyncio.gather(*users)
+            finally:
+                users_done.set()
+
+        probes = [_probe(client, tokens[shape.users + i], random.Random(rng.random()), impressions, started,
+                         shape.probe_every_s, users_done)
                   for i in range(shape.probe_users)]
         uploads = _upload_new(url, world, shape.uploads, progress, impressions, ready_at)
-        results = await asyncio.gather(asyncio.gather(*users), asyncio.gather(*probes), uploads)
+        results = await asyncio.gather(all_users(), asyncio.gather(*probes), uploads)
         elapsed = time.monotonic() - started
+        # Where the time went while the users ran (BENCHMARKS.md, issue 15's stages): CPU and
+        # run-queue wait by process role, and the shards' and API's stage histograms (read 2.5 s
+        # later, when the shards' last stats have reached /metrics).
+        sched = openloop.sched_figures(sched_before, await asyncio.to_thread(openloop.sched_snapshot), elapsed)
+        await asyncio.sleep(2.5)
+        stages = openloop.stage_figures(stages_before, await openloop.scrape_stages(url))
         # The users may be done before a late upload had its 10 views: a few more pages by some users.
         extra_pages = 0
         while any(len([t for t in impressions[v] if t >= r]) < 10 for v, r in ready_at.items()) \
@@ -600,11 +654,19 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
         "min": min(new_views.values(), default=0), "extra_pages_asked_after_the_users": extra_pages,
         "target_met": len(ready_at) == shape.uploads and all(n >= 10 for n in new_views.values()),
     }
-    reflected = [ok for ok, _ in probe_results]
+    reflected = [r.reflected for r in probe_results]
+    missed = [r for r in probe_results if not r.reflected]
+    seen = sorted(r.seen_after_ms for r in missed if r.seen_after_ms is not None)
     figures["real_time"] = {
         "probes": len(reflected), "reflected_250ms_after": sum(reflected),
         "share": round(sum(reflected) / len(reflected), 4) if reflected else None,
-        "like_p50_ms": round(1000 * statistics.median([a for _, a in probe_results]), 1) if probe_results else None,
+        "like_p50_ms": round(1000 * statistics.median([r.like_s for r in probe_results]), 1) if probe_results else None,
+        "first_probe_s": min((r.at_s for r in probe_results), default=None),
+        "last_probe_s": max((r.at_s for r in probe_results), default=None),
+        # each miss: seconds into the run, the like's latency (ms), ms after its 200 the like was
+        # seen (None: not within PROBE_FOLLOW_S)
+        "misses": [(r.at_s, round(1000 * r.like_s, 1), r.seen_after_ms) for r in missed],
+        "missed_seen_after_ms": _quantiles([x / 1000 for x in seen]) if seen else None,
         "target_met": bool(reflected) and sum(reflected) / len(reflected) >= 0.99,
     }
     late = figures["pages_6_20"]
@@ -617,6 +679,8 @@ async def run_taste(url: str, world: World, cat: Catalogue, tokens: Sequence[str
         "real_time_99pct": figures["real_time"]["target_met"],
     }
     figures["online_by_source"] = online
+    figures["cpu"] = sched
+    figures["stages"] = stages
     figures["driven"] = {"users": shape.users, "pages": shape.pages, "seconds": round(elapsed, 1),
                          "requests": client.requests, "errors": dict(client.errors),
                          "catalogue": shape.videos, "creators": shape.creators, "hashtags": shape.tags,

@@ -336,6 +336,42 @@ async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
     assert kind.pool.tags == {7: (70,)} and kind.pool.by_tag == {70: [7]}
 
 
+async def test_like_counts_alone_rebuild_the_pool_at_most_every_rebuild_every() -> None:
+    """A move of the most-liked list waits until the pool is ``rebuild_every`` old; a new video
+    (the newest list) rebuilds it at once."""
+    class Cache:
+        def __init__(self) -> None:
+            self.lists: tuple[list[bytes], list[bytes]] = ([b"5"], [b"6", b"3"])
+
+        async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
+            return self.lists
+
+        async def candidates(self, fresh, popular, known_authors=None, lists=None):  # type: ignore[no-untyped-def]
+            new, pop = lists
+            return [(int(v), 100, 0) for v in new] + [(int(pop[0]), 100, int(pop[1]))]
+
+        async def tags_of(self, video_ids):  # type: ignore[no-untyped-def]
+            return {}
+
+    now = [100.0]
+    cache = Cache()
+    kind = FeedKind(None, None, None, cache, subject_for=str, rebuild_every=10.0,  # type: ignore[arg-type]
+                    clock=lambda: now[0])
+    await kind.refresh()
+    assert kind.pool.version == 1 and kind.pool.likes[6] == 3
+    cache.lists = ([b"5"], [b"6", b"4"])  # a like
+    now[0] += 9.0
+    await kind.refresh()
+    assert kind.pool.version == 1 and kind.pool.likes[6] == 3  # not yet
+    now[0] += 1.0
+    await kind.refresh()
+    assert kind.pool.version == 2 and kind.pool.likes[6] == 4  # ten seconds on: the new count
+    cache.lists = ([b"5", b"7"], [b"6", b"4"])  # an upload, a second later
+    now[0] += 1.0
+    await kind.refresh()
+    assert kind.pool.version == 3 and 7 in kind.pool.ids
+
+
 def test_a_resumed_scan_picks_what_a_full_scan_picks() -> None:
     """Pages picked with the scan resuming where the last one stopped equal pages picked by a full
     scan of the pool, page after page, with own videos and followed authors among the candidates."""
