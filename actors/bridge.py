@@ -41,7 +41,7 @@ from clipstream.bus.codec import DecodeError, decode, encode, partition_of
 from clipstream.bus.connection import connect_nats
 from clipstream.bus.consumer import dead_letter_record
 from clipstream.bus.pull import AckRef, Puller, bind_partition, stream_seq
-from clipstream.bus.rpc import ERROR_HEADER, Query, encode_error
+from clipstream.bus.rpc import ERROR_HEADER, READ_AFTER_WAIT, Query, encode_error
 from clipstream.bus.tasks import stop_tasks
 from clipstream.bus.topology import Topology, ensure_streams
 from clipstream.config.settings import Settings
@@ -89,6 +89,10 @@ class Bridge:
         #: 200 miss it). Incremented here, decremented by the actor thread, under ``_pending_lock``.
         self._pending: dict[int, int] = {}
         self._pending_lock = threading.Lock()
+        #: partition -> the highest stream sequence fetched and queued (at first its ack floor),
+        #: and the queries waiting for it to reach their ``after`` (read-your-writes; on the loop)
+        self._fetched_seq: dict[int, int] = {}
+        self._seq_waiters: dict[int, list[tuple[int, asyncio.Future[None]]]] = {}
         self._wake.setblocking(False)
         self._owned = frozenset(self.partitions)
         self._thread = threading.Thread(target=self._run, name=f"bridge-{kind.name}", daemon=True)
@@ -329,6 +333,7 @@ class Bridge:
             try:
                 if puller is None:
                     puller = await Puller.open(self._nc, sub)
+                    self._advance(partition, puller.floor)
                 msgs = await puller.fetch(self.options.fetch_batch, timeout=self.options.fetch_timeout)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
@@ -343,16 +348,55 @@ class Bridge:
             self.fetches += 1
             self.fetched += len(msgs)
             await self._ingest(partition, msgs)
+            self._advance(partition, stream_seq(msgs[-1]))  # queued (or dead-lettered): a query may go
+
+    def _advance(self, partition: int, seq: int) -> None:
+        """The partition is fetched and queued up to ``seq``: release the queries waiting for it."""
+        if seq <= self._fetched_seq.get(partition, 0):
+            return
+        self._fetched_seq[partition] = seq
+        waiters = self._seq_waiters.get(partition)
+        if not waiters:
+            return
+        left = []
+        for after, waiter in waiters:
+            if after <= seq:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                left.append((after, waiter))
+        self._seq_waiters[partition] = left
+
+    async def _wait_fetched(self, partition: int, after: int) -> None:
+        """Until the partition is fetched up to ``after``, or :data:`READ_AFTER_WAIT` passed."""
+        started = time.perf_counter()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._seq_waiters.setdefault(partition, [])
+        waiters.append((after, waiter))
+        try:
+            await asyncio.wait((waiter,), timeout=READ_AFTER_WAIT)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                left = self._seq_waiters.get(partition)
+                if left:
+                    self._seq_waiters[partition] = [w for w in left if w[1] is not waiter]
+            self.timings["read_after"].observe(time.perf_counter() - started)
 
     async def _ingest(self, partition: int, msgs: list[Msg]) -> None:
         items = []
         key_of = self.kind.key_of
         partitions = self.settings.actors.partitions
+        delivery = self.timings["delivery"].observe
+        now_ms = time.time() * 1000
         for msg in msgs:
             seq = stream_seq(msg)
             try:
                 message = decode(msg.data)
                 key = key_of(message)
+                at = getattr(message, "at", 0)
+                if at:
+                    delivery(max(0.0, now_ms - at) / 1000)
             except DecodeError as exc:
                 await self._dead_letter_now(msg, seq, f"undecodable: {exc}")
                 continue
@@ -373,7 +417,7 @@ class Bridge:
             pending = self._pending
             for key, _, _, _ in items:
                 pending[key] = pending.get(key, 0) + 1
-        self._push(Batch(items, loaded))
+        self._push(Batch(items, loaded, time.perf_counter()))
 
     async def _load_missing(self, keys: set[int]) -> dict[int, Any]:
         """Load the keys not active; recheck after each await, because a passivation may have run
@@ -426,6 +470,10 @@ class Bridge:
         except (msgspec.DecodeError, ValueError) as exc:
             await self._reply(msg.reply, encode_error(f"bad query: {exc}"), True)
             return
+        if query.after > self._fetched_seq.get(partition, 0):
+            # Read-your-writes: the caller's write is not fetched yet; once it is, its key is
+            # pending and the query goes through the queue behind it (below).
+            await self._wait_fetched(partition, query.after)
         if query.key in self._active and self._answer_now is not None and query.key not in self._pending:
             # The common case, an active entity: answered on this thread, without the two thread
             # hops (and their wake-ups) of the queue; it was most of a feed query's cost.
@@ -438,7 +486,7 @@ class Bridge:
         except Exception as exc:
             await self._reply(msg.reply, encode_error(f"load failed: {exc}"), True)
             return
-        self._push(QueryItem(query.key, bytes(query.body), msg.reply, loaded))
+        self._push(QueryItem(query.key, bytes(query.body), msg.reply, loaded, time.perf_counter()))
 
     def _passivate(self, keys: list[int], asked_at: float) -> None:
         self._active.difference_update(keys)

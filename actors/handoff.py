@@ -28,6 +28,8 @@ class Batch:
     #: (entity key, stream sequence, message, the JetStream message to ack after the flush)
     items: list[tuple[int, int, BusMessage, Any]]
     loaded: dict[int, Any]
+    #: ``time.perf_counter()`` when the I/O thread queued it (the ``queue_wait`` stage)
+    queued: float = 0.0
 
 
 @dataclass(slots=True)
@@ -36,6 +38,7 @@ class QueryItem:
     body: bytes
     reply: str
     loaded: dict[int, Any]
+    queued: float = 0.0
 
 
 @dataclass(slots=True)

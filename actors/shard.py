@@ -165,6 +165,7 @@ class Shard(ActorTypeDispatcher):
         handled = 0
         lock = self._lock
         hold, clock = self._timings["apply_hold"], time.perf_counter
+        waited = self._timings["queue_wait"].observe
         while limit is None or handled < limit:
             try:
                 item = self._inbox.get_nowait()
@@ -179,6 +180,8 @@ class Shard(ActorTypeDispatcher):
                 break
             with lock:  # one item at a time: a direct query waits at most one item's work
                 held = clock()
+                if isinstance(item, (Batch, QueryItem)) and item.queued:
+                    waited(held - item.queued)
                 if isinstance(item, Batch):
                     try:
                         host.apply(item)

@@ -254,7 +254,7 @@ async def _taste(cql: Any, redis: Any, settings: Any, env: dict[str, str], quick
     progress(f"taste: pages 6-20 expected like rate {late['system']:.3f} (most liked {late['most_liked']:.3f}, "
              f"oracle {late['oracle']:.3f}): lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.0%} "
              f"of the oracle; recovery {shift['recovery_pages']} pages; coverage {figures['coverage']['share']:.0%}; "
-             f"real time {figures['real_time']['share']}; new uploads min {figures['new_uploads']['min']}")
+             f"real time {figures['real_time']['share']} (with read_after {figures['real_time']['with_read_after']['share']}); new uploads min {figures['new_uploads']['min']}")
     return figures
 
 

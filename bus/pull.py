@@ -59,7 +59,7 @@ class Puller:
     returned stay in the list for the next one, so none is lost or reordered.
     """
 
-    __slots__ = ("_nc", "_next", "_inbox", "_msgs", "_arrived", "_open", "_sub")
+    __slots__ = ("_nc", "_next", "_inbox", "_msgs", "_arrived", "_open", "_sub", "floor")
 
     #: a fetch with messages returns once none arrived for this long
     _QUIET = 0.002
@@ -72,11 +72,15 @@ class Puller:
         self._arrived = asyncio.Event()
         self._open = 0  # messages asked for and not yet delivered or expired
         self._sub: Subscription | None = None
+        #: the consumer's ack floor (stream sequence) when opened: every message up to it was
+        #: handled and acked before this puller's first fetch
+        self.floor = 0
 
     @classmethod
     async def open(cls, nc: NATS, sub: JetStreamContext.PullSubscription) -> "Puller":
         info = await sub.consumer_info()
         self = cls(nc, info.stream_name, info.name)
+        self.floor = (info.ack_floor.stream_seq or 0) if info.ack_floor is not None else 0
         self._sub = await nc.subscribe(self._inbox, cb=self._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
         return self
 

@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["ERROR_HEADER", "FeedPage", "FeedQuery", "Query", "QueryFailed", "encode_error"]
+__all__ = ["ERROR_HEADER", "READ_AFTER_WAIT", "FeedPage", "FeedQuery", "Query", "QueryFailed", "encode_error"]
 
 #: header of a reply that is a :class:`QueryFailed`, not the kind's answer
 ERROR_HEADER = "Clipstream-Error"
+#: the longest a shard holds a query whose ``after`` it has not fetched yet (seconds; well under
+#: the API's request timeout, so a lagging partition answers late, not never)
+READ_AFTER_WAIT = 1.0
 
 
 class Query(msgspec.Struct, frozen=True):
-    """The envelope of an entity query: the entity key and the kind-specific body (raw JSON)."""
+    """The envelope of an entity query: the entity key and the kind-specific body (raw JSON).
+
+    ``after`` (0: none) asks for read-your-writes: the stream sequence JetStream acked a write of
+    this entity's stream with (the caller's like, follow or view). The owning shard answers once
+    it has fetched its partition up to that sequence, so the write is applied, or queued ahead of
+    the query, when the query is answered; or after :data:`READ_AFTER_WAIT` if it has not (the
+    answer may then miss the write, and the caller learns it from the kind's reply, e.g. the
+    feed page's ``feedback_at``)."""
 
     key: int
     body: msgspec.Raw = msgspec.Raw(b"null")
+    after: int = 0
 
 
 class QueryFailed(msgspec.Struct, frozen=True):

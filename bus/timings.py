@@ -15,7 +15,12 @@ passivation candidates), ``flush`` (a job taken to written and acked), ``store_w
 ``load`` (the kind's Cassandra/Redis writes and activation reads), ``loop_lag`` (the I/O loop
 late on a timer), ``gc`` (a collection's pause, whichever thread it ran on; ``gc_full``: the
 full ones, generation 2, again on their own), ``pool_build``
-(the feed's candidate pool rebuilt from its Redis lists, once a second when they changed).
+(the feed's candidate pool rebuilt from its Redis lists), ``delivery`` (a bus message's ``at``,
+stamped by its sender, to its arrival at the shard's I/O thread: JetStream and the pull; across
+machines it includes their clock skew) and ``queue_wait`` (a batch of messages or a query handed
+to the actor thread, to its turn there). The last two are the real-time path of a like: the
+sender's stamp to the entity holding it is about their sum. ``read_after``: a query held until its
+partition was fetched up to the write it names (:class:`clipstream.bus.rpc.Query` ``after``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ __all__ = ["BUCKETS", "STAGES", "Hist", "StageHist", "Timings", "gc_timer", "loo
 #: upper bounds, seconds (Prometheus ``le``); one more bucket counts what is above the last
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STAGES = ("lock_wait", "query", "apply_hold", "tick_hold", "flush", "store_write", "load", "loop_lag", "gc",
-          "gc_full", "pool_build")
+          "gc_full", "pool_build", "delivery", "queue_wait", "read_after")
 #: the loop-lag probe's period: a timer due every this often, late by how much
 LAG_PERIOD = 0.02
 

@@ -88,10 +88,13 @@ class ApiClient:
                 return video
             await asyncio.sleep(0.25)
 
-    async def feed(self, limit: int = 10, cursor: str | None = None) -> dict[str, Any]:
+    async def feed(self, limit: int = 10, cursor: str | None = None, after: str | None = None) -> dict[str, Any]:
+        """A feed page; ``after``: a like's, follow's or view's ``read_after`` it must take in."""
         params: dict[str, Any] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
+        if after:
+            params["after"] = after
         return await self.call("GET", "/v1/feed", params=params)
 
     async def like(self, video_id: str, action: str = "like") -> dict[str, Any]:

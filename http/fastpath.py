@@ -22,6 +22,7 @@ for answer; ``CLIPSTREAM_HTTP_FAST_PATHS=0`` turns this layer off.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote_plus
@@ -35,7 +36,7 @@ from clipstream.http.auth import authorization
 from clipstream.http.bodies import is_json
 from clipstream.http.cursors import InvalidCursor
 from clipstream.http.errors import http_exception_for
-from clipstream.http.feed import MAX_LIMIT, feed_page
+from clipstream.http.feed import AFTER_PATTERN, MAX_LIMIT, feed_page
 from clipstream.http.metrics import REQUEST_SECONDS
 from clipstream.http.ratelimit import RateLimiter, limits_of
 from clipstream.http.schemas import LikeRequestBody
@@ -49,6 +50,7 @@ LIKE = "/v1/videos/{video_id}/like"
 _LIKE_PREFIX, _LIKE_SUFFIX = "/v1/videos/", "/like"
 _encoder = msgspec.json.Encoder()
 _like_body = msgspec.json.Decoder(LikeRequestBody)
+_AFTER = re.compile(AFTER_PATTERN)
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -107,12 +109,12 @@ class FastPaths:
         self._timer.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
 
     async def _feed(self, scope: Scope, receive: Receive, me: Principal, svc: Any) -> Callable[[], Awaitable[Any]]:
-        limit, cursor = _feed_query(scope.get("query_string", b""))
+        limit, cursor, after = _feed_query(scope.get("query_string", b""))
         try:
             page = svc.security.feed_cursors.verify(me.user_id, cursor) if cursor is not None else None
         except InvalidCursor:
             raise _PassOn() from None
-        return lambda: feed_page(svc, me.user_id, limit, page)
+        return lambda: feed_page(svc, me.user_id, limit, page, after)
 
     async def _like(self, scope: Scope, receive: Receive, me: Principal, svc: Any) -> Callable[[], Awaitable[Any]]:
         video_id = scope["path"][len(_LIKE_PREFIX) : -len(_LIKE_SUFFIX)]
@@ -144,11 +146,11 @@ def _bearer(scope: Scope) -> str:
     return token.strip()
 
 
-def _feed_query(raw: bytes) -> tuple[int, str | None]:
-    """(limit, cursor) of a query string the app would take as it is, else _PassOn."""
-    limit, cursor = 10, None
+def _feed_query(raw: bytes) -> tuple[int, str | None, int]:
+    """(limit, cursor, after) of a query string the app would take as it is, else _PassOn."""
+    limit, cursor, after = 10, None, 0
     if not raw:
-        return limit, cursor
+        return limit, cursor, after
     seen: set[str] = set()
     for part in raw.decode("latin-1").split("&"):
         name, _, value = part.partition("=")
@@ -160,9 +162,11 @@ def _feed_query(raw: bytes) -> tuple[int, str | None]:
             limit = int(value)
         elif name == "cursor" and 0 < len(value) <= 64:
             cursor = value
+        elif name == "after" and _AFTER.fullmatch(value):
+            after = int(value)
         else:
             raise _PassOn()
-    return limit, cursor
+    return limit, cursor, after
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

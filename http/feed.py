@@ -12,9 +12,12 @@ from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.errors import ServiceUnavailable, errors
 from clipstream.http.schemas import FeedItem, FeedResponse
 
-__all__ = ["FEED_HANDLERS", "MAX_LIMIT", "feed_page"]
+__all__ = ["AFTER_PATTERN", "FEED_HANDLERS", "MAX_LIMIT", "feed_page"]
 
 MAX_LIMIT = 50
+#: a ``read_after`` token: a JetStream stream sequence (at most 19 digits, within a uint64; no sign, no
+#: leading zero)
+AFTER_PATTERN = r"^[1-9][0-9]{0,18}$"
 
 
 @get("/v1/feed", tags=["feed"], responses=errors(400, 401, 503))
@@ -25,16 +28,22 @@ async def feed(
     cursor: Annotated[
         str | None, Parameter(max_length=64, description="next_cursor of the previous page; absent: a new page")
     ] = None,
+    after: Annotated[
+        str | None,
+        Parameter(pattern=AFTER_PATTERN, description=(
+            "read_after of the caller's last like, follow or view: the page takes that action in "
+            "(waiting up to a second for it if the feed has not yet)")),
+    ] = None,
 ) -> FeedResponse:
     """A page of the caller's personalised feed. The same cursor returns the same page again."""
     page = svc.security.feed_cursors.verify(me.user_id, cursor) if cursor else None  # forged/foreign -> 400
-    return await feed_page(svc, me.user_id, limit, page)
+    return await feed_page(svc, me.user_id, limit, page, int(after) if after else 0)
 
 
-async def feed_page(svc: Services, user_id: int, limit: int, page: int | None) -> FeedResponse:
+async def feed_page(svc: Services, user_id: int, limit: int, page: int | None, after: int = 0) -> FeedResponse:
     """Page ``page`` (None: a new one) of a user's feed, as the API answers it (also used by
-    :mod:`clipstream.http.fastpath`)."""
-    result = await svc.feed.page(user_id, limit, page)  # no shard in time -> 503
+    :mod:`clipstream.http.fastpath`); ``after``: a write's ``read_after`` the page must take in."""
+    result = await svc.feed.page(user_id, limit, page, after)  # no shard in time -> 503
     ids, next_page = result.video_ids, result.next_page
     if result.stored:  # an older cursor: its page as it was served, from storage
         ids = await svc.feed_pages.page(user_id, result.page)

@@ -53,10 +53,11 @@ class FeedClient:
     def subject_for(self, user_id: int) -> str:
         return self._subjects[partition_of(user_id, self.partitions)]
 
-    async def page(self, user_id: int, limit: int, page: int | None) -> FeedPage:
-        """The page ``page`` (None: a new one) of ``limit`` video ids for a user."""
+    async def page(self, user_id: int, limit: int, page: int | None, after: int = 0) -> FeedPage:
+        """The page ``page`` (None: a new one) of ``limit`` video ids for a user; ``after``: a
+        write's stream sequence the page must take in (:class:`Query`)."""
         body = msgspec.Raw(_encoder.encode(FeedQuery(limit=limit, page=page)))
-        payload = _encoder.encode(Query(key=user_id, body=body))
+        payload = _encoder.encode(Query(key=user_id, body=body, after=after))
         started = time.perf_counter()
         try:
             reply = await self._inbox.request(self.subject_for(user_id), payload, timeout=self.timeout)

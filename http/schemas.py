@@ -117,6 +117,16 @@ class SuccessResponse(msgspec.Struct, frozen=True):
     success: bool = True
 
 
+class WriteResponse(msgspec.Struct, frozen=True):
+    """A like, follow or view taken (durable: JetStream acked it)."""
+
+    success: bool = True
+    #: pass it as ``after`` to ``GET /v1/feed`` and the page takes this action in (read your own
+    #: writes: the feed entity has it before it ranks); null when the action does not reach the
+    #: feed (a view without ``watched_ms``)
+    read_after: str | None = None
+
+
 class StatusResponse(msgspec.Struct, frozen=True):
     status: str
 

@@ -12,7 +12,7 @@ from litestar.params import JSONBody, Parameter
 from clipstream.bus.messages import Follow
 from clipstream.http.bootstrap import CurrentUser, ServicesDep
 from clipstream.http.errors import errors, parse_id
-from clipstream.http.schemas import FollowRequest, SuccessResponse, UserProfile, VideoList
+from clipstream.http.schemas import FollowRequest, UserProfile, VideoList, WriteResponse
 from clipstream.storage.repos import now_ms
 
 __all__ = ["USER_HANDLERS"]
@@ -57,16 +57,16 @@ async def user_profile(user_id: UserIdPath, svc: ServicesDep, me: CurrentUser) -
 
 
 @post("/v1/users/{user_id:str}/follow", status_code=200, tags=["users"], responses=errors(400, 401, 404, 413, 415, 503))
-async def follow(user_id: UserIdPath, data: JSONBody[FollowRequest], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
+async def follow(user_id: UserIdPath, data: JSONBody[FollowRequest], svc: ServicesDep, me: CurrentUser) -> WriteResponse:
     """Follow or unfollow a creator (idempotent); durable before it answers."""
     author_id = parse_id(user_id, "user")
     if author_id == me.user_id:
         raise ClientException("you cannot follow yourself")
     await svc.users.get(author_id)  # NotFound -> 404
-    await svc.publisher.publish(
+    seq = await svc.publisher.publish(
         Follow(user_id=me.user_id, author_id=author_id, follow=data.action == "follow", at=now_ms())
     )
-    return SuccessResponse()
+    return WriteResponse(read_after=str(seq))
 
 
 @get("/v1/users/{user_id:str}/videos", tags=["users"], responses=errors(400, 401, 404, 503))

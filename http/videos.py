@@ -17,8 +17,8 @@ from clipstream.bus.messages import LikeRequest, VideoDeleted, ViewDelta, Watche
 from clipstream.http.bootstrap import CurrentUser, Services, ServicesDep
 from clipstream.http.errors import errors, parse_id
 from clipstream.http.metrics import BUS_WAIT_SECONDS
-from clipstream.http.schemas import (LikeRequestBody, SuccessResponse, VideoDetail, VideoList, VideoPatch,
-                                     ViewRequestBody)
+from clipstream.http.schemas import (LikeRequestBody, VideoDetail, VideoList, VideoPatch,
+                                     ViewRequestBody, WriteResponse)
 from clipstream.http.security import Principal
 from clipstream.storage.hashtags import TAG_MAX, TAG_PATTERN, parse_hashtags, tag_id
 from clipstream.storage.models import Video, VideoCard
@@ -132,38 +132,40 @@ async def hashtag_videos(
 
 
 @post("/v1/videos/{video_id:str}/like", status_code=200, tags=["videos"], responses=errors(400, 401, 404, 413, 415, 503))
-async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc: ServicesDep, me: CurrentUser) -> SuccessResponse:
-    """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers."""
+async def like_video(video_id: VideoIdPath, data: JSONBody[LikeRequestBody], svc: ServicesDep, me: CurrentUser) -> WriteResponse:
+    """Like or unlike (idempotent per user and video); durable (JetStream ack) before it answers.
+    ``read_after`` as ``after`` of the next ``GET /v1/feed`` makes that page take it in."""
     return await like(svc, me.user_id, video_id, data.action == "like")
 
 
-async def like(svc: Services, user_id: int, video_id: str, liked: bool) -> SuccessResponse:
+async def like(svc: Services, user_id: int, video_id: str, liked: bool) -> WriteResponse:
     """A like or unlike as the API takes it (also used by :mod:`clipstream.http.fastpath`)."""
     card = await _servable_card(svc, video_id)
     started = time.perf_counter()
-    await svc.publisher.publish(
+    seq = await svc.publisher.publish(
         LikeRequest(user_id=user_id, video_id=card.video_id, author_id=card.author_id, like=liked, at=now_ms(),
                     hashtags=card.hashtags)
     )
     _PUBLISH_WAIT.observe(time.perf_counter() - started)
-    return SuccessResponse()
+    return WriteResponse(read_after=str(seq))
 
 
 @post("/v1/videos/{video_id:str}/view", status_code=202, tags=["videos"], responses=errors(400, 401, 404, 413, 415, 503))
 async def view_video(video_id: VideoIdPath, svc: ServicesDep, me: CurrentUser,
-                     data: JSONBody[ViewRequestBody | None] = None) -> SuccessResponse:
-    """Count a view of a ready video; with ``watched_ms``, the viewer's feed learns from it too."""
+                     data: JSONBody[ViewRequestBody | None] = None) -> WriteResponse:
+    """Count a view of a ready video; with ``watched_ms``, the viewer's feed learns from it too
+    (and ``read_after`` is given, as for a like)."""
     card = await _servable_card(svc, video_id)
     at = now_ms()
     view = ViewDelta(video_id=card.video_id, user_id=me.user_id, at=at)
     if data is None or data.watched_ms is None:
         await svc.publisher.publish(view)
-        return SuccessResponse()
+        return WriteResponse()
     watched = Watched(user_id=me.user_id, video_id=card.video_id, author_id=card.author_id,
                       watched_ms=data.watched_ms, duration_ms=int(card.duration * 1000), at=at,
                       hashtags=card.hashtags)
-    await svc.publisher.publish_many([(view, None), (watched, None)])
-    return SuccessResponse()
+    _, seq = await svc.publisher.publish_many([(view, None), (watched, None)])
+    return WriteResponse(read_after=str(seq))
 
 
 VIDEO_HANDLERS = [video_detail, edit_video, hashtag_videos, delete_video, like_video, view_video]

@@ -97,16 +97,30 @@ async function accessToken() {
   return access.token;
 }
 
+/** The newest ``read_after`` of this session's likes, follows and views (a stream sequence, as a
+ * decimal string: compared as BigInt, it may pass 2^53), or null. */
+let lastWrite = null;
+
+/** What the next feed page asks to take in (``after``), or null. */
+export function readAfter() {
+  return lastWrite;
+}
+
 /** A call of the API as the signed-in user; one 401 is answered by a refresh and a retry. */
 export async function api(method, path, body, { keepalive = false } = {}) {
   const token = await accessToken();
+  let out;
   try {
-    return await send(method, path, body, token, keepalive);
+    out = await send(method, path, body, token, keepalive);
   } catch (err) {
     if (err.status !== 401) throw err;
     access = null;
-    return send(method, path, body, await accessToken(), keepalive);
+    out = await send(method, path, body, await accessToken(), keepalive);
   }
+  const after = out && out.read_after;
+  if (typeof after === "string" && /^[1-9][0-9]{0,18}$/.test(after)
+      && (lastWrite === null || BigInt(after) > BigInt(lastWrite))) lastWrite = after;
+  return out;
 }
 
 /** The first feed page the login answered with (see ``takeFirstPage``). */

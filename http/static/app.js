@@ -3,7 +3,7 @@
 "use strict";
 
 import { ApiError, FIRST_PAGE, api, login, logout, me, onSignedOut, putFile, register, signedIn,
-         takeFirstPage } from "./api.js";
+         readAfter, takeFirstPage } from "./api.js";
 import { Player, el, following } from "./feed.js";
 
 const $ = (id) => document.getElementById(id);
@@ -89,7 +89,8 @@ function feedView() {
   showView("feed-view");
   if (!feed) {
     const page = (cursor) => (!cursor && takeFirstPage())
-      || api("GET", `/v1/feed?limit=${FIRST_PAGE}` + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+      || api("GET", `/v1/feed?limit=${FIRST_PAGE}` + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "")
+             + (readAfter() ? "&after=" + readAfter() : ""));  // the page takes in the last like, follow, view
     feed = new Player($("feed"), page, { ...PRELOAD, notify, me });
   }
   active = feed;

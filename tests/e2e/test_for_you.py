@@ -42,6 +42,33 @@ async def seed_videos(settings, suffix: int) -> dict[str, str]:
     return tagged
 
 
+async def test_a_page_asked_with_read_after_takes_the_like_in(system, migrated) -> None:
+    """Read your own writes: the page asked at once, with no wait on the client's side, with a
+    like's ``read_after`` says it took the like in, every time (without it, the page may be
+    answered before the feed shard has fetched the like; checked: with the shard's wait turned
+    off this test fails)."""
+    suffix = new_id() % 10**8
+    await seed_videos(migrated, suffix)
+    viewer = await ApiClient(system).signup(f"raw{suffix}")
+    try:
+        videos = (await viewer.feed(limit=20))["videos"]
+        assert len(videos) >= 10
+        for video in videos[:10]:
+            liked_at = now_ms()
+            answer = await viewer.like(video["video_id"])
+            assert answer["read_after"].isdigit()
+            page = await viewer.feed(limit=1, after=answer["read_after"])
+            assert page["feedback_at"] >= liked_at
+        followed_at = now_ms()
+        followed = await viewer.follow(videos[10]["author_id"])
+        assert (await viewer.feed(limit=1, after=followed["read_after"]))["feedback_at"] >= followed_at
+        with pytest.raises(ApiError) as bad:
+            await viewer.feed(limit=1, after="01")
+        assert bad.value.status == 400 and "after" in str(bad.value)
+    finally:
+        await viewer.close()
+
+
 async def test_a_like_changes_the_next_page(system, migrated) -> None:
     suffix = new_id() % 10**8
     tagged = await seed_videos(migrated, suffix)
@@ -92,8 +119,10 @@ async def test_views_with_watch_time_and_bad_watch_time(system, migrated) -> Non
     tagged = await seed_videos(migrated, suffix)
     viewer = await ApiClient(system).signup(f"vic{suffix}")
     vid = next(iter(tagged))
-    assert await viewer.call("POST", f"/v1/videos/{vid}/view", {"watched_ms": 7900}) == {"success": True}
-    assert await viewer.call("POST", f"/v1/videos/{vid}/view") == {"success": True}  # no body: a plain view
+    watched = await viewer.call("POST", f"/v1/videos/{vid}/view", {"watched_ms": 7900})
+    assert watched["success"] is True and watched["read_after"].isdigit()  # it reaches the feed: a token
+    # no body: a plain view, counted, not for the feed (no token)
+    assert await viewer.call("POST", f"/v1/videos/{vid}/view") == {"success": True, "read_after": None}
     for bad in ({"watched_ms": -1}, {"watched_ms": "long"}, {"watched_ms": 10**9}, {"seconds": 3}):
         with pytest.raises(ApiError) as refused:
             await viewer.call("POST", f"/v1/videos/{vid}/view", bad)

@@ -35,14 +35,15 @@ class _Feed:
     """The feed client: pages of ids 1..limit, or a failure."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.fail, self.calls = fail, 0
+        self.fail, self.calls, self.afters = fail, 0, []
 
-    async def page(self, user_id: int, limit: int, page: int | None) -> FeedPage:
+    async def page(self, user_id: int, limit: int, page: int | None, after: int = 0) -> FeedPage:
         self.calls += 1
+        self.afters.append(after)
         if self.fail:
             raise BusUnavailable("feed shard did not answer: TimeoutError")
         n = 0 if page is None else page
-        return FeedPage(n, list(range(1, limit + 1)), n + 1)
+        return FeedPage(n, list(range(1, limit + 1)), n + 1, feedback_at=after)
 
 
 class _Publisher:
@@ -105,7 +106,9 @@ def _same(ra: Any, rb: Any) -> None:
 
 
 @pytest.mark.parametrize("query", ["", "?limit=3", "?limit=50", "?limit=1&cursor=x", "?limit=0", "?limit=51",
-                                   "?limit=ten", "?limit=3&limit=4", "?cursor=" + "A" * 65, "?other=1"])
+                                   "?limit=ten", "?limit=3&limit=4", "?cursor=" + "A" * 65, "?other=1",
+                                   "?after=12", "?limit=2&after=9000000000000000000", "?after=0", "?after=012",
+                                   "?after=-1", "?after=12%0A", "?after=x", "?after=" + "1" * 20, "?after="])
 async def test_same_answer_as_the_app(query: str) -> None:
     if "cursor=x" in query:  # a real cursor of this user, for page 1
         from clipstream.http.bootstrap import build_security
@@ -113,6 +116,12 @@ async def test_same_answer_as_the_app(query: str) -> None:
         query = "?limit=2&cursor=" + build_security(SETTINGS).feed_cursors.sign(USER, 1)
     ((ra, rb),) = await _both("/v1/feed" + query, _token())
     _same(ra, rb)
+
+
+async def test_after_reaches_the_feed_shard_on_both_paths() -> None:
+    """``after`` (a like's read_after) is handed to the feed client, which asks the shard with it."""
+    ((ra, rb),) = await _both("/v1/feed?limit=2&after=12", _token())
+    assert ra.json()["feedback_at"] == rb.json()["feedback_at"] == 12  # the fake echoes it back
 
 
 @pytest.mark.parametrize("headers", [None, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
