@@ -242,7 +242,9 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
         card = page.locator(f'#feed .card[data-index="{target}"]')
         video_id = await card.get_attribute("data-video-id")
         before = int(await card.locator(".count").inner_text())
-        await page.keyboard.press("l")
+        async with page.expect_response(lambda r: r.url.endswith("/like")) as like_answer:
+            await page.keyboard.press("l")
+        like_token = int((await (await like_answer.value).json())["read_after"])
         await expect(card.locator(".like")).to_have_attribute("aria-pressed", "true")
         await expect(card.locator(".count")).to_have_text(str(before + 1))
 
@@ -280,6 +282,12 @@ async def test_a_viewer_signs_up_uploads_swipes_likes_follows_and_signs_out(syst
         # the creator's clips and the viewer's own upload carry the tag
         await expect(page.locator("#grid a")).to_have_count(CLIPS + 1, timeout=15_000)
         await shots.take("hashtag-grid")
+
+        # --- the next feed page will ask to take the like in (read_after) ------------------------
+        # (this test's own feed is at its end by now, so no page is asked any more: the page's
+        # module, the same instance the app imported, says what the next one would send)
+        pending = await page.evaluate("async () => (await import('/web/api.js')).readAfter()")
+        assert pending is not None and int(pending) >= like_token, (pending, like_token)
 
         # --- sign out: the session's refresh token is dead ---------------------------------------
         refresh = await page.evaluate("() => localStorage.getItem('clipstream.refresh')")
