@@ -304,23 +304,27 @@ async def test_the_state_row_is_written_after_the_likes_it_covers() -> None:
     assert order[-1] == "state" and set(order[:-1]) == {"likes", "follows"}
 
 
+class _ListsCache:
+    """The Redis side of a pool refresh: the newest list, and the most liked as id, count (one)."""
+
+    def __init__(self) -> None:
+        self.lists: tuple[list[bytes], list[bytes]] = ([b"5"], [b"6", b"3"])
+        self.asked_tags: list[int] = []
+
+    async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
+        return self.lists
+
+    async def candidates(self, fresh, popular, known_authors=None, lists=None):  # type: ignore[no-untyped-def]
+        new, pop = lists
+        return [(int(v), 100, 0) for v in new] + [(int(pop[0]), 100, int(pop[1]))]
+
+    async def tags_of(self, video_ids):  # type: ignore[no-untyped-def]
+        self.asked_tags = list(video_ids)
+        return {v: (v * 10,) for v in video_ids if v == 7}
+
+
 async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
-    class Cache:
-        def __init__(self) -> None:
-            self.lists: tuple[list[bytes], list[bytes]] = ([b"5"], [b"6", b"3"])
-
-        async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
-            return self.lists
-
-        async def candidates(self, fresh, popular, known_authors=None, lists=None):  # type: ignore[no-untyped-def]
-            new, pop = lists
-            return [(int(v), 100, 0) for v in new] + [(int(pop[0]), 100, int(pop[1]))]
-
-        async def tags_of(self, video_ids):  # type: ignore[no-untyped-def]
-            self.asked_tags = list(video_ids)
-            return {v: (v * 10,) for v in video_ids if v == 7}
-
-    cache = Cache()
+    cache = _ListsCache()
     kind = FeedKind(None, None, None, cache, subject_for=str)  # type: ignore[arg-type]
     await kind.refresh()
     first = kind.pool
@@ -339,22 +343,8 @@ async def test_a_pool_is_rebuilt_only_when_its_lists_change() -> None:
 async def test_like_counts_alone_rebuild_the_pool_at_most_every_rebuild_every() -> None:
     """A move of the most-liked list waits until the pool is ``rebuild_every`` old; a new video
     (the newest list) rebuilds it at once."""
-    class Cache:
-        def __init__(self) -> None:
-            self.lists: tuple[list[bytes], list[bytes]] = ([b"5"], [b"6", b"3"])
-
-        async def candidate_lists(self, fresh: int, popular: int) -> tuple[list[bytes], list[bytes]]:
-            return self.lists
-
-        async def candidates(self, fresh, popular, known_authors=None, lists=None):  # type: ignore[no-untyped-def]
-            new, pop = lists
-            return [(int(v), 100, 0) for v in new] + [(int(pop[0]), 100, int(pop[1]))]
-
-        async def tags_of(self, video_ids):  # type: ignore[no-untyped-def]
-            return {}
-
     now = [100.0]
-    cache = Cache()
+    cache = _ListsCache()
     kind = FeedKind(None, None, None, cache, subject_for=str, rebuild_every=10.0,  # type: ignore[arg-type]
                     clock=lambda: now[0])
     await kind.refresh()
