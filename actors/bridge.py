@@ -472,8 +472,18 @@ class Bridge:
             return
         if query.after > self._fetched_seq.get(partition, 0):
             # Read-your-writes: the caller's write is not fetched yet; once it is, its key is
-            # pending and the query goes through the queue behind it (below).
-            await self._wait_fetched(partition, query.after)
+            # pending and the query goes through the queue behind it. It waits on a task of its
+            # own: nats-py hands a subscription's messages to this callback one at a time, and the
+            # partition's other queries must not queue behind a wait (nor behind a forged token).
+            self._spawn(self._answer_after(msg, query, partition))
+            return
+        await self._answer(msg, query)
+
+    async def _answer_after(self, msg: Msg, query: Query, partition: int) -> None:
+        await self._wait_fetched(partition, query.after)
+        await self._answer(msg, query)
+
+    async def _answer(self, msg: Msg, query: Query) -> None:
         if query.key in self._active and self._answer_now is not None and query.key not in self._pending:
             # The common case, an active entity: answered on this thread, without the two thread
             # hops (and their wake-ups) of the queue; it was most of a feed query's cost.

@@ -69,6 +69,24 @@ async def test_a_page_asked_with_read_after_takes_the_like_in(system, migrated) 
         await viewer.close()
 
 
+async def test_a_held_page_does_not_hold_up_the_others(system, migrated) -> None:
+    """A page held for its ``after`` (a token no write of this user reached: held its whole
+    second, then answered) does not hold up the other queries of its partition, which the shard
+    receives one at a time from the same subscription."""
+    suffix = new_id() % 10**8
+    await seed_videos(migrated, suffix)
+    viewer = await ApiClient(system).signup(f"hld{suffix}")
+    try:
+        await viewer.feed(limit=2)  # the entity is in memory
+        held = asyncio.create_task(viewer.feed(limit=2, after="999999999999999999"))
+        await asyncio.sleep(0.1)
+        assert (await viewer.feed(limit=2))["videos"]
+        assert not held.done()  # answered while the held page was still waiting
+        assert (await held)["videos"]  # and the held one is answered, late, not refused
+    finally:
+        await viewer.close()
+
+
 async def test_a_like_changes_the_next_page(system, migrated) -> None:
     suffix = new_id() % 10**8
     tagged = await seed_videos(migrated, suffix)
