@@ -515,11 +515,8 @@ async def _probe(client: _Client, token: str, rng: random.Random, impressions: d
     does: the system's own speed and the guarantee a client can ask for, side by side."""
     out: list[ProbeResult] = []
     with_token = rng.random() < 0.5
-    try:
-        await asyncio.wait_for(stop.wait(), rng.uniform(0, every_s))
+    if await _pause(stop, rng.uniform(0, every_s)):
         return out
-    except asyncio.TimeoutError:
-        pass
     body = await client.call("GET", "/v1/feed", token, params={"limit": PAGE_SIZE})
     _count_new(body, impressions)
     while not stop.is_set():
@@ -552,11 +549,17 @@ async def _probe(client: _Client, token: str, rng: random.Random, impressions: d
             if again is not None and again.get("feedback_at", 0) >= sent_ms:
                 seen = round((time.monotonic() - answered) * 1000, 1)
         out.append(ProbeResult(round(t0 - started, 1), answered - t0, ok, seen, "after" in params, page_s))
-        try:
-            await asyncio.wait_for(stop.wait(), rng.uniform(0.5, 1.5) * every_s)
-        except asyncio.TimeoutError:
-            pass
+        await _pause(stop, rng.uniform(0.5, 1.5) * every_s)
     return out
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile; True if it is."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+    return stop.is_set()
 
 
 def _real_time(probes: Sequence[ProbeResult]) -> dict[str, Any]:

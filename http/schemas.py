@@ -26,7 +26,6 @@ __all__ = [
     "RegisterRequest",
     "RegisterResponse",
     "StatusResponse",
-    "SuccessResponse",
     "TokenResponse",
     "UploadUrlRequest",
     "UploadUrlResponse",
@@ -111,10 +110,6 @@ class TokenResponse(msgspec.Struct, frozen=True):
     refresh_token: str = ""
     refresh_expires_in: int = 0
     username: str = ""
-
-
-class SuccessResponse(msgspec.Struct, frozen=True):
-    success: bool = True
 
 
 class WriteResponse(msgspec.Struct, frozen=True):

@@ -117,9 +117,8 @@ export async function api(method, path, body, { keepalive = false } = {}) {
     access = null;
     out = await send(method, path, body, await accessToken(), keepalive);
   }
-  const after = out && out.read_after;
-  if (typeof after === "string" && /^[1-9][0-9]{0,18}$/.test(after)
-      && (lastWrite === null || BigInt(after) > BigInt(lastWrite))) lastWrite = after;
+  const after = out && out.read_after;  // the API's own token: digits (http/feed.py AFTER_PATTERN)
+  if (after && (lastWrite === null || BigInt(after) > BigInt(lastWrite))) lastWrite = after;
   return out;
 }
 
