@@ -238,13 +238,23 @@ class TestSupervision:
         for m in likes(video, 10):
             await bus.publish(m)
         await until(lambda: video in echo_store.counts() and echo_store.counts()[video].likes == 10, what="first")
+        # The shard's status is pushed periodically: wait until it counts the first batch, so the
+        # baseline is taken before the second batch is published (taking it after let a fast shard
+        # count part of the second batch into the baseline, and the wait below never ended).
+        owner = await until(
+            lambda: next(
+                (s for s in node.status().shards if partition_of(video, PARTITIONS) in s.partitions and s.processed >= 10),
+                None,
+            ),
+            what="first batch counted in the shard's status",
+        )
+        assert owner.processed == 10
         # Applied in memory but not flushed (so not acked) when the shard dies.
         echo_store.set_control("fail_flush", 1)
         for m in likes(video, 10, first_user=100):
             await bus.publish(m)
-        owner = next(s for s in node.status().shards if partition_of(video, PARTITIONS) in s.partitions)
         await until(
-            lambda: next(s for s in node.status().shards if s.index == owner.index).processed >= owner.processed + 10,
+            lambda: next(s for s in node.status().shards if s.index == owner.index).processed >= 20,
             what="second batch applied in memory",
         )
         os.kill(owner.pid, signal.SIGKILL)
