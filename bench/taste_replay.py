@@ -43,9 +43,9 @@ def _true_profile(taste: T.Taste, tag_ids: list[int], creators: list[int], n: in
 
 
 def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2, true_profile: int = 0,
-           true_creators: bool = False) -> dict[str, Any]:
+           true_creators: bool = False, seed: int = 5, tastes_seed: int = 2) -> dict[str, Any]:
     world = T.make_world(shape)
-    before, after = T.make_tastes(world)
+    before, after = T.make_tastes(world, tastes_seed)
     n, now = shape.videos, int(time.time() * 1000)
     spacing = 2 * 86_400_000 // n
     vids = [((now - 60_000 - j * spacing - EPOCH_MS) << 22) | j for j in range(n)]
@@ -57,7 +57,7 @@ def replay(shape: T.Shape, users: int, know: bool = False, shards: int = 2, true
     pool = F.CandidatePool([(vids[j], creators[world.author[j]], world.likes[j]) for j in in_pool], now_ms=now,
                            version=1, tags={vids[j]: tuple(tag_ids[t] for t in world.tags[j]) for j in in_pool})
     newest = set(pool.newest)
-    rng = random.Random(5)
+    rng = random.Random(seed)
     feeds = [F.UserFeed(key=5 * 10**12 + u) for u in range(users)]
     served = [T.Served() for _ in range(users)]
     rngs = [random.Random(rng.random()) for _ in range(users)]
@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=2, help="feed shards the users are split over (a node runs 2)")
     parser.add_argument("--topics", type=int, default=T.Shape().topics,
                         help="hashtag topics of the world (0: independent tastes, the world before topics)")
+    parser.add_argument("--seed", type=int, default=5, help="seed of the users' reactions")
+    parser.add_argument("--tastes-seed", type=int, default=2, help="seed of the users' hidden tastes (make_tastes)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a constant of actors/entities/feed.py or profile.py for this replay")
     args = parser.parse_args()
@@ -149,13 +151,14 @@ def main() -> None:
             parser.error(f"no constant {name} in feed.py or profile.py")
         setattr(module, name, float(value) if "." in value else int(value))
     rep = replay(T.Shape(topics=args.topics), args.users, args.know, args.shards, args.true_profile,
-                 args.true_creators)
+                 args.true_creators, args.seed, args.tastes_seed)
     late, shift = rep["pages_6_20"], rep["shift"]
     print(f"pages 6-20: system {late['system']:.3f}, most liked {late['most_liked']:.3f}, oracle {late['oracle']:.3f}, "
           f"lift {late['lift_over_most_liked']}x, {late['share_of_oracle']:.1%} of the oracle; recovery "
           f"{shift['recovery_pages']} pages; coverage {rep['coverage']['share']:.1%} (of {args.users} users); "
           f"rank() {rep['rank_us_per_page']} us a page")
     print("by page:", rep["expected_like_rate_by_page"]["system"])
+    print(f"shift: pre (pages 6-10) {shift['pre_shift_rate_pages_6_10']}, post by page {shift['post_shift_by_page']}")
     learning = rep["learning"]
     print("true hashtags in the profile's top 3, by page:", learning["true_hashtags_in_top3_by_page"])
     print("true hashtags shown by the shift (pages 1-10):", ", ".join(

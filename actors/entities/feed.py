@@ -19,6 +19,7 @@ is never served again. Pages are kept so that the same cursor returns the same p
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 from array import array
 import sys
@@ -60,8 +61,8 @@ PAGES_KEEP = 1
 MAX_LIMIT = 50
 
 #: where a page's videos come from, by index (impressions and likes are counted per source)
-SOURCES = ("following", "hashtag", "author", "trending", "fresh", "together")
-S_FOLLOWING, S_HASHTAG, S_AUTHOR, S_TRENDING, S_FRESH, S_TOGETHER = range(len(SOURCES))
+SOURCES = ("following", "hashtag", "author", "trending", "fresh", "together", "explore")
+S_FOLLOWING, S_HASHTAG, S_AUTHOR, S_TRENDING, S_FRESH, S_TOGETHER, S_EXPLORE = range(len(SOURCES))
 #: the profile's strongest hashtags and authors whose pool videos are candidates of a page
 TOP_TAGS = 4
 TOP_AUTHORS = 3
@@ -125,6 +126,43 @@ W_NOVEL = 0.5
 TOGETHER_SEEDS = 5
 TOGETHER_DEPTH = 20
 W_TOGETHER = 0.5
+#: onboarding: a user's first ONBOARD_PAGES pages also explore: high-quality videos that together
+#: show as many of the pool's popular hashtags as they can (a hashtag's chance of being a viewer's
+#: is about its popularity), one per author, each hashtag up to len(ONBOARD_GAIN) times (see
+#: :func:`_probes`). Once the profile holds a liked hashtag, ONBOARD_EXPLOIT of each page (rounded
+#: up) is ranked as usual and comes first, so a like still changes the next page; the first page of
+#: a new profile is all exploration (there is nothing to rank by yet). A third of a viewer's true
+#: hashtags were never shown to them by page 10 before (BENCHMARKS.md, relevance session 8), and no
+#: update rule learns what it is never shown. Taste replay, 300 users, three seeds (--seed 5/6/7,
+#: --tastes-seed 2/3/4), with the re-exploration below: pages 6-20 0.259/0.262/0.254 ->
+#: 0.267/0.273/0.263 (lift 1.86/1.92/1.94x -> 1.92/2.01/2.01x), recovery 4/7/5 -> 4/6/5, coverage
+#: 34.7/34.8/34.8 % -> 33.5/33.8/34.1 %; pages 1-5 gained too (seed 5: 0.110, 0.176, 0.214, 0.233,
+#: 0.244 -> 0.194, 0.207, 0.223, 0.234, 0.272). With the whole of pages 2-4 exploring (a helper's
+#: first version) pages 6-20 made 0.274 but pages 2-4 ~0.10, and a like did not change the next page.
+ONBOARD_PAGES = 4
+ONBOARD_EXPLOIT = 0.6
+#: the pool's most common hashtags onboarding shows, and the best videos of each it looks at
+#: (precomputed per pool: CandidatePool.probes)
+ONBOARD_TAGS = 30
+ONBOARD_DEPTH = 40
+#: a hashtag's value the 1st, 2nd, ... time it is shown in onboarding (its prior times this)
+ONBOARD_GAIN = (1.0, 0.7, 0.4)
+#: for each place of an exploring page: how many of the hashtags worth the most then are looked
+#: at, and how many eligible videos of each (by what they show of the prior times their quality)
+ONBOARD_BRANCH = 8
+ONBOARD_LOOK = 5
+#: a video the shard has not shown anyone: its onboarding value times 1 + this (viewers spread)
+ONBOARD_NOVEL = 0.3
+#: re-exploration (a taste that moved): after REEXPLORE_AFTER served videos in a row without a
+#: like, past onboarding, by a viewer who has liked before, REEXPLORE_SLOTS of the page show
+#: popular hashtags the profile does not hold. Without it onboarding's recovery was 6 pages on
+#: seed 5 (pages 6-20 0.268, coverage 35.3 %): better profiles hold on to the old taste longer. In
+#: the helper's version a full page (10) after 10 cost stable users more than it gave the shifting
+#: ones (0.259 against 0.268, recovery 4 from a lower pre-shift rate).
+REEXPLORE_AFTER = 10
+REEXPLORE_SLOTS = 5
+#: and only if the REEXPLORE_AFTER served before those held at least this many likes (0: any)
+REEXPLORE_LIKED_BEFORE = 0
 #: served ids an entity remembers the source of, so a like is counted for the source that showed it
 RECENT_KEEP = 20
 
@@ -191,7 +229,7 @@ class CandidatePool:
     """Candidates shared by every feed in a shard, pre-ranked by their user-independent score."""
 
     __slots__ = ("ids", "pos", "ranked", "authors", "likes", "refreshed_at", "version", "tags", "by_tag",
-                 "by_author", "newest", "under")
+                 "by_author", "newest", "under", "prior", "probes")
 
     def __init__(self, items: list[tuple[int, int, int]] = (), now_ms: int | None = None,  # type: ignore[assignment]
                  version: int = 0, tags: dict[int, tuple[int, ...]] | None = None) -> None:
@@ -234,6 +272,24 @@ class CandidatePool:
         #: exploration slot looks at. The feed kind drops a video once it reaches the floor, so
         #: a page does not walk all 300 newest once they are exposed (it did: 300 checks a page).
         self.under = list(self.newest)
+        #: hashtag -> its share of the pool's hashtag occurrences (its prior of being a viewer's),
+        #: for the ONBOARD_TAGS commonest; and the onboarding candidates: the best ONBOARD_DEPTH
+        #: videos of each, as (video, author, hashtags of the prior, quality weight)
+        counts = sorted(((len(vs), t) for t, vs in self.by_tag.items()), reverse=True)[:ONBOARD_TAGS]
+        total = sum(len(vs) for vs in self.by_tag.values()) or 1
+        self.prior = {t: n / total for n, t in counts}
+        prior, lq = self.prior, 1.0 / math.log1p(1000)
+        #: hashtag of the prior -> the onboarding candidates among its ONBOARD_DEPTH best videos, by
+        #: what they show of the prior times their quality, best first: (that value, quality
+        #: weight, video, author, its hashtags of the prior)
+        self.probes: dict[int, list[tuple[float, float, int, int, tuple[int, ...]]]] = {}
+        for t in prior:
+            rows = []
+            for v in self.by_tag[t][:ONBOARD_DEPTH]:
+                held = tuple(x for x in self.tags[v] if x in prior)
+                quality = 0.4 + min(1.0, math.log1p(self.likes[v]) * lq)
+                rows.append((quality * sum(prior[x] for x in held), quality, v, self.authors[v], held))
+            self.probes[t] = sorted(rows, reverse=True)
         self.refreshed_at = now
 
 
@@ -379,13 +435,24 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
     authors_in_page: set[int] = set()
     tags_in_page: Counter[int] = Counter()
     rest: list[tuple[int, int, int]] = []
-    skip = explore[0] if explore is not None else None
+    skip = {explore[0]} if explore is not None else set()
     if explore is not None:
         authors_in_page.add(explore[1])
+    probes = _explore_count(feed, room)
+    explored: list[tuple[int, int, int]] = []
+    if probes:
+        # followed creators' new videos keep their places: what the viewer asked for comes first
+        probes = min(probes, room - min(room, sum(1 for s in scored if s[3] == S_FOLLOWING)))
+        for vid, author, tags in _probes(feed, pool, probes, is_served, shown, authors_in_page | {key}):
+            explored.append((vid, author, S_EXPLORE))
+            authors_in_page.add(author)
+            tags_in_page.update(tags_of(vid, ()))
+            skip.add(vid)
+    room -= len(explored)
     for _, vid, author, source in scored:
         if len(picked) >= room:
             break
-        if vid == skip:
+        if vid in skip:
             continue
         tags = tags_of(vid, ())
         if author in authors_in_page or any(tags_in_page[t] >= TAG_CAP for t in tags):
@@ -395,9 +462,89 @@ def rank(feed: UserFeed, pool: CandidatePool, limit: int, exposure: dict[int, in
         authors_in_page.add(author)
         tags_in_page.update(tags)
     picked.extend(rest[: room - len(picked)])
+    picked.extend(explored)  # after the ranked ones: a like's effect is at the top of the next page
     if explore is not None:
         picked.append(explore)
     return picked
+
+
+def _explore_count(feed: UserFeed, room: int) -> int:
+    """How many of a page's ``room`` places go to exploration (:data:`ONBOARD_PAGES`,
+    :data:`REEXPLORE_AFTER`)."""
+    page = feed.next_page
+    if page < ONBOARD_PAGES:
+        if not ONBOARD_EXPLOIT or not feed.profile.top_tags(1):
+            return room
+        return room - math.ceil(room * ONBOARD_EXPLOIT)
+    # (the window must be past onboarding, whose pages are not meant for likes)
+    if REEXPLORE_AFTER and REEXPLORE_SLOTS and feed.liked and feed.recent is not None \
+            and len(feed.recent) >= REEXPLORE_AFTER and (page - ONBOARD_PAGES) * room >= REEXPLORE_AFTER:
+        liked, recent = feed.liked, feed.recent
+        if not any(v in liked for v in recent[-REEXPLORE_AFTER:]) and (
+                not REEXPLORE_LIKED_BEFORE
+                or sum(v in liked for v in recent[-2 * REEXPLORE_AFTER:-REEXPLORE_AFTER]) >= REEXPLORE_LIKED_BEFORE):
+            return min(room, REEXPLORE_SLOTS)
+    return 0
+
+
+def _probes(feed: UserFeed, pool: CandidatePool, n: int, is_served: Callable[[int], bool], shown: Container[int],
+            authors: set[int]) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Up to ``n`` videos that together show the most of the pool's popular hashtags the viewer has
+    not been shown enough (greedy on their prior, one video per author): (video, author, hashtags)."""
+    prior = pool.prior
+    if not prior:
+        return []
+    gains = ONBOARD_GAIN
+    count: Counter[int] = Counter()
+    onboarding = feed.next_page < ONBOARD_PAGES
+    if onboarding:
+        # what onboarding has shown so far: the served videos' hashtags (at most a few pages')
+        tags_of = pool.tags.get
+        for v in feed.served:
+            for t in tags_of(v, ()):
+                count[t] += 1
+    else:  # a taste that moved: the hashtags it held and the ones just shown are not what is looked for
+        for t in feed.profile.top_tags(8):
+            count[t] = len(gains)
+        if feed.recent is not None:
+            tags_of = pool.tags.get
+            for v in feed.recent:
+                for t in tags_of(v, ()):
+                    count[t] += 1
+
+    def value(tags: tuple[int, ...], quality: float, vid: int) -> float:
+        g = sum(prior[t] * gains[count[t]] for t in tags if count[t] < len(gains))
+        return g * quality * (1.0 if vid in shown else 1.0 + ONBOARD_NOVEL)
+
+    # Greedy over hashtags, then videos: each place goes to the best video (its value over all its
+    # hashtags) among the first ONBOARD_LOOK eligible ones of the ONBOARD_BRANCH hashtags worth the
+    # most now. An exact greedy over every candidate valued ~1,200 of them a page (3 ms); this
+    # values ~100 and made the same like rates in the taste replay.
+    lists, tried = pool.probes, set()
+    out: list[tuple[int, int, tuple[int, ...]]] = []
+    while len(out) < n:
+        open_tags = heapq.nlargest(ONBOARD_BRANCH, ((prior[t] * gains[c], t) for t in prior
+                                                    if (c := count[t]) < len(gains)))
+        best, best_v = None, 0.0
+        for _, t in open_tags:
+            looked = 0
+            for _, quality, vid, author, tags in lists[t]:
+                if author in authors or vid in tried or is_served(vid):
+                    continue
+                v = value(tags, quality, vid)
+                if v > best_v:
+                    best, best_v = (vid, author, tags), v
+                looked += 1
+                if looked >= ONBOARD_LOOK:
+                    break
+        if best is None:
+            break
+        out.append(best)
+        tried.add(best[0])
+        authors.add(best[1])
+        for t in best[2]:
+            count[t] += 1
+    return out
 
 
 _query_decoder = msgspec.json.Decoder(FeedQuery)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 import msgspec
+import pytest
 
 from clipstream.actors.entities.counter import Counter, CounterKind, CounterSnapshot
+from clipstream.actors.entities import feed as feed_module
 from clipstream.actors.entities.feed import (EXPOSURE_FLOOR, FRESH_WINDOW, SOURCES, TAG_CAP, CandidatePool, FeedKind,
                                              UserFeed, base_score, build_feed)
 from clipstream.actors.entities.profile import Profile
@@ -17,6 +20,14 @@ from clipstream.storage.ids import IdGenerator, created_ms
 from clipstream.storage.models import Stats
 
 ids = IdGenerator(salt=7)
+
+
+@pytest.fixture(autouse=True)
+def _no_onboarding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests rank a profile as it is: a new feed's onboarding pages and re-exploration
+    (tested on their own in test_entities.py) are off."""
+    monkeypatch.setattr(feed_module, "ONBOARD_PAGES", 0)
+    monkeypatch.setattr(feed_module, "REEXPLORE_SLOTS", 0)
 
 
 def feed_kind() -> FeedKind:
@@ -561,3 +572,80 @@ class TestPersonalFeed:
                                             hashtags=tuple(f"h{seq % 50 + i}" for i in range(3))), seq, Outbox())
         assert len(f.profile.tags) == 32
         assert f.profile.size() < 1300
+
+
+def _tagged_pool() -> tuple[list[tuple[int, int, int]], dict[int, tuple[int, ...]], CandidatePool]:
+    """12 hashtags, tag k on (12 - k) * 4 videos (popularity by k), each video of its own author
+    and with two hashtags."""
+    items, tags, author = [], {}, 100
+    for k in range(12):
+        for n in range((12 - k) * 4):
+            vid = ids()
+            author += 1
+            items.append((vid, author, 10 + n))
+            tags[vid] = (k, (k + 1 + n) % 12)
+    return items, tags, CandidatePool(items, version=1, tags=tags)
+
+
+def test_a_new_feed_first_explores_popular_hashtags_then_after_an_unliked_page_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed_module, "ONBOARD_PAGES", 2)
+    monkeypatch.setattr(feed_module, "REEXPLORE_AFTER", 10)
+    monkeypatch.setattr(feed_module, "REEXPLORE_SLOTS", 5)
+    items, tags, pool = _tagged_pool()
+    f = UserFeed(1)
+    seen: set[int] = set()
+    for p in range(2):
+        picked = feed_module.rank(f, pool, 10, {}, set())
+        vids = [v for v, _, _ in picked]
+        assert len(vids) == 10 and not seen & set(vids) and len({pool.authors[v] for v in vids}) == 10
+        # (each hashtag is worth showing 3 times: past that, a place is ranked as usual)
+        assert sum(s == feed_module.S_EXPLORE for _, _, s in picked) >= (9 if p == 0 else 6)
+        seen.update(vids)
+        f.served.update(vids)
+        f.next_page += 1
+    # two pages showed every hashtag, the popular ones more than once
+    shown = [t for v in seen for t in tags[v]]
+    assert set(shown) == set(range(12)) and shown.count(0) >= 2
+    # past onboarding: a page ranked as usual, then half a page of exploration after 10 unliked
+    f.profile = Profile.planted({0: 2.0})
+    f.liked.set(items[0][0], items[0][1])
+    unliked = [v for v, _, _ in items if tags[v][0] == 0 and v not in seen][1:11]
+    f.recent = array("q", unliked)
+    assert not any(s == feed_module.S_EXPLORE for _, _, s in feed_module.rank(f, pool, 10, {}, set()))
+    f.next_page += 2  # (the window must be past onboarding's pages)
+    picked = feed_module.rank(f, pool, 10, {}, set())
+    assert sum(s == feed_module.S_EXPLORE for _, _, s in picked) == 5
+    # (chosen for the hashtags the profile does not hold: each carries one besides the liked one)
+    assert all(set(tags[v]) - {0} for v, _, s in picked if s == feed_module.S_EXPLORE)
+    assert sum(0 not in tags[v] for v, _, s in picked if s == feed_module.S_EXPLORE) >= 3
+    f.recent = array("q", [items[0][0]] + unliked[:9])
+    assert all(s != feed_module.S_EXPLORE for _, _, s in feed_module.rank(f, pool, 10, {}, set()))
+
+
+def test_onboarding_after_a_like_ranks_most_of_the_page_first_and_keeps_followed_creators(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed_module, "ONBOARD_PAGES", 4)
+    monkeypatch.setattr(feed_module, "ONBOARD_EXPLOIT", 0.6)
+    items, tags, pool = _tagged_pool()
+    f = UserFeed(1)
+    f.next_page = 1
+    f.profile = Profile.planted({5: 2.0})  # liked on the first page: hashtag 5
+    picked = feed_module.rank(f, pool, 10)  # (no exposure: no slot for new uploads)
+    sources = [s for _, _, s in picked]
+    # 6 of 10 (0.6, rounded up) ranked as usual and first, so the like shows at the top; 4 explore
+    assert feed_module.S_EXPLORE not in sources[:6] and sources[6:] == [feed_module.S_EXPLORE] * 4
+    assert sum(5 in tags[v] for v, _, _ in picked[:6]) >= 4  # (5 here; one trending video may rank in)
+    # a page of 5 (the watch page asks 5 at a time): 3 ranked, 2 explored
+    assert [s == feed_module.S_EXPLORE for _, _, s in feed_module.rank(f, pool, 5)] == [False] * 3 + [True] * 2
+    # a followed creator's new videos are not displaced by exploration, even on the first page
+    g = UserFeed(2)
+    followed = [(ids(), 900 + i) for i in range(3)]
+    pool2 = CandidatePool(items + [(v, a, 0) for v, a in followed], version=2,
+                          tags={**tags, **{v: (11,) for v, _ in followed}})
+    for v, a in followed:
+        g.following.add(a)
+        g.inbox.push(v, a)
+    picked = feed_module.rank(g, pool2, 10)
+    assert {v for v, _ in followed} <= {v for v, _, _ in picked}
+    assert sum(s == feed_module.S_EXPLORE for _, _, s in picked) == 7
