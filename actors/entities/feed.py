@@ -25,8 +25,8 @@ from array import array
 import sys
 import time
 from collections import Counter
-from itertools import filterfalse, islice, repeat
-from typing import Any, Callable, Container
+from itertools import chain, filterfalse, islice, repeat
+from typing import Any, Callable, Container, Iterable
 
 import msgspec
 import structlog
@@ -168,8 +168,6 @@ ONBOARD_NOVEL = 0.3
 #: ones (0.259 against 0.268, recovery 4 from a lower pre-shift rate).
 REEXPLORE_AFTER = 10
 REEXPLORE_SLOTS = 5
-#: and only if the REEXPLORE_AFTER served before those held at least this many likes (0: any)
-REEXPLORE_LIKED_BEFORE = 0
 #: served ids an entity remembers the source of, so a like is counted for the source that showed it
 RECENT_KEEP = 20
 
@@ -280,8 +278,7 @@ class CandidatePool:
         #: a page does not walk all 300 newest once they are exposed (it did: 300 checks a page).
         self.under = list(self.newest)
         #: hashtag -> its share of the pool's hashtag occurrences (its prior of being a viewer's),
-        #: for the ONBOARD_TAGS commonest; and the onboarding candidates: the best ONBOARD_DEPTH
-        #: videos of each, as (video, author, hashtags of the prior, quality weight)
+        #: for the ONBOARD_TAGS commonest
         counts = sorted(((len(vs), t) for t, vs in self.by_tag.items()), reverse=True)[:ONBOARD_TAGS]
         total = sum(len(vs) for vs in self.by_tag.values()) or 1
         self.prior = {t: n / total for n, t in counts}
@@ -484,13 +481,11 @@ def _explore_count(feed: UserFeed, room: int) -> int:
             return room
         return room - math.ceil(room * ONBOARD_EXPLOIT)
     # (the window must be past onboarding, whose pages are not meant for likes)
-    if REEXPLORE_AFTER and REEXPLORE_SLOTS and feed.liked and feed.recent is not None \
-            and len(feed.recent) >= REEXPLORE_AFTER and (page - ONBOARD_PAGES) * room >= REEXPLORE_AFTER:
-        liked, recent = feed.liked, feed.recent
-        if not any(v in liked for v in recent[-REEXPLORE_AFTER:]) and (
-                not REEXPLORE_LIKED_BEFORE
-                or sum(v in liked for v in recent[-2 * REEXPLORE_AFTER:-REEXPLORE_AFTER]) >= REEXPLORE_LIKED_BEFORE):
-            return min(room, REEXPLORE_SLOTS)
+    recent, liked = feed.recent, feed.liked
+    if (REEXPLORE_AFTER and REEXPLORE_SLOTS and liked and recent is not None and len(recent) >= REEXPLORE_AFTER
+            and (page - ONBOARD_PAGES) * room >= REEXPLORE_AFTER
+            and not any(v in liked for v in recent[-REEXPLORE_AFTER:])):
+        return min(room, REEXPLORE_SLOTS)
     return 0
 
 
@@ -503,21 +498,16 @@ def _probes(feed: UserFeed, pool: CandidatePool, n: int, is_served: Callable[[in
         return []
     gains = ONBOARD_GAIN
     count: Counter[int] = Counter()
-    onboarding = feed.next_page < ONBOARD_PAGES
-    if onboarding:
-        # what onboarding has shown so far: the served videos' hashtags (at most a few pages')
-        tags_of = pool.tags.get
-        for v in feed.served:
-            for t in tags_of(v, ()):
-                count[t] += 1
+    if feed.next_page < ONBOARD_PAGES:  # what onboarding has shown so far (at most a few pages)
+        shown_before: Iterable[int] = feed.served
     else:  # a taste that moved: the hashtags it held and the ones just shown are not what is looked for
         for t in feed.profile.top_tags(8):
             count[t] = len(gains)
-        if feed.recent is not None:
-            tags_of = pool.tags.get
-            for v in feed.recent:
-                for t in tags_of(v, ()):
-                    count[t] += 1
+        shown_before = feed.recent if feed.recent is not None else ()
+    tags_of = pool.tags.get
+    for v in shown_before:
+        for t in tags_of(v, ()):
+            count[t] += 1
 
     def value(tags: tuple[int, ...], quality: float, vid: int) -> float:
         g = sum(prior[t] * gains[count[t]] for t in tags if count[t] < len(gains))
@@ -535,10 +525,10 @@ def _probes(feed: UserFeed, pool: CandidatePool, n: int, is_served: Callable[[in
         best, best_v = None, 0.0
         for _, t in open_tags:
             looked = 0
-            rows = lists[t]
-            if ONBOARD_SPREAD and len(rows) > ONBOARD_SPREAD:
+            rows: Iterable[tuple[float, float, int, int, tuple[int, ...]]] = lists[t]
+            if ONBOARD_SPREAD and len(lists[t]) > ONBOARD_SPREAD:
                 at = (feed.key * 31 + t) % ONBOARD_SPREAD  # (see ONBOARD_SPREAD)
-                rows = rows[at:] + rows[:at]
+                rows = chain(islice(lists[t], at, None), islice(lists[t], at))
             for _, quality, vid, author, tags in rows:
                 if author in authors or vid in tried or is_served(vid):
                     continue

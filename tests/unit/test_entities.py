@@ -22,12 +22,8 @@ from clipstream.storage.models import Stats
 ids = IdGenerator(salt=7)
 
 
-@pytest.fixture(autouse=True)
-def _no_onboarding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests rank a profile as it is: a new feed's onboarding pages and re-exploration
-    (tested on their own in test_entities.py) are off."""
-    monkeypatch.setattr(feed_module, "ONBOARD_PAGES", 0)
-    monkeypatch.setattr(feed_module, "REEXPLORE_SLOTS", 0)
+# These tests rank a profile as it is (tests/unit/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_onboarding")
 
 
 def feed_kind() -> FeedKind:

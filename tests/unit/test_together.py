@@ -7,7 +7,6 @@ from array import array
 import msgspec
 import pytest
 
-from clipstream.actors.entities import feed as feed_module
 from clipstream.actors.entities.feed import S_TOGETHER, SOURCES, CandidatePool, FeedKind, UserFeed, rank
 from clipstream.actors.entities.profile import Profile
 from clipstream.actors.entities.together import NEIGHBOURS, LikedTogether
@@ -19,12 +18,8 @@ from clipstream.storage.ids import IdGenerator
 ids = IdGenerator(salt=7)
 
 
-@pytest.fixture(autouse=True)
-def _no_onboarding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests rank a profile as it is: a new feed's onboarding pages and re-exploration
-    (tested on their own in test_entities.py) are off."""
-    monkeypatch.setattr(feed_module, "ONBOARD_PAGES", 0)
-    monkeypatch.setattr(feed_module, "REEXPLORE_SLOTS", 0)
+# These tests rank a profile as it is (tests/unit/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_onboarding")
 
 
 class TestLikedTogether:
